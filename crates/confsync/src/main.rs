@@ -1,0 +1,139 @@
+//! The `confsync` command line. Today it runs the Confluence simulator;
+//! the connector's own subcommands (serve, sync, search, status) land here
+//! as their crates do.
+
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "confsync",
+    version,
+    about = "Self-hosted Confluence knowledge connector"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a simulated Confluence Cloud site (for tests, benchmarks and the demo)
+    Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:0", env = "CONFSYNC_SIM_ADDR")]
+    addr: SocketAddr,
+    /// Seed of the generated site: the same seed gives the same site
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of spaces (every fifth is a personal space)
+    #[arg(long, default_value_t = 5)]
+    spaces: u32,
+    /// Number of pages, spread over the spaces (blog posts come in addition)
+    #[arg(long, default_value_t = 200)]
+    pages: u32,
+    /// Lifetime of OAuth access tokens, in seconds
+    #[arg(long, default_value_t = 3600)]
+    access_token_ttl: u64,
+    /// Token-bucket rate limit per credential, as CAPACITY/REFILL_PER_SECOND (e.g. 100/10)
+    #[arg(long)]
+    rate_limit: Option<String>,
+    /// Probability in [0, 1] that an API request is answered with a fault
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Seed for the random faults
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
+    /// Latency added to every API request, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+}
+
+fn parse_rate_limit(text: &str) -> anyhow::Result<confluence_sim::RateLimitConfig> {
+    let (capacity, refill) = text
+        .split_once('/')
+        .context("--rate-limit takes CAPACITY/REFILL_PER_SECOND, e.g. 100/10")?;
+    let config = confluence_sim::RateLimitConfig {
+        capacity: capacity
+            .trim()
+            .parse()
+            .context("rate-limit capacity is not a number")?,
+        refill_per_second: refill
+            .trim()
+            .parse()
+            .context("rate-limit refill is not a number")?,
+    };
+    anyhow::ensure!(
+        config.capacity >= 1.0 && config.refill_per_second > 0.0,
+        "rate-limit capacity must be at least 1 and refill above 0"
+    );
+    Ok(config)
+}
+
+async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.fault_rate),
+        "--fault-rate must be between 0 and 1"
+    );
+    let config = confluence_sim::SimConfig {
+        site: confluence_sim::SiteConfig {
+            seed: args.seed,
+            spaces: args.spaces,
+            pages: args.pages,
+        },
+        access_token_ttl: Duration::from_secs(args.access_token_ttl.max(1)),
+        faults: confluence_sim::FaultConfig {
+            rate: args.fault_rate,
+            seed: args.fault_seed,
+            latency_ms: args.latency_ms,
+            ..Default::default()
+        },
+        rate_limit: args
+            .rate_limit
+            .as_deref()
+            .map(parse_rate_limit)
+            .transpose()?,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let running = confluence_sim::Simulator::spawn(config, args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    // The first line on stdout is the machine-readable handshake.
+    println!("{}", serde_json::to_string(&running.credentials())?);
+    let counts = running.with_site(|site| (site.content.len(), site.attachments.len()));
+    tracing::info!(
+        base_url = %running.base_url(),
+        content = counts.0,
+        attachments = counts.1,
+        generated_in_ms = started.elapsed().as_millis() as u64,
+        "simulator serving"
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command {
+        Command::Sim(args) => runtime.block_on(run_sim(args)),
+    }
+}
