@@ -109,7 +109,8 @@ fn generate_space(
     let seed = site.seed;
     let space_id = site.next_space_id;
     site.next_space_id += 1 + rng.gen_range(0..3);
-    let personal = space_index % 5 == 4;
+    // The third space, and every fifth after it, is a personal space.
+    let personal = space_index % 5 == 2;
     let owner = 1 + (space_index % (USERS.len() as u32 - 1)) as u16;
     let (key, name, readers) = if personal {
         (

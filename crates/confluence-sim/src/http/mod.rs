@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::ops::Bound;
@@ -147,7 +148,7 @@ pub(crate) async fn serve(
 
 /// The gateway form `/ex/confluence/{cloudId}/wiki/...` serves the same
 /// operations as the site form; a wrong cloud id is a 404, as on Atlassian's
-/// gateway.
+/// gateway. Rewriting happens before routing, so it wraps the router.
 async fn gateway_rewrite(
     State(shared): State<AppState>,
     mut request: Request,
@@ -169,6 +170,24 @@ async fn gateway_rewrite(
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
         if let Ok(uri) = format!("/{tail}{query}").parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    // v1 next links are relative to `_links.base` (`.../wiki`), but some
+    // clients join them to the site root; Data Center sites with an empty
+    // context path serve them there too. Answer both.
+    let path = request.uri().path();
+    if path.starts_with("/rest/api/") || path.starts_with("/download/") {
+        let rewritten = format!(
+            "/wiki{}{}",
+            path,
+            request
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
+        );
+        if let Ok(uri) = rewritten.parse() {
             *request.uri_mut() = uri;
         }
     }
@@ -367,13 +386,17 @@ async fn close_mid_body(response: Response) -> Response {
         header::CONTENT_LENGTH,
         HeaderValue::from(bytes.len().max(1) as u64),
     );
-    let stream = futures_util::stream::iter(vec![
-        Ok::<_, std::io::Error>(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "simulated connection drop",
-        )),
-    ]);
+    // The pause lets the status, the headers and the first half reach the
+    // client before the connection drops.
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(
+        futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection drop",
+            ))
+        }),
+    );
     Response::from_parts(parts, Body::from_stream(stream))
 }
 
