@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
-use crate::model::{Content, ContentKind, Millis, Site};
+use crate::model::{Content, Millis, Site};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -607,18 +607,8 @@ fn clause(
     }
 }
 
-/// Whether the query can only match content of this kind (`type = page`).
-pub fn kind_allowed(query: &Query, kind: ContentKind) -> bool {
-    fn walk(expr: &Expr, kind: ContentKind) -> bool {
-        match expr {
-            Expr::And(a, b) => walk(a, kind) && walk(b, kind),
-            _ => true,
-        }
-    }
-    query.expr.as_ref().is_none_or(|e| walk(e, kind))
-}
-
-/// Shifts a timestamp by minutes; used by tests to build literals.
+/// A timestamp as a CQL literal (`yyyy-MM-dd HH:mm`) in a zone `offset_minutes`
+/// east of UTC.
 pub fn format_local(at: Millis, offset_minutes: i32) -> String {
     let local = Utc.timestamp_millis_opt(at).single().unwrap_or_default()
         + Duration::minutes(offset_minutes as i64);

@@ -138,7 +138,7 @@ fn generate_space(
         )
     };
     let space_created = EPOCH + (space_index as Millis % 60) * DAY;
-    let step = (400 * DAY / (n_pages as Millis + 1)).clamp(60_000, 3_600_000);
+    let step = (400 * DAY / (n_pages as Millis + 1)).clamp(60_000, DAY);
     let lo = site.next_content_id;
 
     // Pages: the first is the homepage; the rest hang below recent pages so
@@ -150,9 +150,7 @@ fn generate_space(
     for index in 0..n_pages {
         let id = site.next_content_id;
         site.next_content_id += 1;
-        let (parent_id, depth) = if index == 0 {
-            (None, 0)
-        } else if rng.gen_bool(0.05) {
+        let (parent_id, depth) = if index == 0 || rng.gen_bool(0.05) {
             (None, 0)
         } else {
             let window = page_ids.len().min(40);

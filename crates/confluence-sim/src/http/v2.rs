@@ -6,7 +6,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::ops::Bound;
 
 use super::{
@@ -120,21 +120,10 @@ fn content_json(site: &Site, content: &Content, format: Option<BodyFormat>) -> V
     });
     if content.kind == ContentKind::Page {
         let map = value.as_object_mut().expect("object literal");
-        map.insert(
-            "parentId".into(),
-            content.parent_id.map(|p| p.to_string()).into(),
-        );
-        map.insert(
-            "parentType".into(),
-            if content.parent_id.is_some() {
-                "page".into()
-            } else {
-                Value::Null
-            },
-        );
-        if content.parent_id.is_none() {
-            map.remove("parentType");
-            map.remove("parentId");
+        // A top-level page has neither parentId nor parentType.
+        if let Some(parent) = content.parent_id {
+            map.insert("parentId".into(), parent.to_string().into());
+            map.insert("parentType".into(), "page".into());
         }
         map.insert("position".into(), content.position.into());
         map.insert("ownerId".into(), account(site, content.author).into());
@@ -1122,9 +1111,4 @@ pub(crate) async fn labels(
         results,
         next,
     ))
-}
-
-#[allow(dead_code)] // kept for symmetry with v1's expandable maps
-fn object() -> Map<String, Value> {
-    Map::new()
 }

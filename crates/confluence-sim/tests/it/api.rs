@@ -428,8 +428,10 @@ async fn cql_dates_are_minute_granular_in_the_accounts_time_zone() {
         )
     });
     assert_ne!(offset_ben, 0, "ben's zone is not UTC");
+    let id_text = id.to_string();
     let query = |email: &'static str, cql: String| {
         let t = &t;
+        let id_text = id_text.clone();
         async move {
             let encoded: String = url::form_urlencoded::byte_serialize(cql.as_bytes()).collect();
             let reply = t
@@ -443,7 +445,7 @@ async fn cql_dates_are_minute_granular_in_the_accounts_time_zone() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|r| r["content"]["id"] == id.to_string())
+                .any(|r| r["content"]["id"].as_str() == Some(id_text.as_str()))
         }
     };
     let utc_minute = confluence_sim::cql::format_local(modified, 0);
