@@ -6,7 +6,7 @@
 //! shorter run). The load generator shares the machine's cores with the
 //! server, so serving figures are a lower bound.
 
-use confluence_sim::{SimConfig, SiteConfig, Simulator};
+use confluence_sim::{SimConfig, Simulator, SiteConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,11 @@ fn peak_rss_mb() -> f64 {
 fn generation(pages: u32) {
     let started = Instant::now();
     let sim = Simulator::new(SimConfig {
-        site: SiteConfig { seed: 1, spaces: 20, pages },
+        site: SiteConfig {
+            seed: 1,
+            spaces: 20,
+            pages,
+        },
         ..Default::default()
     });
     let generate = started.elapsed();
@@ -51,8 +55,18 @@ fn generation(pages: u32) {
     );
 }
 
-async fn serve(name: &str, base: &str, auth: &str, paths: Arc<Vec<String>>, concurrency: usize, duration: Duration) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+async fn serve(
+    name: &str,
+    base: &str,
+    auth: &str,
+    paths: Arc<Vec<String>>,
+    concurrency: usize,
+    duration: Duration,
+) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
@@ -60,17 +74,30 @@ async fn serve(name: &str, base: &str, auth: &str, paths: Arc<Vec<String>>, conc
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|worker| {
-            let (client, done, errors, bytes, paths) =
-                (client.clone(), done.clone(), errors.clone(), bytes.clone(), paths.clone());
+            let (client, done, errors, bytes, paths) = (
+                client.clone(),
+                done.clone(),
+                errors.clone(),
+                bytes.clone(),
+                paths.clone(),
+            );
             let (base, auth) = (base.to_string(), auth.to_string());
             tokio::spawn(async move {
                 let mut i = worker;
                 while Instant::now() < deadline {
                     let path = &paths[i % paths.len()];
                     i += concurrency;
-                    match client.get(format!("{base}{path}")).header("authorization", &auth).send().await {
+                    match client
+                        .get(format!("{base}{path}"))
+                        .header("authorization", &auth)
+                        .send()
+                        .await
+                    {
                         Ok(r) if r.status().is_success() => {
-                            bytes.fetch_add(r.bytes().await.map(|b| b.len() as u64).unwrap_or(0), Ordering::Relaxed);
+                            bytes.fetch_add(
+                                r.bytes().await.map(|b| b.len() as u64).unwrap_or(0),
+                                Ordering::Relaxed,
+                            );
                             done.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => {
@@ -96,11 +123,18 @@ async fn serve(name: &str, base: &str, auth: &str, paths: Arc<Vec<String>>, conc
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    for pages in if quick { vec![10_000] } else { vec![10_000, 100_000] } {
+    for pages in if quick {
+        vec![10_000]
+    } else {
+        vec![10_000, 100_000]
+    } {
         generation(pages);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let running = Simulator::spawn(
             SimConfig { site: SiteConfig { seed: 1, spaces: 10, pages: 10_000 }, ..Default::default() },
