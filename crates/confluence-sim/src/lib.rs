@@ -175,16 +175,19 @@ impl Simulator {
     }
 
     pub fn credentials(&self) -> Credentials {
+        let (oauth_client_id, oauth_client_secret) = {
+            let oauth = self.shared.oauth.lock();
+            (oauth.client_id.clone(), oauth.client_secret.clone())
+        };
         let site = self.shared.site.read();
-        let oauth = self.shared.oauth.lock();
         let admin = &site.users[generate::ADMIN as usize];
         Credentials {
             base_url: self.base_url(),
             cloud_id: site.cloud_id.clone(),
             email: admin.email.clone(),
             api_token: admin.api_token.clone(),
-            oauth_client_id: oauth.client_id.clone(),
-            oauth_client_secret: oauth.client_secret.clone(),
+            oauth_client_id,
+            oauth_client_secret,
         }
     }
 

@@ -269,21 +269,25 @@ pub(crate) async fn accessible_resources(
         .unwrap_or("")
         .trim()
         .to_string();
-    let oauth = shared.oauth.lock();
-    if oauth.access_user(&token, Instant::now()).is_err() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"code": 401, "message": "Unauthorized"})),
-        )
-            .into_response();
-    }
-    let scopes: Vec<String> = oauth
-        .access_scope(&token)
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty() && *s != "offline_access")
-        .map(str::to_string)
-        .collect();
+    // The OAuth lock is released before the site lock is taken: locks are
+    // never held in the opposite order of `Simulator::credentials`.
+    let scopes: Vec<String> = {
+        let oauth = shared.oauth.lock();
+        if oauth.access_user(&token, Instant::now()).is_err() {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"code": 401, "message": "Unauthorized"})),
+            )
+                .into_response();
+        }
+        oauth
+            .access_scope(&token)
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty() && *s != "offline_access")
+            .map(str::to_string)
+            .collect()
+    };
     let site = shared.site.read();
     Json(json!([{
         "id": site.cloud_id,

@@ -63,7 +63,8 @@ enum BodyFormat {
 
 fn body_format(params: &Params, single: bool) -> Result<Option<BodyFormat>> {
     match params.get("body-format") {
-        None | Some("") => Ok(None),
+        // Clients send `none` to ask for no body (atlassian-python-api does).
+        None | Some("") | Some("none") => Ok(None),
         Some("storage") => Ok(Some(BodyFormat::Storage)),
         Some("atlas_doc_format") => Ok(Some(BodyFormat::AtlasDoc)),
         Some("view" | "export_view" | "styled_view" | "anonymous_export_view") if single => {
@@ -143,6 +144,9 @@ fn statuses(params: &Params, allowed: &[&str]) -> Result<Vec<Status>> {
         return Ok(vec![Status::Current, Status::Archived]);
     }
     let mut out = Vec::new();
+    if requested.iter().any(|s| s == "any") {
+        return Ok(vec![Status::Current, Status::Archived, Status::Trashed]);
+    }
     for text in requested {
         if !allowed.contains(&text.as_str()) {
             return Err(ApiError::bad_request(

@@ -94,6 +94,12 @@ async fn limits_default_clamp_and_reject() {
         );
         assert!(reply.body["errors"][0]["code"].is_string());
     }
+    // What clients send for "no body" and "every status" is understood.
+    assert_eq!(
+        t.get("/wiki/api/v2/pages?body-format=none").await.status,
+        200
+    );
+    assert_eq!(t.get("/wiki/api/v2/pages?status=any").await.status, 200);
     // A cursor made for one sort is refused by another.
     let reply = t.get("/wiki/api/v2/pages?limit=5&sort=title").await;
     let next = reply.body["_links"]["next"].as_str().unwrap().to_string();
