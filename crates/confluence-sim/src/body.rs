@@ -95,7 +95,7 @@ fn block(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
                 "<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\" ac:macro-id=\"{}\">\
                  <ac:parameter ac:name=\"language\">{language}</ac:parameter>\
                  <ac:plain-text-body><![CDATA[{}]]></ac:plain-text-body></ac:structured-macro>",
-                macro_id(rng),
+                text::uuid(rng),
                 code_text(rng, language)
             );
         }
@@ -106,7 +106,7 @@ fn block(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
                 "<ac:structured-macro ac:name=\"{panel}\" ac:schema-version=\"1\" ac:macro-id=\"{}\">\
                  <ac:parameter ac:name=\"title\">{}</ac:parameter><ac:rich-text-body><p>{}</p>\
                  </ac:rich-text-body></ac:structured-macro>",
-                macro_id(rng),
+                text::uuid(rng),
                 text::capitalize(&text::words(rng, 3)),
                 text::sentences(rng, 2)
             );
@@ -138,8 +138,8 @@ fn block(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
                  tracked in <ac:structured-macro ac:name=\"jira\" ac:schema-version=\"1\" ac:macro-id=\"{}\">\
                  <ac:parameter ac:name=\"server\">System JIRA</ac:parameter>\
                  <ac:parameter ac:name=\"key\">OPS-{}</ac:parameter></ac:structured-macro></p>",
-                macro_id(rng),
-                macro_id(rng),
+                text::uuid(rng),
+                text::uuid(rng),
                 rng.gen_range(1..9999)
             );
         }
@@ -149,7 +149,7 @@ fn block(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
                 "<ac:structured-macro ac:name=\"roadmap-planner\" ac:schema-version=\"1\" ac:macro-id=\"{}\">\
                  <ac:parameter ac:name=\"source\">%7B%22lanes%22%3A%5B%5D%7D</ac:parameter>\
                  <ac:rich-text-body><p>{}</p></ac:rich-text-body></ac:structured-macro>",
-                macro_id(rng),
+                text::uuid(rng),
                 text::sentence(rng)
             );
         }
@@ -179,7 +179,7 @@ fn block(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
                 out,
                 "<ac:structured-macro ac:name=\"toc\" ac:schema-version=\"1\" ac:macro-id=\"{}\">\
                  <ac:parameter ac:name=\"maxLevel\">3</ac:parameter></ac:structured-macro>",
-                macro_id(rng)
+                text::uuid(rng)
             );
         }
         13 => {
@@ -309,19 +309,6 @@ fn code_text(rng: &mut ChaCha8Rng, language: &str) -> String {
         "json" => format!("{{\"{name}\": [1, 2, 3], \"{other}\": {{\"enabled\": true}}}}\n"),
         _ => format!("{name}:\n  {other}: true\n  retries: 3\n"),
     }
-}
-
-fn macro_id(rng: &mut ChaCha8Rng) -> String {
-    let bytes: [u8; 16] = rng.gen();
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> Option<&'a T> {

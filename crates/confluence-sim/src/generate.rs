@@ -64,7 +64,7 @@ pub fn generate(config: &SiteConfig) -> Site {
     let mut rng = rng_for(seed, &[0x517e]);
     let mut site = Site {
         seed,
-        cloud_id: uuid_from(&mut rng),
+        cloud_id: text::uuid(&mut rng),
         site_name: format!("sim-{seed}"),
         next_content_id: FIRST_CONTENT_ID,
         next_space_id: FIRST_SPACE_ID,
@@ -84,7 +84,7 @@ pub fn generate(config: &SiteConfig) -> Site {
     }
     for name in GROUPS {
         site.groups.push(Group {
-            id: uuid_from(&mut rng),
+            id: text::uuid(&mut rng),
             name: (*name).to_string(),
         });
     }
@@ -233,7 +233,7 @@ fn generate_space(
                 title: filename,
                 media_type,
                 file_size,
-                file_id: uuid_from(rng),
+                file_id: text::uuid(rng),
                 version: 1,
                 status: Status::Current,
                 created_at: at,
@@ -351,16 +351,4 @@ pub fn initial_attachments(seed: u64, container_id: u64) -> Vec<(String, &'stati
             (format!("{stem}-{n}.{extension}"), media_type)
         })
         .collect()
-}
-
-fn uuid_from(rng: &mut rand_chacha::ChaCha8Rng) -> String {
-    let hex = hex::encode(rng.gen::<[u8; 16]>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

@@ -341,3 +341,16 @@ pub fn capitalize(text: &str) -> String {
         None => String::new(),
     }
 }
+
+/// A UUID-shaped id (macro ids, cloud ids, group ids, file ids).
+pub fn uuid(rng: &mut ChaCha8Rng) -> String {
+    let hex = hex::encode(rng.gen::<[u8; 16]>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

@@ -19,6 +19,7 @@ use base64::Engine;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -695,6 +696,28 @@ impl Order {
 
 pub(crate) type IdRange<'a> =
     dyn Fn(Bound<u64>, Bound<u64>) -> Box<dyn DoubleEndedIterator<Item = u64> + 'a> + 'a;
+
+static NO_IDS: BTreeSet<u64> = BTreeSet::new();
+
+/// The ids to page through: those of one container or space (`scoped`,
+/// where `Some(None)` is a container with nothing in it) or all of a map.
+pub(crate) fn index_range<'a, V>(
+    scoped: Option<Option<&'a BTreeSet<u64>>>,
+    all: &'a BTreeMap<u64, V>,
+) -> Box<IdRange<'a>> {
+    match scoped {
+        Some(set) => {
+            let set = set.unwrap_or(&NO_IDS);
+            Box::new(move |lo, hi| {
+                Box::new(set.range((lo, hi)).copied()) as Box<dyn DoubleEndedIterator<Item = u64>>
+            })
+        }
+        None => Box::new(move |lo, hi| {
+            Box::new(all.range((lo, hi)).map(|(id, _)| *id))
+                as Box<dyn DoubleEndedIterator<Item = u64>>
+        }),
+    }
+}
 
 /// One page of ids and the cursor for the next, if there is more.
 pub(crate) fn paginate(

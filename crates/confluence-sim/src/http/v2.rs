@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use std::ops::Bound;
 
 use super::{
-    iso, paginate, path_id, v2_list, Api, ApiError, AppState, Cursor, Order, Params, SortKey,
-    Viewer,
+    index_range, iso, paginate, path_id, v2_list, Api, ApiError, AppState, Cursor, Order, Params,
+    SortKey, Viewer,
 };
 use crate::model::*;
 
@@ -263,19 +263,7 @@ fn list_content(
             .map(|c| content_key(c, &order.field))
             .unwrap_or(SortKey::Int(0))
     };
-    let empty = std::collections::BTreeSet::new();
-    let range: Box<super::IdRange> = match space {
-        Some(space_id) => {
-            let set = site.space_content.get(&space_id).unwrap_or(&empty);
-            Box::new(move |lo: Bound<u64>, hi: Bound<u64>| {
-                Box::new(set.range((lo, hi)).copied()) as Box<dyn DoubleEndedIterator<Item = u64>>
-            })
-        }
-        None => Box::new(|lo: Bound<u64>, hi: Bound<u64>| {
-            Box::new(site.content.range((lo, hi)).map(|(id, _)| *id))
-                as Box<dyn DoubleEndedIterator<Item = u64>>
-        }),
-    };
+    let range = index_range(space.map(|id| site.space_content.get(&id)), &site.content);
     let (page, next) = paginate(&*range, &keep, &key_of, &order, cursor.as_ref(), limit);
     let results = page
         .iter()
@@ -796,19 +784,10 @@ fn attachment_list(
         Some(a) if order.field == "modified-date" => SortKey::Int(a.modified_at),
         _ => SortKey::Int(id as i64),
     };
-    let empty = std::collections::BTreeSet::new();
-    let range: Box<super::IdRange> = match container {
-        Some(container) => {
-            let set = site.container_attachments.get(&container).unwrap_or(&empty);
-            Box::new(move |lo: Bound<u64>, hi: Bound<u64>| {
-                Box::new(set.range((lo, hi)).copied()) as Box<dyn DoubleEndedIterator<Item = u64>>
-            })
-        }
-        None => Box::new(|lo: Bound<u64>, hi: Bound<u64>| {
-            Box::new(site.attachments.range((lo, hi)).map(|(id, _)| *id))
-                as Box<dyn DoubleEndedIterator<Item = u64>>
-        }),
-    };
+    let range = index_range(
+        container.map(|id| site.container_attachments.get(&id)),
+        &site.attachments,
+    );
     let (page, next) = paginate(&*range, &keep, &key_of, &order, cursor.as_ref(), limit);
     let results = page
         .iter()
@@ -962,19 +941,10 @@ fn comment_list(
         Some(c) if order.field == "modified-date" => SortKey::Int(c.modified_at),
         _ => SortKey::Int(id as i64),
     };
-    let empty = std::collections::BTreeSet::new();
-    let range: Box<super::IdRange> = match container {
-        Some(container) => {
-            let set = site.container_comments.get(&container).unwrap_or(&empty);
-            Box::new(move |lo: Bound<u64>, hi: Bound<u64>| {
-                Box::new(set.range((lo, hi)).copied()) as Box<dyn DoubleEndedIterator<Item = u64>>
-            })
-        }
-        None => Box::new(|lo: Bound<u64>, hi: Bound<u64>| {
-            Box::new(site.comments.range((lo, hi)).map(|(id, _)| *id))
-                as Box<dyn DoubleEndedIterator<Item = u64>>
-        }),
-    };
+    let range = index_range(
+        container.map(|id| site.container_comments.get(&id)),
+        &site.comments,
+    );
     let (page, next) = paginate(&*range, &keep, &key_of, &order, cursor.as_ref(), limit);
     let results = page
         .iter()
