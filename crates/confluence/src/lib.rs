@@ -1,0 +1,262 @@
+//! A typed client for the Confluence REST operations that syncing needs.
+//!
+//! It authenticates (API token, personal access token, OAuth with refresh),
+//! pages through listings (as `Listing`s with absolute next URLs that a
+//! caller can checkpoint, or as streams), retries what a retry can cure
+//! (429, 5xx, timeouts, broken connections, truncated bodies) with backoff
+//! and jitter, honours Retry-After up to a cap, and slows down when
+//! Confluence says it is near its limit.
+//!
+//! It knows nothing of storage or of HTTP serving.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+pub mod model;
+mod retry;
+
+pub use auth::{Credentials, OAuthApp, OAuthTokens, TokenStore};
+pub use error::{Error, Result};
+pub use retry::RetryPolicy;
+
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::Listing;
+
+/// Where a site's API lives.
+#[derive(Clone, Debug)]
+pub struct SiteUrl {
+    /// Everything before the context path: `https://acme.atlassian.net`,
+    /// `https://api.atlassian.com/ex/confluence/{cloudId}`, or a simulator's
+    /// or Data Center's base URL.
+    pub base: String,
+    /// `/wiki` on Cloud; often empty on Data Center.
+    pub context: String,
+}
+
+impl SiteUrl {
+    pub fn cloud(base: &str) -> SiteUrl {
+        SiteUrl {
+            base: base.trim_end_matches('/').to_string(),
+            context: "/wiki".into(),
+        }
+    }
+
+    /// The gateway form that OAuth tokens require.
+    pub fn gateway(gateway_base: &str, cloud_id: &str) -> SiteUrl {
+        SiteUrl {
+            base: format!(
+                "{}/ex/confluence/{cloud_id}",
+                gateway_base.trim_end_matches('/')
+            ),
+            context: "/wiki".into(),
+        }
+    }
+
+    fn root(&self) -> String {
+        format!("{}{}", self.base, self.context)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    site: SiteUrl,
+    credentials: Credentials,
+    policy: RetryPolicy,
+    governor: retry::Governor,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("site", &self.inner.site)
+            .field("credentials", &self.inner.credentials)
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn new(site: SiteUrl, credentials: Credentials, policy: RetryPolicy) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(policy.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("confsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                site,
+                credentials,
+                governor: retry::Governor::default(),
+                policy,
+                requests: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Requests sent, retries included.
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.inner.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn site(&self) -> &SiteUrl {
+        &self.inner.site
+    }
+
+    /// Resolves a link from a response: v2 next links are site-relative
+    /// (`/wiki/api/v2/...`), v1 next links and download links are relative
+    /// to the context path (`/rest/api/...`, `/download/...`).
+    pub fn resolve(&self, link: &str) -> String {
+        if link.starts_with("http://") || link.starts_with("https://") {
+            return link.to_string();
+        }
+        let site = &self.inner.site;
+        if !site.context.is_empty() && link.starts_with(&format!("{}/", site.context)) {
+            format!("{}{}", site.base, link)
+        } else {
+            format!("{}{}", site.root(), link)
+        }
+    }
+
+    pub fn v2(&self, path_and_query: &str) -> String {
+        format!("{}/api/v2{}", self.inner.site.root(), path_and_query)
+    }
+
+    pub fn v1(&self, path_and_query: &str) -> String {
+        format!("{}/rest/api{}", self.inner.site.root(), path_and_query)
+    }
+
+    /// GETs a JSON document, retrying what can be retried (a truncated
+    /// body included).
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T> {
+        let bytes = retry::run(self, url, true).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// GETs bytes (a file), retrying what can be retried.
+    pub async fn get_bytes(&self, url: &str) -> Result<bytes::Bytes> {
+        retry::run(self, url, false).await
+    }
+
+    /// One page of a listing and the absolute URL of the next, if any.
+    pub async fn listing<T: DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let bytes = retry::run(self, url, true).await?;
+        let listing: Listing<T> = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        let next = listing
+            .links
+            .and_then(|l| l.next)
+            .filter(|n| !n.is_empty())
+            .map(|n| self.resolve(&n));
+        // A next link with nothing on this page and the same URL would loop
+        // forever (Data Center does send such links): stop there.
+        let next = next.filter(|n| !(listing.results.is_empty() && n == url));
+        Ok((listing.results, next))
+    }
+
+    /// Every item of a listing, page after page.
+    pub fn stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+        first_url: String,
+    ) -> impl Stream<Item = Result<T>> + Send + 'static {
+        let client = self.clone();
+        let pages = futures::stream::try_unfold(Some(first_url), move |url| {
+            let client = client.clone();
+            async move {
+                let Some(url) = url else {
+                    return Ok(None);
+                };
+                let (items, next) = client.listing::<T>(&url).await?;
+                Ok(Some((
+                    futures::stream::iter(items.into_iter().map(Ok)),
+                    next,
+                )))
+            }
+        });
+        futures::TryStreamExt::try_flatten(pages)
+    }
+
+    // Operation URLs.
+
+    pub fn spaces_url(&self, keys: &[String]) -> String {
+        let mut url = self.v2("/spaces?limit=250");
+        if !keys.is_empty() {
+            url.push_str("&keys=");
+            url.push_str(&encode(&keys.join(",")));
+        }
+        url
+    }
+
+    pub fn space_pages_url(&self, space_id: &str, with_body: bool) -> String {
+        let body = if with_body {
+            "&body-format=storage"
+        } else {
+            ""
+        };
+        self.v2(&format!("/spaces/{space_id}/pages?limit=250{body}"))
+    }
+
+    pub fn space_blogposts_url(&self, space_id: &str, with_body: bool) -> String {
+        let body = if with_body {
+            "&body-format=storage"
+        } else {
+            ""
+        };
+        self.v2(&format!("/spaces/{space_id}/blogposts?limit=250{body}"))
+    }
+
+    /// Pages (or blog posts) by id, with bodies: at most 250 ids a request.
+    pub fn content_by_ids_url(&self, blog_posts: bool, ids: &[String]) -> String {
+        let kind = if blog_posts { "blogposts" } else { "pages" };
+        self.v2(&format!(
+            "/{kind}?limit=250&body-format=storage&id={}",
+            encode(&ids.join(","))
+        ))
+    }
+
+    pub fn attachments_url(&self) -> String {
+        self.v2("/attachments?limit=250")
+    }
+
+    pub fn footer_comments_url(&self) -> String {
+        self.v2("/footer-comments?limit=250&body-format=storage")
+    }
+
+    /// CQL over content with labels expanded.
+    pub fn cql_labels_url(&self, cql: &str) -> String {
+        self.v1(&format!(
+            "/content/search?limit=250&expand=metadata.labels&cql={}",
+            encode(cql)
+        ))
+    }
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
