@@ -36,7 +36,10 @@ impl fmt::Debug for OAuthTokens {
 
 /// Where rotated tokens go before they are used.
 pub trait TokenStore: Send + Sync {
-    fn save(&self, tokens: &OAuthTokens) -> std::result::Result<(), String>;
+    fn save<'a>(
+        &'a self,
+        tokens: &'a OAuthTokens,
+    ) -> futures::future::BoxFuture<'a, std::result::Result<(), String>>;
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -216,7 +219,7 @@ async fn refresh(
     };
     // Persist first: if this fails, the rotated token is lost with the
     // process either way, so say so loudly rather than use it.
-    store.save(&next).map_err(Error::TokenStore)?;
+    store.save(&next).await.map_err(Error::TokenStore)?;
     *tokens.lock() = next;
     tracing::debug!("oauth tokens refreshed");
     Ok(())

@@ -1,8 +1,10 @@
-//! The `confsync` command line. Today it runs the Confluence simulator;
-//! the connector's own subcommands (serve, sync, search, status) land here
-//! as their crates do.
+//! The `confsync` command line: `sync` and `status` over the embedded
+//! store, and `sim`, the Confluence simulator. Logs go to stderr; stdout
+//! carries only output meant for machines (JSON lines).
 
 #![forbid(unsafe_code)]
+
+mod cli_sync;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sync a Confluence site into the store (resuming an unfinished sync)
+    Sync(cli_sync::SyncArgs),
+    /// Show connections, what they hold and their last syncs
+    Status(cli_sync::StatusArgs),
     /// Serve a simulated Confluence Cloud site (for tests, benchmarks and the demo)
     Sim(SimArgs),
 }
@@ -135,5 +141,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Sim(args) => runtime.block_on(run_sim(args)),
+        Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),
+        Command::Status(args) => runtime.block_on(cli_sync::status(args)),
     }
 }

@@ -1,1 +1,735 @@
+//! The sync engine: copies what a connection may read from Confluence into
+//! the store, and keeps it equal to Confluence.
+//!
+//! One algorithm serves the first sync and every later one. Each run lists
+//! the chosen spaces, then each space's pages and blog posts (with bodies on
+//! a first sync; metadata only afterwards, fetching bodies in batches of up
+//! to 250 for just the pages whose version changed), then attachments and
+//! footer comments. What a completed listing did not return is deleted;
+//! a listing that failed or ended early deletes nothing.
+//!
+//! Every listing page is written in one transaction with the checkpoint that
+//! says where to resume, so a process killed at any point starts again where
+//! it stopped. Memory holds one listing page at a time.
+//!
+//! It knows nothing of HTTP serving.
 
+#![forbid(unsafe_code)]
+
+pub mod extract;
+
+use confluence::model::{Attachment, Content, FooterComment, Space, V1Content};
+use confluence::Client;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+use store::{kind, FileState, FileUpsert, SpaceRow, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("confluence: {0}")]
+    Confluence(#[from] confluence::Error),
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+}
+
+impl Error {
+    /// Whether running the sync again later could succeed without anyone
+    /// acting (new credentials, consent).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Confluence(e) => !e.needs_reauthorization(),
+            Error::Store(_) => true,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub const READY: &str = "READY";
+pub const SYNC_ERROR: &str = "SYNC_ERROR";
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncOptions {
+    /// Space keys to sync; empty for every space the account can read.
+    pub spaces: Vec<String>,
+    pub allow_personal_spaces: bool,
+    /// Attachment downloads in flight at once.
+    pub download_concurrency: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub pages: Counts,
+    pub blogposts: Counts,
+    pub attachments: Counts,
+    pub comments: Counts,
+    pub spaces: usize,
+    pub requests: u64,
+    pub retries: u64,
+    pub resumed: bool,
+    pub elapsed_ms: u64,
+}
+
+impl Counts {
+    fn record(&mut self, is_new: bool) {
+        if is_new {
+            self.added += 1;
+        } else {
+            self.updated += 1;
+        }
+    }
+}
+
+impl Report {
+    fn counts(&mut self, file_kind: &str) -> &mut Counts {
+        match file_kind {
+            kind::PAGE => &mut self.pages,
+            kind::BLOG_POST => &mut self.blogposts,
+            kind::ATTACHMENT => &mut self.attachments,
+            _ => &mut self.comments,
+        }
+    }
+}
+
+/// What a progress display is told: the phase and items processed so far.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub phase: String,
+    pub items: u64,
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+pub struct Engine {
+    client: Client,
+    store: Store,
+    connection_id: String,
+    options: SyncOptions,
+    progress: Option<ProgressFn>,
+}
+
+const DONE: &str = "done";
+const LISTED: &str = "listed";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Engine {
+    pub fn new(client: Client, store: Store, connection_id: &str, options: SyncOptions) -> Engine {
+        Engine {
+            client,
+            store,
+            connection_id: connection_id.to_string(),
+            options,
+            progress: None,
+        }
+    }
+
+    pub fn with_progress(mut self, progress: ProgressFn) -> Engine {
+        self.progress = Some(progress);
+        self
+    }
+
+    fn tell(&self, phase: &str, items: u64) {
+        if let Some(progress) = &self.progress {
+            progress(Progress {
+                phase: phase.to_string(),
+                items,
+            });
+        }
+    }
+
+    /// Runs a sync to the end, resuming an unfinished one if there is one.
+    pub async fn run(&self) -> Result<Report> {
+        let started = Instant::now();
+        let requests_before = self.client.requests();
+        let retries_before = self.client.retries();
+        let conn = self.connection_id.as_str();
+        let mut report = Report::default();
+        let run = match self.store.checkpoint(conn, "run").await? {
+            Some(run) => {
+                report.resumed = true;
+                run.parse::<i64>().unwrap_or(0)
+            }
+            None => {
+                let run = self.store.start_job(conn, "sync").await?;
+                self.store
+                    .set_checkpoint(conn, "run", &run.to_string())
+                    .await?;
+                run
+            }
+        };
+        self.store
+            .set_connection_status(conn, "SYNCING", None, false)
+            .await?;
+        let outcome = self.run_steps(run, &mut report).await;
+        report.requests = self.client.requests() - requests_before;
+        report.retries = self.client.retries() - retries_before;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        let stats = serde_json::to_value(&report).unwrap_or_default();
+        match outcome {
+            Ok(()) => {
+                self.store.clear_checkpoints(conn).await?;
+                self.store.finish_job(run, READY, &stats, None).await?;
+                self.store
+                    .set_connection_status(conn, READY, None, true)
+                    .await?;
+                Ok(report)
+            }
+            Err(error) => {
+                // The checkpoints stay: the next run resumes from them.
+                let message = error.to_string();
+                let status = if error.is_retryable() {
+                    SYNC_ERROR
+                } else {
+                    "NEEDS_REAUTHORIZATION"
+                };
+                self.store
+                    .finish_job(run, status, &stats, Some(&message))
+                    .await?;
+                self.store
+                    .set_connection_status(conn, status, Some(&message), false)
+                    .await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn run_steps(&self, run: i64, report: &mut Report) -> Result<()> {
+        let spaces = self.sync_spaces(run, report).await?;
+        report.spaces = spaces.len();
+        for space in &spaces {
+            self.sync_content(run, space, false, report).await?;
+            self.sync_content(run, space, true, report).await?;
+        }
+        self.sync_attachments(run, report).await?;
+        self.sync_comments(run, report).await?;
+        Ok(())
+    }
+
+    /// Lists the spaces, records the chosen ones, and removes those no
+    /// longer chosen or readable, with their content.
+    async fn sync_spaces(&self, run: i64, report: &mut Report) -> Result<Vec<SpaceRow>> {
+        let conn = self.connection_id.as_str();
+        if self.store.checkpoint(conn, "step:spaces").await?.as_deref() == Some(DONE) {
+            let ids: HashSet<String> = serde_json::from_str(
+                &self
+                    .store
+                    .checkpoint(conn, "spaces")
+                    .await?
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default();
+            let mut spaces = self.store.spaces(conn).await?;
+            spaces.retain(|s| ids.contains(&s.space_id));
+            return Ok(spaces);
+        }
+        self.tell("spaces", 0);
+        let listed: Vec<Space> = self
+            .client
+            .stream::<Space>(self.client.spaces_url(&self.options.spaces))
+            .try_collect()
+            .await?;
+        let chosen: Vec<SpaceRow> = listed
+            .into_iter()
+            .filter(|s| self.options.spaces.is_empty() || self.options.spaces.contains(&s.key))
+            .filter(|s| self.options.allow_personal_spaces || s.space_type != "personal")
+            .map(|s| SpaceRow {
+                space_id: s.id,
+                key: s.key,
+                name: s.name,
+                space_type: s.space_type,
+                status: s.status,
+                homepage_id: s.homepage_id,
+            })
+            .collect();
+        self.store.upsert_spaces(conn, &chosen, run).await?;
+        // The listing ran to its end: what it did not return is gone.
+        let removed = self.store.delete_unseen_spaces(conn, run).await?;
+        for (file_kind, n) in removed {
+            report.counts(&file_kind).deleted += n;
+        }
+        let ids: Vec<&str> = chosen.iter().map(|s| s.space_id.as_str()).collect();
+        self.store
+            .set_checkpoint(
+                conn,
+                "spaces",
+                &serde_json::to_string(&ids).unwrap_or_default(),
+            )
+            .await?;
+        self.store.set_checkpoint(conn, "step:spaces", DONE).await?;
+        Ok(chosen)
+    }
+
+    fn url_of(&self, webui: Option<&str>) -> Option<String> {
+        webui.map(|w| self.client.resolve(w))
+    }
+
+    /// Pages or blog posts of one space.
+    async fn sync_content(
+        &self,
+        run: i64,
+        space: &SpaceRow,
+        blog: bool,
+        report: &mut Report,
+    ) -> Result<()> {
+        let conn = self.connection_id.as_str();
+        let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
+        let step = format!("step:{file_kind}:{}", space.space_id);
+        let mut url = match self.store.checkpoint(conn, &step).await?.as_deref() {
+            Some(DONE) => return Ok(()),
+            Some(LISTED) => None,
+            Some(url) => Some(url.to_string()),
+            None => {
+                // A first sync lists bodies with the pages; later syncs list
+                // metadata and fetch only what changed.
+                let first = self
+                    .store
+                    .counts(conn)
+                    .await?
+                    .iter()
+                    .all(|(k, _, _)| k != file_kind);
+                Some(if blog {
+                    self.client.space_blogposts_url(&space.space_id, first)
+                } else {
+                    self.client.space_pages_url(&space.space_id, first)
+                })
+            }
+        };
+        let mut processed = 0u64;
+        while let Some(current) = url {
+            let (items, next) = self.client.listing::<Content>(&current).await?;
+            processed += items.len() as u64;
+            let mark = next.as_deref().unwrap_or(LISTED);
+            self.write_content(run, space, file_kind, items, &step, mark, report)
+                .await?;
+            self.tell(&format!("{} {}", space.key, file_kind), processed);
+            url = next;
+        }
+        let deleted = self
+            .store
+            .delete_unseen_files(
+                conn,
+                file_kind,
+                Some(&space.space_id),
+                run,
+                Some((&step, DONE)),
+            )
+            .await?;
+        report.counts(file_kind).deleted += deleted;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // the state of one listing page; a struct would only rename it
+    async fn write_content(
+        &self,
+        run: i64,
+        space: &SpaceRow,
+        file_kind: &'static str,
+        items: Vec<Content>,
+        step: &str,
+        mark: &str,
+        report: &mut Report,
+    ) -> Result<()> {
+        let conn = self.connection_id.as_str();
+        let ids: Vec<String> = items.iter().map(|c| c.id.clone()).collect();
+        let known = self.store.file_states(conn, file_kind, &ids).await?;
+        let mut upserts = Vec::new();
+        let mut seen = Vec::new();
+        let mut changed: Vec<Content> = Vec::new();
+        for item in items {
+            match known.get(&item.id) {
+                Some(state)
+                    if state.version == item.version.number as i64 && state.status == READY =>
+                {
+                    if moved_or_renamed(state, &item) {
+                        report.counts(file_kind).updated += 1;
+                        upserts.push(self.content_upsert(file_kind, &item, None, None, space));
+                    } else {
+                        seen.push((file_kind, item.id));
+                    }
+                }
+                _ => changed.push(item),
+            }
+        }
+        if !changed.is_empty() {
+            // Retries spent on a retryable error: stop, and resume from the
+            // checkpoint later, rather than mark pages failed for a blip.
+            let bodies = match self
+                .bodies_for(file_kind == kind::BLOG_POST, &changed)
+                .await
+            {
+                Err(error) if error.is_retryable() => return Err(error.into()),
+                other => other,
+            };
+            let labels = match self.labels_for(&changed).await {
+                Err(error) if error.is_retryable() => return Err(error.into()),
+                other => other,
+            };
+            for item in &changed {
+                let is_new = !known.contains_key(&item.id);
+                let item_labels = labels
+                    .as_ref()
+                    .ok()
+                    .map(|l| l.get(&item.id).cloned().unwrap_or_default());
+                match &bodies {
+                    // Gone between the listing and the fetch: not seen, so
+                    // the end of the listing deletes it.
+                    Ok(bodies) => {
+                        if let Some(full) = bodies.get(&item.id) {
+                            report.counts(file_kind).record(is_new);
+                            upserts.push(self.content_upsert(
+                                file_kind,
+                                full,
+                                full.storage().map(str::to_string),
+                                item_labels,
+                                space,
+                            ));
+                        }
+                    }
+                    Err(error) => {
+                        report.counts(file_kind).failed += 1;
+                        let mut failed = self.content_upsert(file_kind, item, None, None, space);
+                        failed.status = SYNC_ERROR;
+                        failed.error = Some(error.to_string());
+                        // Version 0: the next run tries again.
+                        failed.version = 0;
+                        upserts.push(failed);
+                    }
+                }
+            }
+        }
+        self.store
+            .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
+            .await?;
+        Ok(())
+    }
+
+    /// Bodies of changed content: taken from the listing when it carried
+    /// them, otherwise fetched by id in one request. A retryable failure
+    /// that outlived its retries stops the sync (to resume later); any
+    /// other failure is these items' own error.
+    async fn bodies_for(
+        &self,
+        blog: bool,
+        items: &[Content],
+    ) -> std::result::Result<HashMap<String, Content>, confluence::Error> {
+        let mut out: HashMap<String, Content> = HashMap::new();
+        let mut missing = Vec::new();
+        for item in items {
+            if item.storage().is_some() {
+                out.insert(item.id.clone(), item.clone());
+            } else {
+                missing.push(item.id.clone());
+            }
+        }
+        for chunk in missing.chunks(250) {
+            let url = self.client.content_by_ids_url(blog, chunk);
+            let (fetched, _) = self.client.listing::<Content>(&url).await?;
+            for content in fetched {
+                out.insert(content.id.clone(), content);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn labels_for(
+        &self,
+        items: &[Content],
+    ) -> std::result::Result<HashMap<String, Vec<String>>, confluence::Error> {
+        let mut out = HashMap::new();
+        for chunk in items.chunks(200) {
+            let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
+            let cql = format!("id in ({})", ids.join(","));
+            let mut url = Some(self.client.cql_labels_url(&cql));
+            while let Some(current) = url {
+                let (results, next) = self.client.listing::<V1Content>(&current).await?;
+                for content in results {
+                    out.insert(content.id.clone(), content.labels());
+                }
+                url = next;
+            }
+        }
+        Ok(out)
+    }
+
+    fn content_upsert(
+        &self,
+        file_kind: &'static str,
+        item: &Content,
+        body: Option<String>,
+        labels: Option<Vec<String>>,
+        space: &SpaceRow,
+    ) -> FileUpsert {
+        let content_hash = body.as_ref().map(|b| sha256_hex(b.as_bytes()));
+        FileUpsert {
+            kind: file_kind,
+            external_id: item.id.clone(),
+            space_id: Some(space.space_id.clone()),
+            parent_id: item.parent_id.clone(),
+            container_id: None,
+            title: item.title.clone(),
+            url: self.url_of(item.links.webui.as_deref()),
+            version: item.version.number as i64,
+            media_type: None,
+            size_bytes: body.as_ref().map(|b| b.len() as i64),
+            labels,
+            status: READY,
+            error: None,
+            created_at: item.created_at.clone(),
+            body,
+            content_hash,
+        }
+    }
+
+    /// The stored pages and blog posts among these ids, with their spaces.
+    async fn containers(&self, ids: &[String]) -> Result<HashMap<String, FileState>> {
+        let mut out = self
+            .store
+            .file_states(&self.connection_id, kind::PAGE, ids)
+            .await?;
+        out.extend(
+            self.store
+                .file_states(&self.connection_id, kind::BLOG_POST, ids)
+                .await?,
+        );
+        Ok(out)
+    }
+
+    async fn sync_attachments(&self, run: i64, report: &mut Report) -> Result<()> {
+        let conn = self.connection_id.as_str();
+        let step = "step:attachments";
+        let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
+            Some(DONE) => return Ok(()),
+            Some(LISTED) => None,
+            Some(url) => Some(url.to_string()),
+            None => Some(self.client.attachments_url()),
+        };
+        let mut processed = 0u64;
+        let concurrency = self.options.download_concurrency.max(1);
+        while let Some(current) = url {
+            let (items, next) = self.client.listing::<Attachment>(&current).await?;
+            processed += items.len() as u64;
+            let container_ids: Vec<String> = items
+                .iter()
+                .filter_map(|a| a.container_id().map(str::to_string))
+                .collect();
+            let containers = self.containers(&container_ids).await?;
+            let ids: Vec<String> = items.iter().map(|a| a.id.clone()).collect();
+            let known = self.store.file_states(conn, kind::ATTACHMENT, &ids).await?;
+            let mut seen = Vec::new();
+            let mut upserts = Vec::new();
+            let mut downloads = Vec::new();
+            for attachment in items {
+                // Attachments of content this connection does not hold
+                // (another space, a page that failed) are not ours.
+                let Some(container) = attachment.container_id().and_then(|c| containers.get(c))
+                else {
+                    continue;
+                };
+                let space_id = container.space_id.clone();
+                match known.get(&attachment.id) {
+                    Some(state)
+                        if state.version == attachment.version.number as i64
+                            && state.status == READY
+                            && state.title == attachment.title =>
+                    {
+                        seen.push((kind::ATTACHMENT, attachment.id.clone()));
+                    }
+                    state => {
+                        let is_new = state.is_none();
+                        if extract::carries_text(&attachment.media_type, &attachment.title)
+                            && attachment.download_link.is_some()
+                        {
+                            downloads.push((attachment, space_id, is_new));
+                        } else {
+                            report.counts(kind::ATTACHMENT).record(is_new);
+                            upserts.push(self.attachment_upsert(&attachment, space_id, None, None));
+                        }
+                    }
+                }
+            }
+            let fetched: Vec<_> = futures::stream::iter(downloads.into_iter().map(
+                |(attachment, space_id, is_new)| async move {
+                    let link = attachment.download_link.clone().unwrap_or_default();
+                    let result = self.client.get_bytes(&self.client.resolve(&link)).await;
+                    (attachment, space_id, is_new, result)
+                },
+            ))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+            for (attachment, space_id, is_new, result) in fetched {
+                match result {
+                    Ok(bytes) => {
+                        match extract::text_of(&attachment.media_type, &attachment.title, &bytes) {
+                            Ok(text) => {
+                                report.counts(kind::ATTACHMENT).record(is_new);
+                                let hash = sha256_hex(&bytes);
+                                upserts.push(self.attachment_upsert(
+                                    &attachment,
+                                    space_id,
+                                    Some(text),
+                                    Some(hash),
+                                ));
+                            }
+                            Err(message) => {
+                                report.counts(kind::ATTACHMENT).failed += 1;
+                                let mut failed = self.attachment_upsert(
+                                    &attachment,
+                                    space_id,
+                                    None,
+                                    Some(sha256_hex(&bytes)),
+                                );
+                                failed.status = SYNC_ERROR;
+                                failed.error = Some(message);
+                                upserts.push(failed);
+                            }
+                        }
+                    }
+                    // Retries are spent on a retryable error: stop here and
+                    // resume from the checkpoint next time.
+                    Err(error) if error.is_retryable() => return Err(error.into()),
+                    Err(error) => {
+                        report.counts(kind::ATTACHMENT).failed += 1;
+                        let mut failed = self.attachment_upsert(&attachment, space_id, None, None);
+                        failed.status = SYNC_ERROR;
+                        failed.error = Some(error.to_string());
+                        failed.version = 0;
+                        upserts.push(failed);
+                    }
+                }
+            }
+            let mark = next.as_deref().unwrap_or(LISTED);
+            self.store
+                .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
+                .await?;
+            self.tell("attachments", processed);
+            url = next;
+        }
+        let deleted = self
+            .store
+            .delete_unseen_files(conn, kind::ATTACHMENT, None, run, Some((step, DONE)))
+            .await?;
+        report.attachments.deleted += deleted;
+        Ok(())
+    }
+
+    fn attachment_upsert(
+        &self,
+        attachment: &Attachment,
+        space_id: Option<String>,
+        text: Option<String>,
+        hash: Option<String>,
+    ) -> FileUpsert {
+        FileUpsert {
+            kind: kind::ATTACHMENT,
+            external_id: attachment.id.clone(),
+            space_id,
+            parent_id: None,
+            container_id: attachment.container_id().map(str::to_string),
+            title: attachment.title.clone(),
+            url: self.url_of(attachment.webui_link.as_deref()),
+            version: attachment.version.number as i64,
+            media_type: Some(attachment.media_type.clone()),
+            size_bytes: Some(attachment.file_size as i64),
+            labels: None,
+            status: READY,
+            error: None,
+            created_at: None,
+            body: text,
+            content_hash: hash,
+        }
+    }
+
+    async fn sync_comments(&self, run: i64, report: &mut Report) -> Result<()> {
+        let conn = self.connection_id.as_str();
+        let step = "step:comments";
+        let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
+            Some(DONE) => return Ok(()),
+            Some(LISTED) => None,
+            Some(url) => Some(url.to_string()),
+            None => Some(self.client.footer_comments_url()),
+        };
+        let mut processed = 0u64;
+        while let Some(current) = url {
+            let (items, next) = self.client.listing::<FooterComment>(&current).await?;
+            processed += items.len() as u64;
+            let container_ids: Vec<String> = items
+                .iter()
+                .filter_map(|c| c.container_id().map(str::to_string))
+                .collect();
+            let containers = self.containers(&container_ids).await?;
+            let ids: Vec<String> = items.iter().map(|c| c.id.clone()).collect();
+            let known = self.store.file_states(conn, kind::COMMENT, &ids).await?;
+            let mut seen = Vec::new();
+            let mut upserts = Vec::new();
+            for comment in items {
+                let Some(container) = comment.container_id().and_then(|c| containers.get(c)) else {
+                    continue;
+                };
+                match known.get(&comment.id) {
+                    Some(state)
+                        if state.version == comment.version.number as i64
+                            && state.status == READY =>
+                    {
+                        seen.push((kind::COMMENT, comment.id.clone()));
+                    }
+                    state => {
+                        report.counts(kind::COMMENT).record(state.is_none());
+                        let body = comment.storage().map(str::to_string);
+                        upserts.push(FileUpsert {
+                            kind: kind::COMMENT,
+                            external_id: comment.id.clone(),
+                            space_id: container.space_id.clone(),
+                            parent_id: None,
+                            container_id: comment.container_id().map(str::to_string),
+                            title: comment.title.clone(),
+                            url: None,
+                            version: comment.version.number as i64,
+                            media_type: None,
+                            size_bytes: body.as_ref().map(|b| b.len() as i64),
+                            labels: None,
+                            status: READY,
+                            error: None,
+                            created_at: None,
+                            content_hash: body.as_ref().map(|b| sha256_hex(b.as_bytes())),
+                            body,
+                        });
+                    }
+                }
+            }
+            let mark = next.as_deref().unwrap_or(LISTED);
+            self.store
+                .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
+                .await?;
+            self.tell("comments", processed);
+            url = next;
+        }
+        let deleted = self
+            .store
+            .delete_unseen_files(conn, kind::COMMENT, None, run, Some((step, DONE)))
+            .await?;
+        report.comments.deleted += deleted;
+        Ok(())
+    }
+}
+
+fn moved_or_renamed(state: &FileState, item: &Content) -> bool {
+    state.title != item.title
+        || state.parent_id != item.parent_id
+        || state.space_id.as_deref() != Some(item.space_id.as_str())
+}

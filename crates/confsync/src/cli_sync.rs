@@ -1,0 +1,217 @@
+//! `confsync sync` and `confsync status`.
+
+use anyhow::Context;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// The site: https://acme.atlassian.net, a Data Center base URL, or the
+    /// gateway form https://api.atlassian.com/ex/confluence/{cloudId}
+    #[arg(long)]
+    site: String,
+    /// Account email, with --api-token (Confluence Cloud)
+    #[arg(long, requires = "api_token", conflicts_with = "pat")]
+    email: Option<String>,
+    /// API token (prefer the environment variable: arguments show in `ps`)
+    #[arg(long, env = "CONFSYNC_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Personal access token (Data Center)
+    #[arg(long, env = "CONFSYNC_PAT", hide_env_values = true)]
+    pat: Option<String>,
+    /// Space keys to sync, comma-separated; every readable space when absent
+    #[arg(long, value_delimiter = ',')]
+    spaces: Vec<String>,
+    /// Skip personal spaces
+    #[arg(long)]
+    no_personal_spaces: bool,
+    /// Context path of the site's API (/wiki on Cloud; often empty on Data Center)
+    #[arg(long, default_value = "/wiki")]
+    context_path: String,
+    /// Where the store lives
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
+    data_dir: PathBuf,
+    /// Attachment downloads in flight at once
+    #[arg(long, default_value_t = 8)]
+    download_concurrency: usize,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
+    data_dir: PathBuf,
+    /// One JSON document instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+fn site_url(site: &str, context: &str) -> anyhow::Result<confluence::SiteUrl> {
+    let parsed = url::Url::parse(site).with_context(|| format!("--site {site:?} is not a URL"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some(),
+        "--site must be an http(s) URL with a host"
+    );
+    let base = site
+        .trim_end_matches('/')
+        .trim_end_matches("/wiki")
+        .to_string();
+    if base.contains("/ex/confluence/") {
+        return Ok(confluence::SiteUrl {
+            base,
+            context: "/wiki".into(),
+        });
+    }
+    Ok(confluence::SiteUrl {
+        base,
+        context: context.trim_end_matches('/').to_string(),
+    })
+}
+
+pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let site = site_url(&args.site, &args.context_path)?;
+    let (credentials, auth_kind, account, secret) = match (&args.email, &args.api_token, &args.pat)
+    {
+        (Some(email), Some(token), None) => (
+            confluence::Credentials::ApiToken {
+                email: email.clone(),
+                token: token.clone(),
+            },
+            "api_token",
+            email.clone(),
+            serde_json::json!({"email": email, "api_token": token}),
+        ),
+        (None, _, Some(pat)) => (
+            confluence::Credentials::PersonalAccessToken(pat.clone()),
+            "pat",
+            format!("pat:{}", fingerprint(pat)),
+            serde_json::json!({"pat": pat}),
+        ),
+        _ => anyhow::bail!("give --email with --api-token, or --pat"),
+    };
+    let store = store::Store::open(&args.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let organisation = store.ensure_organisation("default").await?;
+    let scope = serde_json::json!({"spaces": args.spaces});
+    let connection = match store
+        .find_connection(&organisation, &site.base, &account)
+        .await?
+    {
+        Some(connection) => {
+            store
+                .set_credentials(&connection.id, secret.to_string().as_bytes())
+                .await?;
+            store.set_scope(&connection.id, &scope).await?;
+            connection
+        }
+        None => {
+            store
+                .create_connection(store::NewConnection {
+                    organisation_id: &organisation,
+                    site_url: &site.base,
+                    auth_kind,
+                    account: &account,
+                    credentials: secret.to_string().as_bytes(),
+                    allow_personal_spaces: !args.no_personal_spaces,
+                    scope: scope.clone(),
+                })
+                .await?
+        }
+    };
+    let client = confluence::Client::new(site, credentials, confluence::RetryPolicy::default())?;
+    let options = sync::SyncOptions {
+        spaces: args.spaces.clone(),
+        allow_personal_spaces: !args.no_personal_spaces,
+        download_concurrency: args.download_concurrency,
+    };
+    let mut engine = sync::Engine::new(client, store, &connection.id, options);
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    if let Some(bar) = bar.clone() {
+        engine = engine.with_progress(Arc::new(move |p: sync::Progress| {
+            bar.set_message(format!("{}: {} items", p.phase, p.items));
+        }));
+    }
+    let outcome = engine.run().await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = outcome.context("sync failed; run it again to resume")?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let store = store::Store::open(&args.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let mut out = Vec::new();
+    for connection in store.connections().await? {
+        let counts = store.counts(&connection.id).await?;
+        let spaces = store.spaces(&connection.id).await?;
+        let jobs = store.jobs(&connection.id, 1).await?;
+        out.push(serde_json::json!({
+            "connection": connection,
+            "spaces": spaces,
+            "files": counts.iter().map(|(k, s, n)| serde_json::json!({"kind": k, "status": s, "count": n})).collect::<Vec<_>>(),
+            "last_job": jobs.first(),
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    if out.is_empty() {
+        println!("no connections in {}", args.data_dir.display());
+    }
+    for entry in &out {
+        let c = &entry["connection"];
+        println!(
+            "{} {} ({}) status {} last synced {}",
+            c["id"].as_str().unwrap_or(""),
+            c["site_url"].as_str().unwrap_or(""),
+            c["account"].as_str().unwrap_or(""),
+            c["status"].as_str().unwrap_or(""),
+            c["last_synced_at"].as_str().unwrap_or("never"),
+        );
+        println!(
+            "  spaces: {}",
+            entry["spaces"].as_array().map_or(0, |s| s.len())
+        );
+        for file in entry["files"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<11} {:<11} {}",
+                file["kind"].as_str().unwrap_or(""),
+                file["status"].as_str().unwrap_or(""),
+                file["count"]
+            );
+        }
+        if let Some(job) = entry["last_job"].as_object() {
+            println!(
+                "  last job: {} {} -> {}",
+                job.get("status").and_then(|v| v.as_str()).unwrap_or(""),
+                job.get("started_at").and_then(|v| v.as_str()).unwrap_or(""),
+                job.get("finished_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unfinished")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A short fingerprint of a token (a SHA-256 prefix), to tell connections
+/// apart without storing the token in the clear.
+fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(token.as_bytes())[..8])
+}

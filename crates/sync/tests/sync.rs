@@ -1,0 +1,536 @@
+//! The sync engine against the simulator: a full sync equals the ground
+//! truth; an incremental sync after changes of every kind equals it again at
+//! a cost that grows with the changes; faults, the rate limit and OAuth
+//! token expiry do not change the outcome.
+
+use confluence::{Client, Credentials, RetryPolicy, SiteUrl};
+use confluence_sim::model::{ContentKind, Status};
+use confluence_sim::{RunningSimulator, SimConfig, Simulator, SiteConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use store::{kind, Store};
+use sync::{Engine, SyncOptions};
+
+async fn simulator(seed: u64, spaces: u32, pages: u32) -> RunningSimulator {
+    Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed,
+                spaces,
+                pages,
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+struct Fixture {
+    _dir: tempdir::TempDir,
+    store: Store,
+    connection: String,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "confsync-{name}-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+    fn rand_suffix() -> u64 {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn fixture(name: &str, account: &str) -> Fixture {
+    let dir = tempdir::TempDir::new(name);
+    let store = Store::open(&dir.0).await.unwrap();
+    let org = store.ensure_organisation("test").await.unwrap();
+    let connection = store
+        .create_connection(store::NewConnection {
+            organisation_id: &org,
+            site_url: "sim",
+            auth_kind: "api_token",
+            account,
+            credentials: b"{}",
+            allow_personal_spaces: true,
+            scope: serde_json::json!({}),
+        })
+        .await
+        .unwrap()
+        .id;
+    Fixture {
+        _dir: dir,
+        store,
+        connection,
+    }
+}
+
+fn api_client(sim: &RunningSimulator, email: &str) -> Client {
+    let account = sim
+        .accounts()
+        .into_iter()
+        .find(|a| a.email == email)
+        .unwrap();
+    Client::new(
+        SiteUrl::cloud(&sim.base_url()),
+        Credentials::ApiToken {
+            email: account.email,
+            token: account.api_token,
+        },
+        RetryPolicy::fast(),
+    )
+    .unwrap()
+}
+
+fn engine(fixture: &Fixture, client: Client) -> Engine {
+    Engine::new(
+        client,
+        fixture.store.clone(),
+        &fixture.connection,
+        SyncOptions {
+            allow_personal_spaces: true,
+            download_concurrency: 8,
+            ..Default::default()
+        },
+    )
+}
+
+/// The store holds exactly what the account may read: pages and blog posts
+/// (id, version, title, parent, space, body hash), attachments and comments.
+async fn assert_equals_truth(fixture: &Fixture, sim: &RunningSimulator, email: &str) {
+    let truth = sim.truth(email).unwrap();
+    let spaces: BTreeMap<String, String> = fixture
+        .store
+        .spaces(&fixture.connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.space_id, s.key))
+        .collect();
+    let files = fixture.store.files(&fixture.connection).await.unwrap();
+    let unique: BTreeSet<(String, String)> = files
+        .iter()
+        .map(|f| (f.kind.clone(), f.external_id.clone()))
+        .collect();
+    assert_eq!(unique.len(), files.len(), "duplicate rows");
+    let failed: Vec<_> = files.iter().filter(|f| f.status != "READY").collect();
+    assert!(failed.is_empty(), "failed files: {failed:?}");
+
+    type Row = (String, u32, String, Option<String>, String, String);
+    let stored: BTreeMap<String, Row> = files
+        .iter()
+        .filter(|f| f.kind == kind::PAGE || f.kind == kind::BLOG_POST)
+        .map(|f| {
+            (
+                f.external_id.clone(),
+                (
+                    f.kind.clone(),
+                    f.version as u32,
+                    f.title.clone(),
+                    f.parent_id.clone(),
+                    spaces
+                        .get(f.space_id.as_deref().unwrap_or(""))
+                        .cloned()
+                        .unwrap_or_default(),
+                    f.content_hash.clone().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, Row> = truth
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                (
+                    t.kind.clone(),
+                    t.version,
+                    t.title.clone(),
+                    t.parent_id.clone(),
+                    t.space_key.clone(),
+                    t.body_sha256.clone(),
+                ),
+            )
+        })
+        .collect();
+    if stored != expected {
+        let missing: Vec<_> = expected
+            .keys()
+            .filter(|k| !stored.contains_key(*k))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = stored
+            .keys()
+            .filter(|k| !expected.contains_key(*k))
+            .take(5)
+            .collect();
+        let differ: Vec<_> = expected
+            .iter()
+            .filter(|(k, v)| stored.get(*k).is_some_and(|s| s != *v))
+            .take(3)
+            .map(|(k, v)| (k, v, &stored[k]))
+            .collect();
+        panic!(
+            "store != truth for {email}: {} stored, {} expected; missing {missing:?}, extra {extra:?}, differ {differ:?}",
+            stored.len(),
+            expected.len()
+        );
+    }
+
+    // Attachments and comments of readable, current content.
+    let (attachments, comments) = sim.with_site(|site| {
+        let user = site.user_by_email(email).unwrap();
+        let readable = |container: u64| {
+            site.content
+                .get(&container)
+                .is_some_and(|c| c.status == Status::Current && site.can_read(user, c))
+        };
+        let attachments: BTreeMap<String, u32> = site
+            .attachments
+            .values()
+            .filter(|a| a.status == Status::Current && readable(a.container_id))
+            .map(|a| (a.wire_id(), a.version))
+            .collect();
+        let comments: BTreeSet<String> = site
+            .comments
+            .values()
+            .filter(|c| c.status == Status::Current && readable(c.container_id))
+            .map(|c| c.id.to_string())
+            .collect();
+        (attachments, comments)
+    });
+    let stored_attachments: BTreeMap<String, u32> = files
+        .iter()
+        .filter(|f| f.kind == kind::ATTACHMENT)
+        .map(|f| (f.external_id.clone(), f.version as u32))
+        .collect();
+    assert_eq!(
+        stored_attachments, attachments,
+        "attachments differ for {email}"
+    );
+    let stored_comments: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.kind == kind::COMMENT)
+        .map(|f| f.external_id.clone())
+        .collect();
+    assert_eq!(stored_comments, comments, "comments differ for {email}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_of_10000_pages_equals_the_truth_for_full_and_partial_accounts() {
+    let sim = simulator(10, 8, 10_000).await;
+    for email in ["admin@example.com", "cleo@example.com"] {
+        let fixture = fixture("full", email).await;
+        let report = engine(&fixture, api_client(&sim, email))
+            .run()
+            .await
+            .unwrap();
+        assert!(!report.resumed);
+        assert_equals_truth(&fixture, &sim, email).await;
+        let pages = sim
+            .truth(email)
+            .unwrap()
+            .iter()
+            .filter(|t| t.kind == "page")
+            .count() as u64;
+        assert_eq!(report.pages.added, pages);
+        // Text-bearing attachments have their text stored.
+        let (id, lines) = sim.with_site(|site| {
+            let user = site.user_by_email(email).unwrap();
+            let a = site
+                .attachments
+                .values()
+                .find(|a| {
+                    a.media_type.starts_with("application/vnd.openxml")
+                        && site.can_read_child_of(user, a.container_id)
+                })
+                .unwrap();
+            (
+                a.wire_id(),
+                confluence_sim::files::file_lines(site.seed, a.id, a.version),
+            )
+        });
+        let text = fixture
+            .store
+            .file_body(&fixture.connection, kind::ATTACHMENT, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(text.contains(&lines[0]), "DOCX text extracted");
+        // A second run with nothing changed fetches no body again.
+        sim.reset_stats();
+        let again = engine(&fixture, api_client(&sim, email))
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(again.pages, sync::Counts::default());
+        assert_eq!(again.attachments, sync::Counts::default());
+        let stats = sim.stats();
+        assert_eq!(
+            stats
+                .operations
+                .get("GET /wiki/api/v2/pages")
+                .copied()
+                .unwrap_or(0),
+            0,
+            "no body fetch"
+        );
+        assert_eq!(
+            stats
+                .operations
+                .get("GET /wiki/download/attachments/{container}/{filename}")
+                .copied()
+                .unwrap_or(0),
+            0
+        );
+    }
+}
+
+/// Requests that list ids (to find deletions) rather than fetch changes.
+const LISTINGS: [&str; 5] = [
+    "GET /wiki/api/v2/spaces",
+    "GET /wiki/api/v2/spaces/{id}/pages",
+    "GET /wiki/api/v2/spaces/{id}/blogposts",
+    "GET /wiki/api/v2/attachments",
+    "GET /wiki/api/v2/footer-comments",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_sync_after_changes_of_every_kind_equals_the_truth_and_costs_little() {
+    let sim = simulator(11, 8, 10_000).await;
+    let email = "admin@example.com";
+    let fixture = fixture("incremental", email).await;
+    sim.reset_stats();
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    let full_requests = sim.stats().total;
+
+    // Thirteen changes cover every kind; then ten more at random.
+    let changes = sim.random_changes(5, 13);
+    assert_eq!(changes.len(), 13, "{changes:?}");
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert_equals_truth(&fixture, &sim, email).await;
+
+    let changes = sim.random_changes(6, 10);
+    sim.reset_stats();
+    let report = engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert_equals_truth(&fixture, &sim, email).await;
+    let stats = sim.stats();
+    let listing: u64 = LISTINGS
+        .iter()
+        .map(|op| stats.operations.get(*op).copied().unwrap_or(0))
+        .sum();
+    let beyond = stats.total - listing;
+    println!("full sync {full_requests} requests; incremental {} ({listing} listing, {beyond} beyond) for {} changes; {report:?}", stats.total, changes.len());
+    assert!(
+        (beyond as f64) < 0.02 * full_requests as f64,
+        "10 changes cost {beyond} requests beyond the listing, full sync {full_requests}: {:?}",
+        stats.operations
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_the_rate_limit_do_not_change_the_outcome() {
+    let sim = simulator(12, 5, 2_000).await;
+    sim.set_faults(confluence_sim::FaultConfig {
+        rate: 0.05,
+        seed: 3,
+        retry_after_secs: 0,
+        ..Default::default()
+    });
+    sim.set_rate_limit(Some(confluence_sim::RateLimitConfig {
+        capacity: 60.0,
+        refill_per_second: 400.0,
+    }));
+    let email = "admin@example.com";
+    let fixture = fixture("faults", email).await;
+    let mut attempts = 0;
+    // A run may end early when one request exhausts its retries; it is
+    // run again, as a scheduler would, and resumes from its checkpoint.
+    loop {
+        attempts += 1;
+        match engine(&fixture, api_client(&sim, email)).run().await {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(error.is_retryable(), "{error}");
+                assert!(attempts < 10, "no progress after {attempts} runs: {error}");
+            }
+        }
+    }
+    let stats = sim.stats();
+    assert!(
+        stats.faults_injected > 10,
+        "faults were injected: {stats:?}"
+    );
+    sim.set_faults(confluence_sim::FaultConfig::default());
+    assert_equals_truth(&fixture, &sim, email).await;
+    // And after changes, under faults again.
+    sim.random_changes(8, 15);
+    sim.set_faults(confluence_sim::FaultConfig {
+        rate: 0.05,
+        seed: 4,
+        retry_after_secs: 0,
+        ..Default::default()
+    });
+    let mut attempts = 0;
+    while engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .is_err()
+    {
+        attempts += 1;
+        assert!(attempts < 10);
+    }
+    sim.set_faults(confluence_sim::FaultConfig::default());
+    assert_equals_truth(&fixture, &sim, email).await;
+}
+
+struct SavedTokens(Arc<parking_lot::Mutex<Vec<confluence::OAuthTokens>>>);
+
+impl confluence::TokenStore for SavedTokens {
+    fn save<'a>(
+        &'a self,
+        tokens: &'a confluence::OAuthTokens,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        self.0.lock().push(tokens.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_sync_spanning_several_token_lifetimes_completes_without_reusing_a_refresh_token()
+{
+    let sim = Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed: 13,
+                spaces: 3,
+                pages: 1500,
+            },
+            access_token_ttl: std::time::Duration::from_secs(2),
+            faults: confluence_sim::FaultConfig {
+                latency_ms: 50,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let creds = sim.credentials();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:9/cb";
+    let consent = http
+        .post(format!("{}/authorize/consent", creds.base_url))
+        .form(&[
+            ("client_id", creds.oauth_client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("scope", "read:confluence-content.all offline_access"),
+            ("state", "x"),
+            ("account", "admin@example.com"),
+            ("decision", "accept"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{}/oauth/token", creds.base_url))
+        .json(&serde_json::json!({"grant_type": "authorization_code", "client_id": creds.oauth_client_id,
+            "client_secret": creds.oauth_client_secret, "code": code, "redirect_uri": redirect}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let saved = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let credentials = Credentials::oauth(
+        confluence::OAuthApp {
+            client_id: creds.oauth_client_id.clone(),
+            client_secret: creds.oauth_client_secret.clone(),
+            token_url: format!("{}/oauth/token", creds.base_url),
+        },
+        confluence::OAuthTokens {
+            access_token: tokens["access_token"].as_str().unwrap().into(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().into(),
+            expires_at: chrono_now() + tokens["expires_in"].as_i64().unwrap(),
+            lifetime_secs: tokens["expires_in"].as_i64().unwrap(),
+        },
+        Arc::new(SavedTokens(saved.clone())),
+    );
+    let client = Client::new(
+        SiteUrl::gateway(&creds.base_url, &creds.cloud_id),
+        credentials,
+        RetryPolicy::fast(),
+    )
+    .unwrap();
+    let fixture = fixture("oauth", "admin@example.com").await;
+    let started = std::time::Instant::now();
+    engine(&fixture, client).run().await.unwrap();
+    let elapsed = started.elapsed();
+    assert_equals_truth(&fixture, &sim, "admin@example.com").await;
+    let refreshes = saved.lock().len();
+    assert!(
+        elapsed.as_secs() >= 4,
+        "the sync spans several 2-second lifetimes ({elapsed:?})"
+    );
+    assert!(refreshes >= 2, "tokens were refreshed ({refreshes})");
+    assert_eq!(
+        sim.stats().refresh_token_reuses,
+        0,
+        "no refresh token was used twice"
+    );
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn truth_kinds_are_known() {
+    // The store's kinds cover what the simulator's truth reports.
+    assert_eq!(ContentKind::Page.v1_type(), kind::PAGE);
+    assert_eq!(ContentKind::BlogPost.v1_type(), kind::BLOG_POST);
+}
