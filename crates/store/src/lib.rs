@@ -380,37 +380,54 @@ impl Store {
         connection_id: &str,
         run: i64,
     ) -> Result<HashMap<String, u64>> {
-        let mut tx = self.pool.begin().await?;
         let gone: Vec<String> =
             sqlx::query("SELECT space_id FROM spaces WHERE connection_id = ? AND seen_run <> ?")
                 .bind(connection_id)
                 .bind(run)
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .map(|r| r.get("space_id"))
                 .collect();
         let mut removed: HashMap<String, u64> = HashMap::new();
         for space_id in &gone {
-            // Attachments and comments hang off pages and blog posts.
-            let rows = sqlx::query(
-                "DELETE FROM files WHERE connection_id = ? AND (space_id = ? OR container_id IN \
-                 (SELECT external_id FROM files WHERE connection_id = ? AND space_id = ?)) RETURNING kind",
-            )
-            .bind(connection_id)
-            .bind(space_id)
-            .bind(connection_id)
-            .bind(space_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                *removed.entry(row.get::<String, _>("kind")).or_default() += 1;
+            for (kind, n) in self.delete_space(connection_id, space_id, None).await? {
+                *removed.entry(kind).or_default() += n;
             }
-            sqlx::query("DELETE FROM spaces WHERE connection_id = ? AND space_id = ?")
-                .bind(connection_id)
-                .bind(space_id)
-                .execute(&mut *tx)
-                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes one space and everything in it (it is gone from Confluence),
+    /// with a checkpoint in the same transaction. Returns files removed by kind.
+    pub async fn delete_space(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        checkpoint: Option<(&str, &str)>,
+    ) -> Result<HashMap<String, u64>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "DELETE FROM files WHERE connection_id = ? AND (space_id = ? OR container_id IN \
+             (SELECT external_id FROM files WHERE connection_id = ? AND space_id = ?)) RETURNING kind",
+        )
+        .bind(connection_id)
+        .bind(space_id)
+        .bind(connection_id)
+        .bind(space_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut removed: HashMap<String, u64> = HashMap::new();
+        for row in rows {
+            *removed.entry(row.get::<String, _>("kind")).or_default() += 1;
+        }
+        sqlx::query("DELETE FROM spaces WHERE connection_id = ? AND space_id = ?")
+            .bind(connection_id)
+            .bind(space_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some((name, value)) = checkpoint {
+            set_checkpoint(&mut tx, connection_id, name, value).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -574,6 +591,19 @@ impl Store {
         Ok(result.rows_affected())
     }
 
+    /// Whether the connection holds any file of this kind in this space.
+    pub async fn has_files(&self, connection_id: &str, kind: &str, space_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM files WHERE connection_id = ? AND kind = ? AND space_id = ? LIMIT 1",
+        )
+        .bind(connection_id)
+        .bind(kind)
+        .bind(space_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Every file of a connection, ordered by kind and id.
     pub async fn files(&self, connection_id: &str) -> Result<Vec<FileRow>> {
         let rows = sqlx::query(
@@ -631,6 +661,14 @@ impl Store {
             .iter()
             .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
             .collect())
+    }
+
+    /// SQLite's own consistency check: `ok`, or what is wrong.
+    pub async fn integrity_check(&self) -> Result<String> {
+        let row = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<String, _>(0))
     }
 
     // Checkpoints.

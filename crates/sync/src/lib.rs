@@ -296,12 +296,10 @@ impl Engine {
             None => {
                 // A first sync lists bodies with the pages; later syncs list
                 // metadata and fetch only what changed.
-                let first = self
+                let first = !self
                     .store
-                    .counts(conn)
-                    .await?
-                    .iter()
-                    .all(|(k, _, _)| k != file_kind);
+                    .has_files(conn, file_kind, &space.space_id)
+                    .await?;
                 Some(if blog {
                     self.client.space_blogposts_url(&space.space_id, first)
                 } else {
@@ -311,7 +309,22 @@ impl Engine {
         };
         let mut processed = 0u64;
         while let Some(current) = url {
-            let (items, next) = self.client.listing::<Content>(&current).await?;
+            let (items, next) = match self.client.listing::<Content>(&current).await {
+                Ok(page) => page,
+                // The space went away since the run listed spaces (a run
+                // resumed much later): it and its content are gone.
+                Err(confluence::Error::NotFound(_)) => {
+                    let removed = self
+                        .store
+                        .delete_space(conn, &space.space_id, Some((&step, DONE)))
+                        .await?;
+                    for (file_kind, n) in removed {
+                        report.counts(&file_kind).deleted += n;
+                    }
+                    return Ok(());
+                }
+                Err(error) => return Err(error.into()),
+            };
             processed += items.len() as u64;
             let mark = next.as_deref().unwrap_or(LISTED);
             self.write_content(run, space, file_kind, items, &step, mark, report)
