@@ -607,6 +607,28 @@ fn clause(
     }
 }
 
+/// The ids a query can match, when it says so (`id = 1`, `id IN (1, 2)`,
+/// alone or ANDed with other clauses): a search then visits those only.
+pub fn candidate_ids(expr: &Expr) -> Option<Vec<u64>> {
+    match expr {
+        Expr::Clause {
+            field,
+            op: Op::Eq | Op::In,
+            values,
+        } if field == "id" || field == "content" => Some(
+            values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Text(t) => t.parse().ok(),
+                    Value::Date(_) => None,
+                })
+                .collect(),
+        ),
+        Expr::And(a, b) => candidate_ids(a).or_else(|| candidate_ids(b)),
+        _ => None,
+    }
+}
+
 /// A timestamp as a CQL literal (`yyyy-MM-dd HH:mm`) in a zone `offset_minutes`
 /// east of UTC.
 pub fn format_local(at: Millis, offset_minutes: i32) -> String {

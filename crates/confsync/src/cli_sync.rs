@@ -24,6 +24,9 @@ pub struct SyncArgs {
     /// Space keys to sync, comma-separated; every readable space when absent
     #[arg(long, value_delimiter = ',')]
     spaces: Vec<String>,
+    /// Page ids to sync with their descendants, comma-separated (instead of whole spaces)
+    #[arg(long, value_delimiter = ',')]
+    pages: Vec<String>,
     /// Skip personal spaces
     #[arg(long)]
     no_personal_spaces: bool,
@@ -94,7 +97,13 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let organisation = store.ensure_organisation("default").await?;
-    let scope = serde_json::json!({"spaces": args.spaces});
+    anyhow::ensure!(
+        args.pages
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+        "--pages takes numeric page ids"
+    );
+    let scope = serde_json::json!({"spaces": args.spaces, "pages": args.pages});
     let connection = match store
         .find_connection(&organisation, &site.base, &account)
         .await?
@@ -123,6 +132,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let client = confluence::Client::new(site, credentials, confluence::RetryPolicy::default())?;
     let options = sync::SyncOptions {
         spaces: args.spaces.clone(),
+        pages: args.pages.clone(),
         allow_personal_spaces: !args.no_personal_spaces,
         download_concurrency: args.download_concurrency,
     };
@@ -214,4 +224,71 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 fn fingerprint(token: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(token.as_bytes())[..8])
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Pages of the simulated site
+    #[arg(long, default_value_t = 2000)]
+    pages: u32,
+    /// Spaces of the simulated site
+    #[arg(long, default_value_t = 6)]
+    spaces: u32,
+    /// Where the store lives
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-demo")]
+    data_dir: PathBuf,
+    /// Address of the simulated site (fixed by default, so that running the
+    /// demo again syncs the same connection incrementally)
+    #[arg(long, default_value = "127.0.0.1:8990")]
+    addr: std::net::SocketAddr,
+}
+
+/// The demo on the embedded default: a simulated Confluence site, synced
+/// into the store under `--data-dir`, then served until Ctrl-C so that it
+/// can be changed and synced again.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let sim = confluence_sim::Simulator::spawn(
+        confluence_sim::SimConfig {
+            site: confluence_sim::SiteConfig {
+                seed: 1,
+                spaces: args.spaces,
+                pages: args.pages,
+            },
+            ..Default::default()
+        },
+        args.addr,
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let creds = sim.credentials();
+    eprintln!("simulated Confluence site at {}", creds.base_url);
+    sync(SyncArgs {
+        site: creds.base_url.clone(),
+        email: Some(creds.email.clone()),
+        api_token: Some(creds.api_token.clone()),
+        pat: None,
+        spaces: Vec::new(),
+        pages: Vec::new(),
+        no_personal_spaces: false,
+        context_path: "/wiki".into(),
+        data_dir: args.data_dir.clone(),
+        download_concurrency: 8,
+    })
+    .await?;
+    status(StatusArgs {
+        data_dir: args.data_dir.clone(),
+        json: false,
+    })
+    .await?;
+    eprintln!(
+        "\nThe site keeps serving. Change it and sync again:\n  curl -X POST {0}/_sim/mutate -d '{{\"seed\": 1, \"random_changes\": 20}}'\n  CONFSYNC_API_TOKEN={1} confsync sync --site {0} --email {2} --data-dir {3}\nCtrl-C to stop.",
+        creds.base_url,
+        creds.api_token,
+        creds.email,
+        args.data_dir.display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    Ok(())
 }

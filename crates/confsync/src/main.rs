@@ -1,5 +1,5 @@
-//! The `confsync` command line: `sync` and `status` over the embedded
-//! store, and `sim`, the Confluence simulator. Logs go to stderr; stdout
+//! The `confsync` command line: `demo`, `sync` and `status` over the
+//! embedded store, and `sim`, the Confluence simulator. Logs go to stderr; stdout
 //! carries only output meant for machines (JSON lines).
 
 #![forbid(unsafe_code)]
@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The demo: a simulated Confluence site, synced into the embedded store
+    Demo(cli_sync::DemoArgs),
     /// Sync a Confluence site into the store (resuming an unfinished sync)
     Sync(cli_sync::SyncArgs),
     /// Show connections, what they hold and their last syncs
@@ -140,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
+        Command::Demo(args) => runtime.block_on(cli_sync::demo(args)),
         Command::Sim(args) => runtime.block_on(run_sim(args)),
         Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),
         Command::Status(args) => runtime.block_on(cli_sync::status(args)),

@@ -56,6 +56,9 @@ pub const SYNC_ERROR: &str = "SYNC_ERROR";
 pub struct SyncOptions {
     /// Space keys to sync; empty for every space the account can read.
     pub spaces: Vec<String>,
+    /// Page ids to sync with their descendants (and nothing else); empty
+    /// for whole spaces.
+    pub pages: Vec<String>,
     pub allow_personal_spaces: bool,
     /// Attachment downloads in flight at once.
     pub download_concurrency: usize,
@@ -209,15 +212,77 @@ impl Engine {
     }
 
     async fn run_steps(&self, run: i64, report: &mut Report) -> Result<()> {
-        let spaces = self.sync_spaces(run, report).await?;
+        let roots = self.chosen_pages().await?;
+        let mut spaces = self.sync_spaces(run, report).await?;
+        if let Some(roots) = &roots {
+            spaces.retain(|s| roots.values().any(|space| *space == s.space_id));
+        }
         report.spaces = spaces.len();
         for space in &spaces {
-            self.sync_content(run, space, false, report).await?;
-            self.sync_content(run, space, true, report).await?;
+            match &roots {
+                None => {
+                    self.sync_content(run, space, false, None, report).await?;
+                    self.sync_content(run, space, true, None, report).await?;
+                }
+                Some(roots) => {
+                    let allowed = self.descendants(space, roots).await?;
+                    self.sync_content(run, space, false, Some(&allowed), report)
+                        .await?;
+                }
+            }
         }
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
         Ok(())
+    }
+
+    /// The chosen pages and their spaces, when the sync is scoped to pages.
+    async fn chosen_pages(&self) -> Result<Option<HashMap<String, String>>> {
+        if self.options.pages.is_empty() {
+            return Ok(None);
+        }
+        let mut roots = HashMap::new();
+        for chunk in self.options.pages.chunks(250) {
+            let url = self
+                .client
+                .v2(&format!("/pages?limit=250&id={}", chunk.join(",")));
+            let pages: Vec<Content> = self.client.stream::<Content>(url).try_collect().await?;
+            for page in pages {
+                roots.insert(page.id, page.space_id);
+            }
+        }
+        Ok(Some(roots))
+    }
+
+    /// The chosen pages of a space with all their descendants, from one
+    /// metadata listing of the space (ids and parents only).
+    async fn descendants(
+        &self,
+        space: &SpaceRow,
+        roots: &HashMap<String, String>,
+    ) -> Result<HashSet<String>> {
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        let mut pages = std::pin::pin!(self
+            .client
+            .stream::<Content>(self.client.space_pages_url(&space.space_id, false)));
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            if let Some(parent) = page.parent_id {
+                children.entry(parent).or_default().push(page.id);
+            }
+        }
+        let mut allowed = HashSet::new();
+        let mut queue: Vec<String> = roots
+            .iter()
+            .filter(|(_, s)| **s == space.space_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        while let Some(id) = queue.pop() {
+            if allowed.insert(id.clone()) {
+                queue.extend(children.remove(&id).unwrap_or_default());
+            }
+        }
+        Ok(allowed)
     }
 
     /// Lists the spaces, records the chosen ones, and removes those no
@@ -278,12 +343,13 @@ impl Engine {
         webui.map(|w| self.client.resolve(w))
     }
 
-    /// Pages or blog posts of one space.
+    /// Pages or blog posts of one space (only `allowed` ones when given).
     async fn sync_content(
         &self,
         run: i64,
         space: &SpaceRow,
         blog: bool,
+        allowed: Option<&HashSet<String>>,
         report: &mut Report,
     ) -> Result<()> {
         let conn = self.connection_id.as_str();
@@ -327,6 +393,14 @@ impl Engine {
             };
             processed += items.len() as u64;
             let mark = next.as_deref().unwrap_or(LISTED);
+            // Outside the chosen pages: not seen, so removed if held.
+            let items = match allowed {
+                Some(allowed) => items
+                    .into_iter()
+                    .filter(|c| allowed.contains(&c.id))
+                    .collect(),
+                None => items,
+            };
             self.write_content(run, space, file_kind, items, &step, mark, report)
                 .await?;
             self.tell(&format!("{} {}", space.key, file_kind), processed);
@@ -464,7 +538,7 @@ impl Engine {
         items: &[Content],
     ) -> std::result::Result<HashMap<String, Vec<String>>, confluence::Error> {
         let mut out = HashMap::new();
-        for chunk in items.chunks(200) {
+        for chunk in items.chunks(250) {
             let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
             let cql = format!("id in ({})", ids.join(","));
             let mut url = Some(self.client.cql_labels_url(&cql));

@@ -534,3 +534,121 @@ fn truth_kinds_are_known() {
     assert_eq!(ContentKind::Page.v1_type(), kind::PAGE);
     assert_eq!(ContentKind::BlogPost.v1_type(), kind::BLOG_POST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_fails_deletes_nothing_and_the_next_run_resumes() {
+    let sim = simulator(14, 3, 900).await;
+    let email = "admin@example.com";
+    let fixture = fixture("failed-listing", email).await;
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    let before = fixture.store.files(&fixture.connection).await.unwrap();
+    // Delete pages in Confluence, then fail every request after the first
+    // few: the run cannot finish its listings, so it must delete nothing.
+    let victims: Vec<String> = sim.with_site(|site| {
+        site.content
+            .values()
+            .filter(|c| c.kind == ContentKind::Page && c.parent_id.is_some())
+            .take(5)
+            .map(|c| c.id.to_string())
+            .collect()
+    });
+    for id in &victims {
+        sim.apply(confluence_sim::Change::Trash { id: id.clone() })
+            .unwrap();
+    }
+    let mut script = vec![];
+    script.resize(40, confluence_sim::FaultKind::Internal);
+    sim.set_faults(confluence_sim::FaultConfig {
+        script,
+        ..Default::default()
+    });
+    let error = engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    let during = fixture.store.files(&fixture.connection).await.unwrap();
+    assert_eq!(during.len(), before.len(), "a failed run deleted files");
+    let connection = fixture.store.connection(&fixture.connection).await.unwrap();
+    assert_eq!(connection.status, "SYNC_ERROR");
+    assert!(connection.error.is_some());
+    // The next run resumes and ends equal to the truth, the trashed pages gone.
+    sim.set_faults(confluence_sim::FaultConfig::default());
+    let report = engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    assert_equals_truth(&fixture, &sim, email).await;
+    let after = fixture.store.files(&fixture.connection).await.unwrap();
+    assert!(victims
+        .iter()
+        .all(|v| after.iter().all(|f| &f.external_id != v)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chosen_pages_sync_with_their_descendants_only() {
+    let sim = simulator(15, 3, 800).await;
+    let email = "admin@example.com";
+    // A page with a subtree, and the subtree according to the truth.
+    let truth = sim.truth(email).unwrap();
+    let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in &truth {
+        if let Some(parent) = &entry.parent_id {
+            children
+                .entry(parent.clone())
+                .or_default()
+                .push(entry.id.clone());
+        }
+    }
+    let subtree = |root: &str| {
+        let mut out = BTreeSet::new();
+        let mut queue = vec![root.to_string()];
+        while let Some(id) = queue.pop() {
+            if out.insert(id.clone()) {
+                queue.extend(children.get(&id).cloned().unwrap_or_default());
+            }
+        }
+        out
+    };
+    let root = children
+        .keys()
+        .map(|k| (subtree(k).len(), k.clone()))
+        .filter(|(n, _)| *n > 5 && *n < 200)
+        .max()
+        .unwrap()
+        .1;
+    let expected = subtree(&root);
+    let fixture = fixture("pages", email).await;
+    let engine = Engine::new(
+        api_client(&sim, email),
+        fixture.store.clone(),
+        &fixture.connection,
+        SyncOptions {
+            pages: vec![root.clone()],
+            allow_personal_spaces: true,
+            download_concurrency: 4,
+            ..Default::default()
+        },
+    );
+    engine.run().await.unwrap();
+    let stored: BTreeSet<String> = fixture
+        .store
+        .files(&fixture.connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind == kind::PAGE || f.kind == kind::BLOG_POST)
+        .map(|f| f.external_id)
+        .collect();
+    assert_eq!(stored, expected);
+    // Attachments and comments only of those pages.
+    for file in fixture.store.files(&fixture.connection).await.unwrap() {
+        if let Some(container) = &file.container_id {
+            assert!(expected.contains(container), "{file:?}");
+        }
+    }
+}

@@ -471,7 +471,15 @@ fn run_cql(site: &Site, viewer: Viewer, params: &Params, limit: usize) -> Result
     let expr = query.expr.as_ref().expect("parse requires a condition");
     let mut error = None;
     let mut hits: Vec<(Vec<SortKey>, u64)> = Vec::new();
-    for content in site.content.values() {
+    let candidates: Box<dyn Iterator<Item = &Content>> = match cql::candidate_ids(expr) {
+        Some(mut ids) => {
+            ids.sort_unstable();
+            ids.dedup();
+            Box::new(ids.into_iter().filter_map(|id| site.content.get(&id)))
+        }
+        None => Box::new(site.content.values()),
+    };
+    for content in candidates {
         if content.status != Status::Current || !site.can_read(viewer.0, content) {
             continue;
         }
