@@ -37,8 +37,11 @@ pub struct SyncArgs {
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
     /// Attachment downloads in flight at once
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     download_concurrency: usize,
+    /// Spaces synced at once
+    #[arg(long, default_value_t = 4)]
+    space_concurrency: usize,
 }
 
 #[derive(Args)]
@@ -135,6 +138,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         pages: args.pages.clone(),
         allow_personal_spaces: !args.no_personal_spaces,
         download_concurrency: args.download_concurrency,
+        space_concurrency: args.space_concurrency,
     };
     let mut engine = sync::Engine::new(client, store, &connection.id, options);
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -272,7 +276,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         no_personal_spaces: false,
         context_path: "/wiki".into(),
         data_dir: args.data_dir.clone(),
-        download_concurrency: 8,
+        download_concurrency: 16,
+        space_concurrency: 4,
     })
     .await?;
     status(StatusArgs {

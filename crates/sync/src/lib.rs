@@ -62,6 +62,8 @@ pub struct SyncOptions {
     pub allow_personal_spaces: bool,
     /// Attachment downloads in flight at once.
     pub download_concurrency: usize,
+    /// Spaces synced at once.
+    pub space_concurrency: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
@@ -95,7 +97,23 @@ impl Counts {
     }
 }
 
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.added += other.added;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.failed += other.failed;
+    }
+}
+
 impl Report {
+    fn add(&mut self, other: &Report) {
+        self.pages.add(&other.pages);
+        self.blogposts.add(&other.blogposts);
+        self.attachments.add(&other.attachments);
+        self.comments.add(&other.comments);
+    }
+
     fn counts(&mut self, file_kind: &str) -> &mut Counts {
         match file_kind {
             kind::PAGE => &mut self.pages,
@@ -218,18 +236,29 @@ impl Engine {
             spaces.retain(|s| roots.values().any(|space| *space == s.space_id));
         }
         report.spaces = spaces.len();
-        for space in &spaces {
-            match &roots {
+        // Spaces are independent: several at a time, so that latency to
+        // Confluence is paid in parallel. Each writes its own checkpoints.
+        let roots = &roots;
+        let mut per_space = futures::stream::iter(spaces.iter().map(|space| async move {
+            let mut report = Report::default();
+            match roots {
                 None => {
-                    self.sync_content(run, space, false, None, report).await?;
-                    self.sync_content(run, space, true, None, report).await?;
+                    self.sync_content(run, space, false, None, &mut report)
+                        .await?;
+                    self.sync_content(run, space, true, None, &mut report)
+                        .await?;
                 }
                 Some(roots) => {
                     let allowed = self.descendants(space, roots).await?;
-                    self.sync_content(run, space, false, Some(&allowed), report)
+                    self.sync_content(run, space, false, Some(&allowed), &mut report)
                         .await?;
                 }
             }
+            Ok::<_, Error>(report)
+        }))
+        .buffer_unordered(self.options.space_concurrency.max(1));
+        while let Some(space_report) = per_space.next().await {
+            report.add(&space_report?);
         }
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
@@ -651,8 +680,10 @@ impl Engine {
             }
             let fetched: Vec<_> = futures::stream::iter(downloads.into_iter().map(
                 |(attachment, space_id, is_new)| async move {
-                    let link = attachment.download_link.clone().unwrap_or_default();
-                    let result = self.client.get_bytes(&self.client.resolve(&link)).await;
+                    let link = self
+                        .client
+                        .resolve(attachment.download_link.as_deref().unwrap_or_default());
+                    let result = self.download(&link, attachment.file_size).await;
                     (attachment, space_id, is_new, result)
                 },
             ))
@@ -713,6 +744,29 @@ impl Engine {
             .await?;
         report.attachments.deleted += deleted;
         Ok(())
+    }
+
+    /// Downloads a file and checks its size against the metadata: a body
+    /// cut short behind a consistent Content-Length is fetched again.
+    async fn download(
+        &self,
+        url: &str,
+        expected_size: u64,
+    ) -> std::result::Result<bytes::Bytes, confluence::Error> {
+        let mut attempt = 0;
+        loop {
+            let bytes = self.client.get_bytes(url).await?;
+            if expected_size == 0 || bytes.len() as u64 == expected_size {
+                return Ok(bytes);
+            }
+            attempt += 1;
+            if attempt >= 3 {
+                return Err(confluence::Error::Transport(format!(
+                    "downloaded {} bytes, the attachment has {expected_size}",
+                    bytes.len()
+                )));
+            }
+        }
     }
 
     fn attachment_upsert(

@@ -110,6 +110,7 @@ fn engine(fixture: &Fixture, client: Client) -> Engine {
         SyncOptions {
             allow_personal_spaces: true,
             download_concurrency: 8,
+            space_concurrency: 3,
             ..Default::default()
         },
     )
@@ -509,11 +510,11 @@ async fn an_oauth_sync_spanning_several_token_lifetimes_completes_without_reusin
     let elapsed = started.elapsed();
     assert_equals_truth(&fixture, &sim, "admin@example.com").await;
     let refreshes = saved.lock().len();
+    // Two refreshes or more: the sync outlived two access tokens.
     assert!(
-        elapsed.as_secs() >= 4,
-        "the sync spans several 2-second lifetimes ({elapsed:?})"
+        refreshes >= 2,
+        "tokens were refreshed {refreshes} times in {elapsed:?}"
     );
-    assert!(refreshes >= 2, "tokens were refreshed ({refreshes})");
     assert_eq!(
         sim.stats().refresh_token_reuses,
         0,

@@ -276,7 +276,15 @@ async fn api_pipeline(
     }
     match fault {
         Some(FaultKind::CloseMidBody) => close_mid_body(response).await,
-        Some(FaultKind::TruncatedJson) => truncate_body(response).await,
+        // Only JSON is cut: a file's truncation is a different fault.
+        Some(FaultKind::TruncatedJson)
+            if response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json")) =>
+        {
+            truncate_body(response).await
+        }
         _ => response,
     }
 }
