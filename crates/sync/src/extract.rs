@@ -1,5 +1,5 @@
 //! Text from the attachments that carry it: plain text, Markdown, CSV,
-//! HTML and DOCX. Untrusted input: every failure is a `None` or an error
+//! HTML, DOCX and PDF. Untrusted input: every failure is a `None` or an error
 //! value, never a panic, and output is bounded.
 
 use std::io::Read;
@@ -8,6 +8,9 @@ use std::io::Read;
 const MAX_TEXT: usize = 5 * 1024 * 1024;
 /// A DOCX's document part is not read beyond this (zip bombs).
 const MAX_DOCX_XML: u64 = 64 * 1024 * 1024;
+/// Pages of a PDF read for text.
+const MAX_PDF_PAGES: usize = 500;
+const PDF: &str = "application/pdf";
 
 /// Whether a file of this media type (or name) is downloaded for its text.
 pub fn carries_text(media_type: &str, title: &str) -> bool {
@@ -18,6 +21,8 @@ pub fn carries_text(media_type: &str, title: &str) -> bool {
         || lower.ends_with(".txt")
         || lower.ends_with(".csv")
         || lower.ends_with(".docx")
+        || media_type == PDF
+        || lower.ends_with(".pdf")
 }
 
 /// The text of a file, or why it has none.
@@ -28,6 +33,8 @@ pub fn text_of(media_type: &str, title: &str, bytes: &[u8]) -> Result<String, St
         || lower.ends_with(".docx")
     {
         docx_text(bytes)?
+    } else if media_type == PDF || lower.ends_with(".pdf") {
+        pdf_text(bytes)?
     } else if media_type == "text/html" || lower.ends_with(".html") || lower.ends_with(".htm") {
         html_text(&String::from_utf8_lossy(bytes))
     } else {
@@ -82,6 +89,27 @@ fn html_text(html: &str) -> String {
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The text of a PDF's pages. The parser is a library's; a panic inside it
+/// on hostile input is caught and reported as this file's error.
+fn pdf_text(bytes: &[u8]) -> Result<String, String> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let document = lopdf::Document::load_mem(bytes).map_err(|e| format!("not a PDF: {e}"))?;
+        let pages: Vec<u32> = document
+            .get_pages()
+            .keys()
+            .copied()
+            .take(MAX_PDF_PAGES)
+            .collect();
+        document
+            .extract_text(&pages)
+            .map_err(|e| format!("PDF text: {e}"))
+    }));
+    match parsed {
+        Ok(result) => result.map(|text| text.trim().to_string()),
+        Err(_) => Err("PDF parser failed on this file".into()),
+    }
+}
+
 /// The paragraphs of a DOCX's main document, a line each.
 fn docx_text(bytes: &[u8]) -> Result<String, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
@@ -133,6 +161,8 @@ mod tests {
     #[test]
     fn broken_input_is_an_error_not_a_panic() {
         assert!(docx_text(b"not a zip").is_err());
+        assert!(pdf_text(b"%PDF-1.4 garbage").is_err());
+        assert!(pdf_text(b"").is_err());
         assert!(text_of(
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             "x.docx",

@@ -278,6 +278,32 @@ async fn full_sync_of_10000_pages_equals_the_truth_for_full_and_partial_accounts
             .unwrap()
             .unwrap();
         assert!(text.contains(&lines[0]), "DOCX text extracted");
+        let (id, lines) = sim.with_site(|site| {
+            let user = site.user_by_email(email).unwrap();
+            let a = site
+                .attachments
+                .values()
+                .find(|a| {
+                    a.media_type == "application/pdf"
+                        && site.can_read_child_of(user, a.container_id)
+                })
+                .unwrap();
+            (
+                a.wire_id(),
+                confluence_sim::files::file_lines(site.seed, a.id, a.version),
+            )
+        });
+        let text = fixture
+            .store
+            .file_body(&fixture.connection, kind::ATTACHMENT, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let first_words: Vec<&str> = lines[0].split(' ').take(3).collect();
+        assert!(
+            text.contains(&first_words.join(" ")),
+            "PDF text extracted: {text:?}"
+        );
         // A second run with nothing changed fetches no body again.
         sim.reset_stats();
         let again = engine(&fixture, api_client(&sim, email))
