@@ -255,55 +255,23 @@ async fn full_sync_of_10000_pages_equals_the_truth_for_full_and_partial_accounts
             .filter(|t| t.kind == "page")
             .count() as u64;
         assert_eq!(report.pages.added, pages);
-        // Text-bearing attachments have their text stored.
-        let (id, lines) = sim.with_site(|site| {
-            let user = site.user_by_email(email).unwrap();
-            let a = site
-                .attachments
-                .values()
-                .find(|a| {
-                    a.media_type.starts_with("application/vnd.openxml")
-                        && site.can_read_child_of(user, a.container_id)
-                })
-                .unwrap();
-            (
-                a.wire_id(),
-                confluence_sim::files::file_lines(site.seed, a.id, a.version),
-            )
-        });
-        let text = fixture
-            .store
-            .file_body(&fixture.connection, kind::ATTACHMENT, &id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(text.contains(&lines[0]), "DOCX text extracted");
-        let (id, lines) = sim.with_site(|site| {
-            let user = site.user_by_email(email).unwrap();
-            let a = site
-                .attachments
-                .values()
-                .find(|a| {
-                    a.media_type == "application/pdf"
-                        && site.can_read_child_of(user, a.container_id)
-                })
-                .unwrap();
-            (
-                a.wire_id(),
-                confluence_sim::files::file_lines(site.seed, a.id, a.version),
-            )
-        });
-        let text = fixture
-            .store
-            .file_body(&fixture.connection, kind::ATTACHMENT, &id)
-            .await
-            .unwrap()
-            .unwrap();
-        let first_words: Vec<&str> = lines[0].split(' ').take(3).collect();
-        assert!(
-            text.contains(&first_words.join(" ")),
-            "PDF text extracted: {text:?}"
-        );
+        // Text-bearing attachments have their text stored: every kind.
+        for media_type in [
+            "text/plain",
+            "text/markdown",
+            "text/csv",
+            "text/html",
+            "application/pdf",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ] {
+            let (text, first_line) = stored_text(&fixture, &sim, email, media_type).await;
+            // PDF text comes back with its own spacing: compare words.
+            let words: Vec<&str> = first_line.split(' ').take(3).collect();
+            assert!(
+                text.contains(&words.join(" ")),
+                "{media_type}: {first_line:?} not in {text:?}"
+            );
+        }
         // A second run with nothing changed fetches no body again.
         sim.reset_stats();
         let again = engine(&fixture, api_client(&sim, email))
@@ -331,6 +299,35 @@ async fn full_sync_of_10000_pages_equals_the_truth_for_full_and_partial_accounts
             0
         );
     }
+}
+
+/// The stored text of the first readable attachment of a media type, and
+/// the first line the simulator put in it.
+async fn stored_text(
+    fixture: &Fixture,
+    sim: &RunningSimulator,
+    email: &str,
+    media_type: &str,
+) -> (String, String) {
+    let (id, lines) = sim.with_site(|site| {
+        let user = site.user_by_email(email).unwrap();
+        let a = site
+            .attachments
+            .values()
+            .find(|a| a.media_type == media_type && site.can_read_child_of(user, a.container_id))
+            .unwrap_or_else(|| panic!("no readable {media_type} attachment"));
+        (
+            a.wire_id(),
+            confluence_sim::files::file_lines(site.seed, a.id, a.version),
+        )
+    });
+    let text = fixture
+        .store
+        .file_body(&fixture.connection, kind::ATTACHMENT, &id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no text stored for {media_type} {id}"));
+    (text, lines[0].clone())
 }
 
 /// Requests that list ids (to find deletions) rather than fetch changes.
