@@ -1,5 +1,6 @@
 //! The `confsync` command line: `demo`, `sync` and `status` over the
-//! embedded store, and `sim`, the Confluence simulator. Logs go to stderr; stdout
+//! embedded store, `convert` (storage format to Markdown, text or chunks),
+//! and `sim`, the Confluence simulator. Logs go to stderr; stdout
 //! carries only output meant for machines (JSON lines).
 
 #![forbid(unsafe_code)]
@@ -30,8 +31,75 @@ enum Command {
     Sync(cli_sync::SyncArgs),
     /// Show connections, what they hold and their last syncs
     Status(cli_sync::StatusArgs),
+    /// Convert a storage-format page to Markdown, text or chunks (JSON lines)
+    Convert(ConvertArgs),
     /// Serve a simulated Confluence Cloud site (for tests, benchmarks and the demo)
     Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// What to print
+    #[arg(long, value_enum, default_value = "markdown")]
+    format: ConvertFormat,
+    /// Tokens a chunk holds at most
+    #[arg(long, default_value_t = 1500)]
+    chunk_size: usize,
+    /// Tokens of overlap between chunks
+    #[arg(long, default_value_t = 20)]
+    chunk_overlap: usize,
+    /// The storage-format file; `-` or nothing for standard input
+    file: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvertFormat {
+    Markdown,
+    Text,
+    Chunks,
+}
+
+/// Never fails on the content: warnings go to stderr, output to stdout.
+fn run_convert(args: ConvertArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut bytes = Vec::new();
+    match args.file.as_deref() {
+        None => std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?,
+        Some(path) => {
+            bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            bytes.len()
+        }
+    };
+    let input = String::from_utf8_lossy(&bytes);
+    let resolver = storage_format::NoResolver;
+    let converted = match args.format {
+        ConvertFormat::Text => storage_format::to_text(&input, &resolver),
+        ConvertFormat::Markdown | ConvertFormat::Chunks => {
+            storage_format::to_markdown(&input, &resolver)
+        }
+    };
+    for warning in &converted.warnings {
+        tracing::warn!(offset = warning.offset, "{}", warning.message);
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ConvertFormat::Chunks => {
+            let options = storage_format::ChunkOptions {
+                chunk_size: args.chunk_size,
+                overlap: args.chunk_overlap,
+            };
+            for chunk in storage_format::chunk(&converted.output, &options) {
+                writeln!(out, "{}", serde_json::to_string(&chunk)?)?;
+            }
+        }
+        _ => out.write_all(converted.output.as_bytes())?,
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -144,6 +212,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => runtime.block_on(cli_sync::demo(args)),
         Command::Sim(args) => runtime.block_on(run_sim(args)),
+        Command::Convert(args) => run_convert(args),
         Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),
         Command::Status(args) => runtime.block_on(cli_sync::status(args)),
     }

@@ -1,0 +1,374 @@
+//! A forgiving parser for storage format: XHTML with `ac:` and `ri:`
+//! elements, as Confluence stores it and as people break it (unclosed tags,
+//! stray `&` and `<`, attributes without quotes, HTML entities XML does not
+//! define). It builds a tree in an arena without recursion, so neither
+//! depth nor size can exhaust the stack, and it never fails: what it cannot
+//! read becomes text, and what it repaired is reported as a warning.
+
+use crate::entities;
+use crate::Warning;
+
+pub type NodeId = u32;
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Element {
+        name: Box<str>,
+        attrs: Vec<(Box<str>, String)>,
+    },
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kind: Kind,
+    pub children: Vec<NodeId>,
+}
+
+#[derive(Debug)]
+pub struct Document {
+    pub nodes: Vec<Node>,
+}
+
+pub const ROOT: NodeId = 0;
+const MAX_WARNINGS: usize = 100;
+
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "br" | "hr"
+            | "img"
+            | "col"
+            | "input"
+            | "meta"
+            | "link"
+            | "area"
+            | "base"
+            | "wbr"
+            | "source"
+            | "param"
+    )
+}
+
+impl Document {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    pub fn name(&self, id: NodeId) -> Option<&str> {
+        match &self.node(id).kind {
+            Kind::Element { name, .. } => Some(name),
+            Kind::Text(_) => None,
+        }
+    }
+
+    pub fn attr(&self, id: NodeId, key: &str) -> Option<&str> {
+        match &self.node(id).kind {
+            Kind::Element { attrs, .. } => attrs
+                .iter()
+                .find(|(k, _)| k.as_ref() == key)
+                .map(|(_, v)| v.as_str()),
+            Kind::Text(_) => None,
+        }
+    }
+
+    /// The first child element with this name.
+    pub fn child(&self, id: NodeId, name: &str) -> Option<NodeId> {
+        self.node(id)
+            .children
+            .iter()
+            .copied()
+            .find(|c| self.name(*c) == Some(name))
+    }
+
+    /// The value of an `ac:parameter` child with this `ac:name`.
+    pub fn parameter(&self, id: NodeId, key: &str) -> Option<String> {
+        self.node(id)
+            .children
+            .iter()
+            .copied()
+            .find(|c| {
+                self.name(*c) == Some("ac:parameter") && self.attr(*c, "ac:name") == Some(key)
+            })
+            .map(|c| self.text(c))
+    }
+
+    /// All the text below a node, without any markup; iterative.
+    pub fn text(&self, id: NodeId) -> String {
+        let mut out = String::new();
+        let mut stack = vec![id];
+        while let Some(current) = stack.pop() {
+            let node = self.node(current);
+            match &node.kind {
+                Kind::Text(text) => out.push_str(text),
+                Kind::Element { .. } => stack.extend(node.children.iter().rev().copied()),
+            }
+        }
+        out
+    }
+}
+
+struct Builder {
+    nodes: Vec<Node>,
+    stack: Vec<NodeId>,
+}
+
+impl Builder {
+    fn current(&self) -> NodeId {
+        *self.stack.last().unwrap_or(&ROOT)
+    }
+
+    fn push_node(&mut self, kind: Kind) -> NodeId {
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(Node {
+            kind,
+            children: Vec::new(),
+        });
+        let parent = self.current();
+        self.nodes[parent as usize].children.push(id);
+        id
+    }
+
+    /// Appends text; returns how many stray `&` it held.
+    fn text(&mut self, text: &str, decode: bool) -> usize {
+        if text.is_empty() {
+            return 0;
+        }
+        let parent = self.current();
+        // Merge with a preceding text sibling.
+        if let Some(&last) = self.nodes[parent as usize].children.last() {
+            if let Kind::Text(existing) = &mut self.nodes[last as usize].kind {
+                if decode {
+                    return entities::decode_into(text, existing);
+                }
+                existing.push_str(text);
+                return 0;
+            }
+        }
+        let mut owned = String::with_capacity(text.len());
+        let stray = if decode {
+            entities::decode_into(text, &mut owned)
+        } else {
+            owned.push_str(text);
+            0
+        };
+        self.push_node(Kind::Text(owned));
+        stray
+    }
+
+    fn text_at(&mut self, text: &str, offset: usize, warnings: &mut Vec<Warning>) {
+        if self.text(text, true) > 0 {
+            warn(
+                warnings,
+                offset,
+                "'&' that starts no reference kept as text".into(),
+            );
+        }
+    }
+}
+
+fn warn(warnings: &mut Vec<Warning>, offset: usize, message: String) {
+    if warnings.len() < MAX_WARNINGS {
+        warnings.push(Warning { offset, message });
+    }
+}
+
+fn is_name_start(b: u8) -> bool {
+    b.is_ascii_alphabetic()
+}
+
+fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.')
+}
+
+pub fn parse(input: &str, warnings: &mut Vec<Warning>) -> Document {
+    let bytes = input.as_bytes();
+    let mut builder = Builder {
+        nodes: vec![Node {
+            kind: Kind::Element {
+                name: "#root".into(),
+                attrs: Vec::new(),
+            },
+            children: Vec::new(),
+        }],
+        stack: vec![ROOT],
+    };
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(lt) = input[pos..].find('<').map(|i| i + pos) else {
+            builder.text_at(&input[pos..], pos, warnings);
+            break;
+        };
+        builder.text_at(&input[pos..lt], pos, warnings);
+        pos = lt;
+        let rest = &input[pos..];
+        if let Some(body) = rest.strip_prefix("<![CDATA[") {
+            let end = body.find("]]>").unwrap_or_else(|| {
+                warn(warnings, pos, "unterminated CDATA section".into());
+                body.len()
+            });
+            builder.text(&body[..end], false);
+            pos += 9 + end + 3.min(body.len() - end);
+            continue;
+        }
+        if rest.starts_with("<!--") {
+            pos += rest.find("-->").map_or(rest.len(), |e| e + 3);
+            continue;
+        }
+        if rest.starts_with("<!") || rest.starts_with("<?") {
+            pos += rest.find('>').map_or(rest.len(), |e| e + 1);
+            continue;
+        }
+        let closing = rest.as_bytes().get(1) == Some(&b'/');
+        let name_start = pos + 1 + usize::from(closing);
+        if name_start >= bytes.len() || !is_name_start(bytes[name_start]) {
+            // A `<` that starts no tag is text.
+            warn(warnings, pos, "stray '<' kept as text".into());
+            builder.text("<", false);
+            pos += 1;
+            continue;
+        }
+        let mut name_end = name_start;
+        while name_end < bytes.len() && is_name_char(bytes[name_end]) {
+            name_end += 1;
+        }
+        let raw_name = &input[name_start..name_end];
+        let name = if raw_name.bytes().any(|b| b.is_ascii_uppercase()) {
+            raw_name.to_ascii_lowercase()
+        } else {
+            raw_name.to_string()
+        };
+        if closing {
+            let end = input[name_end..]
+                .find('>')
+                .map_or(bytes.len(), |e| name_end + e + 1);
+            close(&mut builder, &name, pos, warnings);
+            pos = end;
+            continue;
+        }
+        let (attrs, self_closing, end) = attributes(input, name_end, warnings);
+        pos = end;
+        let void = is_void(&name);
+        let id = builder.push_node(Kind::Element {
+            name: name.into_boxed_str(),
+            attrs,
+        });
+        if !self_closing && !void {
+            builder.stack.push(id);
+        }
+    }
+    for &open in builder.stack.iter().skip(1) {
+        let name = match &builder.nodes[open as usize].kind {
+            Kind::Element { name, .. } => name.to_string(),
+            Kind::Text(_) => String::new(),
+        };
+        warn(
+            warnings,
+            bytes.len(),
+            format!("unclosed <{name}> closed at the end"),
+        );
+    }
+    Document {
+        nodes: builder.nodes,
+    }
+}
+
+fn close(builder: &mut Builder, name: &str, pos: usize, warnings: &mut Vec<Warning>) {
+    let found = builder.stack.iter().rposition(|&id| {
+        id != ROOT
+            && matches!(&builder.nodes[id as usize].kind, Kind::Element { name: n, .. } if n.as_ref() == name)
+    });
+    match found {
+        Some(index) => {
+            if index + 1 < builder.stack.len() {
+                warn(
+                    warnings,
+                    pos,
+                    format!(
+                        "</{name}> closes {} unclosed element(s)",
+                        builder.stack.len() - index - 1
+                    ),
+                );
+            }
+            builder.stack.truncate(index);
+        }
+        None => warn(warnings, pos, format!("stray </{name}> ignored")),
+    }
+}
+
+/// Attributes from `start` to the end of the tag: quoted, unquoted or bare.
+/// Returns them, whether the tag closes itself, and the position after it.
+fn attributes(
+    input: &str,
+    start: usize,
+    warnings: &mut Vec<Warning>,
+) -> (Vec<(Box<str>, String)>, bool, usize) {
+    let bytes = input.as_bytes();
+    let mut attrs = Vec::new();
+    let mut pos = start;
+    loop {
+        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if pos >= bytes.len() {
+            warn(warnings, start, "tag not closed before the end".into());
+            return (attrs, true, bytes.len());
+        }
+        match bytes[pos] {
+            b'>' => return (attrs, false, pos + 1),
+            b'/' if bytes.get(pos + 1) == Some(&b'>') => return (attrs, true, pos + 2),
+            b'<' => {
+                warn(warnings, pos, "tag not closed before the next one".into());
+                return (attrs, false, pos);
+            }
+            _ => {}
+        }
+        let key_start = pos;
+        let ends_key = |pos: usize| {
+            pos >= bytes.len()
+                || bytes[pos].is_ascii_whitespace()
+                || matches!(bytes[pos], b'=' | b'>' | b'<')
+                || (bytes[pos] == b'/' && bytes.get(pos + 1) == Some(&b'>'))
+        };
+        while !ends_key(pos) {
+            pos += 1;
+        }
+        if pos == key_start {
+            // A lone '=' or similar: skip it.
+            pos += 1;
+            continue;
+        }
+        let key = input[key_start..pos].to_ascii_lowercase();
+        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        let mut value = String::new();
+        if pos < bytes.len() && bytes[pos] == b'=' {
+            pos += 1;
+            while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+                pos += 1;
+            }
+            if pos < bytes.len() && (bytes[pos] == b'"' || bytes[pos] == b'\'') {
+                let quote = bytes[pos] as char;
+                let value_start = pos + 1;
+                let end = input[value_start..]
+                    .find(quote)
+                    .map_or(bytes.len(), |e| value_start + e);
+                entities::decode_into(&input[value_start..end], &mut value);
+                pos = (end + 1).min(bytes.len());
+            } else {
+                let value_start = pos;
+                while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() && bytes[pos] != b'>' {
+                    pos += 1;
+                }
+                entities::decode_into(&input[value_start..pos], &mut value);
+                warn(
+                    warnings,
+                    value_start,
+                    format!("attribute {key} without quotes"),
+                );
+            }
+        }
+        attrs.push((key.into_boxed_str(), value));
+    }
+}
