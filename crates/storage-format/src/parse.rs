@@ -5,29 +5,39 @@
 //! depth nor size can exhaust the stack, and it never fails: what it cannot
 //! read becomes text, and what it repaired is reported as a warning.
 
+use std::borrow::Cow;
+
 use crate::entities;
 use crate::Warning;
 
 pub type NodeId = u32;
 
+const NONE: NodeId = NodeId::MAX;
+
+/// Names, attributes and text borrow from the input unless they had to
+/// change (lowercased, entities decoded, merged): a page parses with few
+/// allocations.
 #[derive(Debug, Clone)]
-pub enum Kind {
+pub enum Kind<'a> {
     Element {
-        name: Box<str>,
-        attrs: Vec<(Box<str>, String)>,
+        name: Cow<'a, str>,
+        attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     },
-    Text(String),
+    Text(Cow<'a, str>),
 }
 
+/// Children are linked through siblings rather than held in a vector each.
 #[derive(Debug, Clone)]
-pub struct Node {
-    pub kind: Kind,
-    pub children: Vec<NodeId>,
+pub struct Node<'a> {
+    pub kind: Kind<'a>,
+    first_child: NodeId,
+    last_child: NodeId,
+    next_sibling: NodeId,
 }
 
 #[derive(Debug)]
-pub struct Document {
-    pub nodes: Vec<Node>,
+pub struct Document<'a> {
+    nodes: Vec<Node<'a>>,
 }
 
 pub const ROOT: NodeId = 0;
@@ -50,9 +60,34 @@ fn is_void(name: &str) -> bool {
     )
 }
 
-impl Document {
-    pub fn node(&self, id: NodeId) -> &Node {
+pub struct Children<'d, 'a> {
+    doc: &'d Document<'a>,
+    next: NodeId,
+}
+
+impl Iterator for Children<'_, '_> {
+    type Item = NodeId;
+
+    fn next(&mut self) -> Option<NodeId> {
+        if self.next == NONE {
+            return None;
+        }
+        let current = self.next;
+        self.next = self.doc.nodes[current as usize].next_sibling;
+        Some(current)
+    }
+}
+
+impl<'a> Document<'a> {
+    pub fn node(&self, id: NodeId) -> &Node<'a> {
         &self.nodes[id as usize]
+    }
+
+    pub fn children(&self, id: NodeId) -> Children<'_, 'a> {
+        Children {
+            doc: self,
+            next: self.nodes[id as usize].first_child,
+        }
     }
 
     pub fn name(&self, id: NodeId) -> Option<&str> {
@@ -67,29 +102,20 @@ impl Document {
             Kind::Element { attrs, .. } => attrs
                 .iter()
                 .find(|(k, _)| k.as_ref() == key)
-                .map(|(_, v)| v.as_str()),
+                .map(|(_, v)| v.as_ref()),
             Kind::Text(_) => None,
         }
     }
 
     /// The first child element with this name.
     pub fn child(&self, id: NodeId, name: &str) -> Option<NodeId> {
-        self.node(id)
-            .children
-            .iter()
-            .copied()
-            .find(|c| self.name(*c) == Some(name))
+        self.children(id).find(|c| self.name(*c) == Some(name))
     }
 
     /// The value of an `ac:parameter` child with this `ac:name`.
     pub fn parameter(&self, id: NodeId, key: &str) -> Option<String> {
-        self.node(id)
-            .children
-            .iter()
-            .copied()
-            .find(|c| {
-                self.name(*c) == Some("ac:parameter") && self.attr(*c, "ac:name") == Some(key)
-            })
+        self.children(id)
+            .find(|&c| self.name(c) == Some("ac:parameter") && self.attr(c, "ac:name") == Some(key))
             .map(|c| self.text(c))
     }
 
@@ -98,65 +124,76 @@ impl Document {
         let mut out = String::new();
         let mut stack = vec![id];
         while let Some(current) = stack.pop() {
-            let node = self.node(current);
-            match &node.kind {
+            match &self.node(current).kind {
                 Kind::Text(text) => out.push_str(text),
-                Kind::Element { .. } => stack.extend(node.children.iter().rev().copied()),
+                Kind::Element { .. } => {
+                    let mark = stack.len();
+                    stack.extend(self.children(current));
+                    stack[mark..].reverse();
+                }
             }
         }
         out
     }
 }
 
-struct Builder {
-    nodes: Vec<Node>,
+struct Builder<'a> {
+    nodes: Vec<Node<'a>>,
     stack: Vec<NodeId>,
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     fn current(&self) -> NodeId {
         *self.stack.last().unwrap_or(&ROOT)
     }
 
-    fn push_node(&mut self, kind: Kind) -> NodeId {
+    fn push_node(&mut self, kind: Kind<'a>) -> NodeId {
         let id = self.nodes.len() as NodeId;
         self.nodes.push(Node {
             kind,
-            children: Vec::new(),
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
         });
-        let parent = self.current();
-        self.nodes[parent as usize].children.push(id);
+        let parent = self.current() as usize;
+        match self.nodes[parent].last_child {
+            NONE => self.nodes[parent].first_child = id,
+            last => self.nodes[last as usize].next_sibling = id,
+        }
+        self.nodes[parent].last_child = id;
         id
     }
 
     /// Appends text; returns how many stray `&` it held.
-    fn text(&mut self, text: &str, decode: bool) -> usize {
+    fn text(&mut self, text: &'a str, decode: bool) -> usize {
         if text.is_empty() {
             return 0;
         }
-        let parent = self.current();
+        let parent = self.current() as usize;
         // Merge with a preceding text sibling.
-        if let Some(&last) = self.nodes[parent as usize].children.last() {
+        let last = self.nodes[parent].last_child;
+        if last != NONE {
             if let Kind::Text(existing) = &mut self.nodes[last as usize].kind {
+                let owned = existing.to_mut();
                 if decode {
-                    return entities::decode_into(text, existing);
+                    return entities::decode_into(text, owned);
                 }
-                existing.push_str(text);
+                owned.push_str(text);
                 return 0;
             }
         }
-        let mut owned = String::with_capacity(text.len());
-        let stray = if decode {
-            entities::decode_into(text, &mut owned)
+        let (value, stray) = if decode && text.contains('&') {
+            let mut owned = String::with_capacity(text.len());
+            let stray = entities::decode_into(text, &mut owned);
+            (Cow::Owned(owned), stray)
         } else {
-            owned.push_str(text);
-            0
+            (Cow::Borrowed(text), 0)
         };
-        self.push_node(Kind::Text(owned));
+        self.push_node(Kind::Text(value));
         stray
     }
 
-    fn text_at(&mut self, text: &str, offset: usize, warnings: &mut Vec<Warning>) {
+    fn text_at(&mut self, text: &'a str, offset: usize, warnings: &mut Vec<Warning>) {
         if self.text(text, true) > 0 {
             warn(
                 warnings,
@@ -181,15 +218,17 @@ fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.')
 }
 
-pub fn parse(input: &str, warnings: &mut Vec<Warning>) -> Document {
+pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
     let bytes = input.as_bytes();
     let mut builder = Builder {
         nodes: vec![Node {
             kind: Kind::Element {
-                name: "#root".into(),
+                name: Cow::Borrowed("#root"),
                 attrs: Vec::new(),
             },
-            children: Vec::new(),
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
         }],
         stack: vec![ROOT],
     };
@@ -233,10 +272,10 @@ pub fn parse(input: &str, warnings: &mut Vec<Warning>) -> Document {
             name_end += 1;
         }
         let raw_name = &input[name_start..name_end];
-        let name = if raw_name.bytes().any(|b| b.is_ascii_uppercase()) {
-            raw_name.to_ascii_lowercase()
+        let name: Cow<'a, str> = if raw_name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(raw_name.to_ascii_lowercase())
         } else {
-            raw_name.to_string()
+            Cow::Borrowed(raw_name)
         };
         if closing {
             let end = input[name_end..]
@@ -249,10 +288,7 @@ pub fn parse(input: &str, warnings: &mut Vec<Warning>) -> Document {
         let (attrs, self_closing, end) = attributes(input, name_end, warnings);
         pos = end;
         let void = is_void(&name);
-        let id = builder.push_node(Kind::Element {
-            name: name.into_boxed_str(),
-            attrs,
-        });
+        let id = builder.push_node(Kind::Element { name, attrs });
         if !self_closing && !void {
             builder.stack.push(id);
         }
@@ -296,13 +332,26 @@ fn close(builder: &mut Builder, name: &str, pos: usize, warnings: &mut Vec<Warni
     }
 }
 
+/// A slice as is, or decoded when it holds a reference.
+fn decoded(text: &str) -> Cow<'_, str> {
+    if text.contains('&') {
+        let mut owned = String::with_capacity(text.len());
+        entities::decode_into(text, &mut owned);
+        Cow::Owned(owned)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+type Attributes<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// Attributes from `start` to the end of the tag: quoted, unquoted or bare.
 /// Returns them, whether the tag closes itself, and the position after it.
-fn attributes(
-    input: &str,
+fn attributes<'a>(
+    input: &'a str,
     start: usize,
     warnings: &mut Vec<Warning>,
-) -> (Vec<(Box<str>, String)>, bool, usize) {
+) -> (Attributes<'a>, bool, usize) {
     let bytes = input.as_bytes();
     let mut attrs = Vec::new();
     let mut pos = start;
@@ -338,11 +387,16 @@ fn attributes(
             pos += 1;
             continue;
         }
-        let key = input[key_start..pos].to_ascii_lowercase();
+        let raw_key = &input[key_start..pos];
+        let key: Cow<'a, str> = if raw_key.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(raw_key.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(raw_key)
+        };
         while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
             pos += 1;
         }
-        let mut value = String::new();
+        let mut value = Cow::Borrowed("");
         if pos < bytes.len() && bytes[pos] == b'=' {
             pos += 1;
             while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
@@ -354,14 +408,14 @@ fn attributes(
                 let end = input[value_start..]
                     .find(quote)
                     .map_or(bytes.len(), |e| value_start + e);
-                entities::decode_into(&input[value_start..end], &mut value);
+                value = decoded(&input[value_start..end]);
                 pos = (end + 1).min(bytes.len());
             } else {
                 let value_start = pos;
                 while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() && bytes[pos] != b'>' {
                     pos += 1;
                 }
-                entities::decode_into(&input[value_start..pos], &mut value);
+                value = decoded(&input[value_start..pos]);
                 warn(
                     warnings,
                     value_start,
@@ -369,6 +423,6 @@ fn attributes(
                 );
             }
         }
-        attrs.push((key.into_boxed_str(), value));
+        attrs.push((key, value));
     }
 }

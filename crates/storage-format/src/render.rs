@@ -17,7 +17,7 @@ pub enum Mode {
 }
 
 pub struct Renderer<'a> {
-    doc: &'a Document,
+    doc: &'a Document<'a>,
     resolver: &'a dyn Resolver,
     mode: Mode,
     pub warnings: Vec<Warning>,
@@ -152,7 +152,7 @@ fn fence_for(body: &str) -> String {
 }
 
 impl<'a> Renderer<'a> {
-    pub fn new(doc: &'a Document, resolver: &'a dyn Resolver, mode: Mode) -> Self {
+    pub fn new(doc: &'a Document<'a>, resolver: &'a dyn Resolver, mode: Mode) -> Self {
         Renderer {
             doc,
             resolver,
@@ -199,21 +199,21 @@ impl<'a> Renderer<'a> {
         self.depth += 1;
         let mut paragraph = String::new();
         let doc = self.doc;
-        for &child in &doc.node(id).children {
-            let block_name = match &self.doc.node(child).kind {
-                Kind::Element { name, .. } if is_block(name) => Some(name.to_string()),
-                Kind::Element { name, .. }
-                    if name.as_ref() == "ac:structured-macro"
+        for child in doc.children(id) {
+            let block_name = match doc.name(child) {
+                Some(name) if is_block(name) => Some(name),
+                Some(name)
+                    if name == "ac:structured-macro"
                         && !is_inline_macro(&self.macro_name(child)) =>
                 {
-                    Some(name.to_string())
+                    Some(name)
                 }
                 _ => None,
             };
             match block_name {
                 Some(name) => {
                     self.flush(&mut paragraph, &mut out);
-                    self.block(child, &name, &mut out);
+                    self.block(child, name, &mut out);
                 }
                 None => self.inline_node(child, &mut paragraph),
             }
@@ -345,7 +345,7 @@ impl<'a> Renderer<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(1);
         let doc = self.doc;
-        for &item in &doc.node(id).children {
+        for item in doc.children(id) {
             match self.doc.name(item) {
                 Some("li") => {}
                 // Text between items, or a list nested without an <li>.
@@ -408,7 +408,7 @@ impl<'a> Renderer<'a> {
     fn task_list(&mut self, id: NodeId) -> String {
         let mut lines = Vec::new();
         let doc = self.doc;
-        for &task in &doc.node(id).children {
+        for task in doc.children(id) {
             if self.doc.name(task) != Some("ac:task") {
                 continue;
             }
@@ -428,7 +428,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn rows(&self, id: NodeId, rows: &mut Vec<NodeId>) {
-        for &child in &self.doc.node(id).children {
+        for child in self.doc.children(id) {
             match self.doc.name(child) {
                 Some("tr") => rows.push(child),
                 Some("thead") | Some("tbody") | Some("tfoot") => self.rows(child, rows),
@@ -445,7 +445,7 @@ impl<'a> Renderer<'a> {
         for (index, row) in row_ids.iter().enumerate() {
             let mut cells = Vec::new();
             let doc = self.doc;
-            for &cell in &doc.node(*row).children {
+            for cell in doc.children(*row) {
                 let name = self.doc.name(cell);
                 if name != Some("td") && name != Some("th") {
                     continue;
@@ -627,7 +627,7 @@ impl<'a> Renderer<'a> {
             if visited > 10_000 {
                 return None;
             }
-            for &child in &self.doc.node(current).children {
+            for child in self.doc.children(current) {
                 if self.doc.name(child) == Some(name) {
                     return Some(child);
                 }
@@ -663,7 +663,7 @@ impl<'a> Renderer<'a> {
         }
         self.depth += 1;
         let doc = self.doc;
-        for &child in &doc.node(id).children {
+        for child in doc.children(id) {
             self.inline_node(child, &mut out);
         }
         self.depth -= 1;
@@ -693,7 +693,8 @@ impl<'a> Renderer<'a> {
     }
 
     fn inline_node(&mut self, id: NodeId, out: &mut String) {
-        let name = match &self.doc.node(id).kind {
+        let doc = self.doc;
+        let name = match &doc.node(id).kind {
             Kind::Text(text) => {
                 // NBSP is whitespace here too: it collapses to a space.
                 let mut collapsed = String::with_capacity(text.len());
@@ -712,13 +713,13 @@ impl<'a> Renderer<'a> {
                 }
                 return;
             }
-            Kind::Element { name, .. } => name.to_string(),
+            Kind::Element { name, .. } => name.as_ref(),
         };
         if self.depth > MAX_DEPTH {
             collapse(&self.doc.text(id), out);
             return;
         }
-        match name.as_str() {
+        match name {
             "strong" | "b" => self.wrap(id, "**", out),
             "em" | "i" | "cite" => self.wrap(id, "*", out),
             "s" | "del" | "strike" => self.wrap(id, "~~", out),
@@ -884,10 +885,7 @@ impl<'a> Renderer<'a> {
         }
         .filter(|t| !t.is_empty());
         let target = doc
-            .node(id)
-            .children
-            .iter()
-            .copied()
+            .children(id)
             .find(|&c| doc.name(c).is_some_and(|n| n.starts_with("ri:")));
         let (default_text, url) = match target.and_then(|t| doc.name(t).map(|n| (t, n))) {
             Some((t, "ri:page")) => {
