@@ -121,6 +121,43 @@ fn escape_markdown(text: &str, out: &mut String) {
     }
 }
 
+/// Text into `out` in one pass: whitespace runs collapsed to one space (NBSP
+/// included), none at the start of a line or after a space, and Markdown
+/// syntax escaped when `markdown`.
+fn push_text(text: &str, out: &mut String, markdown: bool) {
+    out.reserve(text.len());
+    let mut space = out.is_empty() || out.ends_with(' ') || out.ends_with('\n');
+    let mut previous: Option<char> = out.chars().next_back();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+            previous = Some(' ');
+            continue;
+        }
+        space = false;
+        if markdown {
+            match c {
+                '\\' | '`' | '*' | '[' | ']' | '<' | '|' => out.push('\\'),
+                // Intraword underscores are not emphasis in CommonMark.
+                '_' => {
+                    let inner = previous.is_some_and(char::is_alphanumeric)
+                        && chars.peek().is_some_and(|n| n.is_alphanumeric());
+                    if !inner {
+                        out.push('\\');
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(c);
+        previous = Some(c);
+    }
+}
+
 /// Collapses whitespace runs to one space, as HTML does.
 fn collapse(text: &str, out: &mut String) {
     let mut space = out.ends_with(' ');
@@ -696,21 +733,7 @@ impl<'a> Renderer<'a> {
         let doc = self.doc;
         let name = match &doc.node(id).kind {
             Kind::Text(text) => {
-                // NBSP is whitespace here too: it collapses to a space.
-                let mut collapsed = String::with_capacity(text.len());
-                collapse(text, &mut collapsed);
-                if out.ends_with(' ') || out.is_empty() {
-                    let trimmed = collapsed.trim_start();
-                    if self.md() {
-                        escape_markdown(trimmed, out);
-                    } else {
-                        out.push_str(trimmed);
-                    }
-                } else if self.md() {
-                    escape_markdown(&collapsed, out);
-                } else {
-                    out.push_str(&collapsed);
-                }
+                push_text(text, out, self.md());
                 return;
             }
             Kind::Element { name, .. } => name.as_ref(),
