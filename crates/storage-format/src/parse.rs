@@ -220,16 +220,19 @@ fn is_name_char(b: u8) -> bool {
 
 pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
     let bytes = input.as_bytes();
+    // About one node for every twenty bytes of a typical page.
+    let mut nodes = Vec::with_capacity(input.len() / 20 + 16);
+    nodes.push(Node {
+        kind: Kind::Element {
+            name: Cow::Borrowed("#root"),
+            attrs: Vec::new(),
+        },
+        first_child: NONE,
+        last_child: NONE,
+        next_sibling: NONE,
+    });
     let mut builder = Builder {
-        nodes: vec![Node {
-            kind: Kind::Element {
-                name: Cow::Borrowed("#root"),
-                attrs: Vec::new(),
-            },
-            first_child: NONE,
-            last_child: NONE,
-            next_sibling: NONE,
-        }],
+        nodes,
         stack: vec![ROOT],
     };
     let mut pos = 0;
