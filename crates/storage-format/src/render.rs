@@ -130,34 +130,57 @@ fn escape_markdown(text: &str, out: &mut String) {
 fn push_text(text: &str, out: &mut String, markdown: bool) {
     out.reserve(text.len());
     let mut space = out.is_empty() || out.ends_with(' ') || out.ends_with('\n');
-    let mut previous: Option<char> = out.chars().next_back();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let bytes = text.as_bytes();
+    let special = |b: u8| {
+        b.is_ascii_whitespace()
+            || b >= 0x80
+            || (markdown && matches!(b, b'\\' | b'`' | b'*' | b'[' | b']' | b'<' | b'|' | b'_'))
+    };
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // A run of plain ASCII goes in at once.
+        let run_start = pos;
+        while pos < bytes.len() && !special(bytes[pos]) {
+            pos += 1;
+        }
+        if pos > run_start {
+            out.push_str(&text[run_start..pos]);
+            space = false;
+        }
+        if pos >= bytes.len() {
+            break;
+        }
+        let c = text[pos..].chars().next().unwrap_or(' ');
+        let width = c.len_utf8();
         if c.is_whitespace() {
             if !space {
                 out.push(' ');
                 space = true;
             }
-            previous = Some(' ');
-            continue;
-        }
-        space = false;
-        if markdown {
-            match c {
-                '\\' | '`' | '*' | '[' | ']' | '<' | '|' => out.push('\\'),
-                // Intraword underscores are not emphasis in CommonMark.
-                '_' => {
-                    let inner = previous.is_some_and(char::is_alphanumeric)
-                        && chars.peek().is_some_and(|n| n.is_alphanumeric());
-                    if !inner {
-                        out.push('\\');
+        } else {
+            if markdown {
+                match c {
+                    '\\' | '`' | '*' | '[' | ']' | '<' | '|' => out.push('\\'),
+                    // Intraword underscores are not emphasis in CommonMark.
+                    '_' => {
+                        let before = text[..pos]
+                            .chars()
+                            .next_back()
+                            .or_else(|| out.chars().next_back());
+                        let after = text[pos + 1..].chars().next();
+                        let inner = before.is_some_and(char::is_alphanumeric)
+                            && after.is_some_and(char::is_alphanumeric);
+                        if !inner {
+                            out.push('\\');
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
+            out.push(c);
+            space = false;
         }
-        out.push(c);
-        previous = Some(c);
+        pos += width;
     }
 }
 
@@ -363,17 +386,18 @@ impl<'a> Renderer<'a> {
         if !self.md() {
             return inner.to_string();
         }
-        inner
-            .lines()
-            .map(|line| {
-                if line.is_empty() {
-                    ">".to_string()
-                } else {
-                    format!("> {line}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut out = String::with_capacity(inner.len() + inner.len() / 16 + 2);
+        for (i, line) in inner.lines().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push('>');
+            if !line.is_empty() {
+                out.push(' ');
+                out.push_str(line);
+            }
+        }
+        out
     }
 
     fn code_block(&self, body: &str, language: &str) -> String {
@@ -385,7 +409,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn list(&mut self, id: NodeId, ordered: bool) -> String {
-        let mut lines = Vec::new();
+        let mut lines = String::new();
         let mut number = self
             .doc
             .attr(id, "start")
@@ -398,7 +422,13 @@ impl<'a> Renderer<'a> {
                 // Text between items, or a list nested without an <li>.
                 Some("ul") | Some("ol") => {
                     let nested = self.blocks_of_one(item);
-                    lines.extend(nested.lines().map(|l| format!("   {l}")));
+                    for line in nested.lines() {
+                        if !lines.is_empty() {
+                            lines.push('\n');
+                        }
+                        lines.push_str("   ");
+                        lines.push_str(line);
+                    }
                     continue;
                 }
                 _ => continue,
@@ -413,7 +443,7 @@ impl<'a> Renderer<'a> {
             let body = self.item_body(item);
             self.push_item(&mut lines, &marker, &body);
         }
-        lines.join("\n")
+        lines
     }
 
     /// An item's blocks: a nested list follows its line directly, so that
@@ -434,26 +464,32 @@ impl<'a> Renderer<'a> {
         body
     }
 
-    fn push_item(&self, lines: &mut Vec<String>, marker: &str, body: &str) {
-        let indent = " ".repeat(marker.len());
+    /// Appends a list item: the marker before its first line, the rest
+    /// indented under it; lines separated by newlines.
+    fn push_item(&self, lines: &mut String, marker: &str, body: &str) {
         let mut first = true;
         for line in body.lines() {
-            if first {
-                lines.push(format!("{marker}{line}"));
-                first = false;
-            } else if line.is_empty() {
-                lines.push(String::new());
-            } else {
-                lines.push(format!("{indent}{line}"));
+            if !lines.is_empty() {
+                lines.push('\n');
             }
+            if first {
+                lines.push_str(marker);
+                first = false;
+            } else if !line.is_empty() {
+                lines.extend(std::iter::repeat_n(' ', marker.len()));
+            }
+            lines.push_str(line);
         }
         if first {
-            lines.push(marker.trim_end().to_string());
+            if !lines.is_empty() {
+                lines.push('\n');
+            }
+            lines.push_str(marker.trim_end());
         }
     }
 
     fn task_list(&mut self, id: NodeId) -> String {
-        let mut lines = Vec::new();
+        let mut lines = String::new();
         let doc = self.doc;
         for task in doc.children(id) {
             if self.doc.name(task) != Some("ac:task") {
@@ -471,7 +507,7 @@ impl<'a> Renderer<'a> {
             let marker = if done { "- [x] " } else { "- [ ] " };
             self.push_item(&mut lines, marker, &body);
         }
-        lines.join("\n")
+        lines
     }
 
     fn rows(&self, id: NodeId, rows: &mut Vec<NodeId>) {
