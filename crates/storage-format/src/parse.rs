@@ -21,7 +21,8 @@ const NONE: NodeId = NodeId::MAX;
 pub enum Kind<'a> {
     Element {
         name: Cow<'a, str>,
-        attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        /// This element's attributes in the document's shared list.
+        attrs: std::ops::Range<u32>,
     },
     Text(Cow<'a, str>),
 }
@@ -38,6 +39,9 @@ pub struct Node<'a> {
 #[derive(Debug)]
 pub struct Document<'a> {
     nodes: Vec<Node<'a>>,
+    /// Every element's attributes, in one list (one allocation, not one
+    /// an element).
+    attrs: Attributes<'a>,
 }
 
 pub const ROOT: NodeId = 0;
@@ -99,7 +103,7 @@ impl<'a> Document<'a> {
 
     pub fn attr(&self, id: NodeId, key: &str) -> Option<&str> {
         match &self.node(id).kind {
-            Kind::Element { attrs, .. } => attrs
+            Kind::Element { attrs, .. } => self.attrs[attrs.start as usize..attrs.end as usize]
                 .iter()
                 .find(|(k, _)| k.as_ref() == key)
                 .map(|(_, v)| v.as_ref()),
@@ -225,7 +229,7 @@ pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
     nodes.push(Node {
         kind: Kind::Element {
             name: Cow::Borrowed("#root"),
-            attrs: Vec::new(),
+            attrs: 0..0,
         },
         first_child: NONE,
         last_child: NONE,
@@ -235,6 +239,7 @@ pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
         nodes,
         stack: vec![ROOT],
     };
+    let mut attrs: Attributes<'a> = Vec::with_capacity(input.len() / 40 + 8);
     let mut pos = 0;
     while pos < bytes.len() {
         let Some(lt) = input[pos..].find('<').map(|i| i + pos) else {
@@ -288,10 +293,12 @@ pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
             pos = end;
             continue;
         }
-        let (attrs, self_closing, end) = attributes(input, name_end, warnings);
+        let first = attrs.len() as u32;
+        let (self_closing, end) = attributes(input, name_end, &mut attrs, warnings);
+        let range = first..attrs.len() as u32;
         pos = end;
         let void = is_void(&name);
-        let id = builder.push_node(Kind::Element { name, attrs });
+        let id = builder.push_node(Kind::Element { name, attrs: range });
         if !self_closing && !void {
             builder.stack.push(id);
         }
@@ -309,6 +316,7 @@ pub fn parse<'a>(input: &'a str, warnings: &mut Vec<Warning>) -> Document<'a> {
     }
     Document {
         nodes: builder.nodes,
+        attrs,
     }
 }
 
@@ -348,15 +356,16 @@ fn decoded(text: &str) -> Cow<'_, str> {
 
 type Attributes<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
-/// Attributes from `start` to the end of the tag: quoted, unquoted or bare.
-/// Returns them, whether the tag closes itself, and the position after it.
+/// Attributes from `start` to the end of the tag, quoted, unquoted or bare,
+/// appended to `attrs`. Returns whether the tag closes itself and the
+/// position after it.
 fn attributes<'a>(
     input: &'a str,
     start: usize,
+    attrs: &mut Attributes<'a>,
     warnings: &mut Vec<Warning>,
-) -> (Attributes<'a>, bool, usize) {
+) -> (bool, usize) {
     let bytes = input.as_bytes();
-    let mut attrs = Vec::new();
     let mut pos = start;
     loop {
         while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
@@ -364,14 +373,14 @@ fn attributes<'a>(
         }
         if pos >= bytes.len() {
             warn(warnings, start, "tag not closed before the end".into());
-            return (attrs, true, bytes.len());
+            return (true, bytes.len());
         }
         match bytes[pos] {
-            b'>' => return (attrs, false, pos + 1),
-            b'/' if bytes.get(pos + 1) == Some(&b'>') => return (attrs, true, pos + 2),
+            b'>' => return (false, pos + 1),
+            b'/' if bytes.get(pos + 1) == Some(&b'>') => return (true, pos + 2),
             b'<' => {
                 warn(warnings, pos, "tag not closed before the next one".into());
-                return (attrs, false, pos);
+                return (false, pos);
             }
             _ => {}
         }
