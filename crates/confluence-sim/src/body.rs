@@ -11,6 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write;
 
+use crate::model::User;
 use crate::text::{self, rng_for};
 
 /// What a body may refer to; every field is a pure function of the seed, so
@@ -22,7 +23,8 @@ pub struct BodyContext<'a> {
     pub space_key: &'a str,
     /// Ids of the content generated in the same space, for page links.
     pub sibling_ids: (u64, u64),
-    pub account_ids: &'a [String],
+    /// The site's users, whom bodies mention by account id.
+    pub users: &'a [User],
     /// File names of the attachments the content was created with.
     pub attachment_names: &'a [String],
 }
@@ -211,7 +213,8 @@ fn paragraph(rng: &mut ChaCha8Rng, ctx: &BodyContext, out: &mut String) {
             }
         }
         1 => {
-            if let Some(account) = pick(rng, ctx.account_ids) {
+            if let Some(user) = pick(rng, ctx.users) {
+                let account = &user.account_id;
                 let _ = write!(
                     out,
                     " Owner: <ac:link><ri:user ri:account-id=\"{account}\" /></ac:link>."
@@ -320,11 +323,15 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> Option<&'a T> {
 }
 
 /// A comment's body: a short paragraph, sometimes with a mention.
-pub fn comment_body(seed: u64, id: u64, version: u32, account_ids: &[String]) -> String {
+pub fn comment_body(seed: u64, id: u64, version: u32, users: &[User]) -> String {
     let mut rng = rng_for(seed, &[id, version as u64, 0xc0c0]);
     let n = rng.gen_range(1..4);
     let mut out = format!("<p>{}", text::sentences(&mut rng, n));
-    if let Some(account) = pick(&mut rng, account_ids) {
+    if let Some(User {
+        account_id: account,
+        ..
+    }) = pick(&mut rng, users)
+    {
         if rng.gen_bool(0.3) {
             let _ = write!(
                 out,

@@ -284,7 +284,6 @@ impl Site {
             return body.to_string();
         }
         let space = self.spaces.get(&content.space_id);
-        let account_ids: Vec<String> = self.users.iter().map(|u| u.account_id.clone()).collect();
         let attachment_names: Vec<String> = generate::initial_attachments(self.seed, content.id)
             .into_iter()
             .map(|(name, _)| name)
@@ -295,7 +294,7 @@ impl Site {
             version: content.version,
             space_key: space.map(|s| s.key.as_str()).unwrap_or(""),
             sibling_ids: space.map(|s| s.generated_ids).unwrap_or((0, 0)),
-            account_ids: &account_ids,
+            users: &self.users,
             attachment_names: &attachment_names,
         })
     }
@@ -304,8 +303,7 @@ impl Site {
         if let Some(body) = &comment.custom_body {
             return body.to_string();
         }
-        let account_ids: Vec<String> = self.users.iter().map(|u| u.account_id.clone()).collect();
-        body::comment_body(self.seed, comment.id, comment.version, &account_ids)
+        body::comment_body(self.seed, comment.id, comment.version, &self.users)
     }
 
     pub fn attachment_bytes(&self, attachment: &model::Attachment, version: u32) -> Vec<u8> {

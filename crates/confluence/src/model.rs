@@ -54,6 +54,13 @@ pub struct Body {
     pub storage: Option<BodyValue>,
 }
 
+/// The storage-format value of an optional body.
+fn storage_of(body: &Option<Body>) -> Option<&str> {
+    body.as_ref()
+        .and_then(|b| b.storage.as_ref())
+        .map(|s| s.value.as_str())
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct WebLinks {
     #[serde(default)]
@@ -84,10 +91,7 @@ pub struct Content {
 
 impl Content {
     pub fn storage(&self) -> Option<&str> {
-        self.body
-            .as_ref()
-            .and_then(|b| b.storage.as_ref())
-            .map(|s| s.value.as_str())
+        storage_of(&self.body)
     }
 }
 
@@ -142,10 +146,7 @@ impl FooterComment {
     }
 
     pub fn storage(&self) -> Option<&str> {
-        self.body
-            .as_ref()
-            .and_then(|b| b.storage.as_ref())
-            .map(|s| s.value.as_str())
+        storage_of(&self.body)
     }
 }
 

@@ -184,6 +184,12 @@ fn push_text(text: &str, out: &mut String, markdown: bool) {
     }
 }
 
+/// A URL as a Markdown link destination: parentheses encoded so that they
+/// cannot end it.
+fn markdown_url(url: &str) -> String {
+    url.replace(')', "%29").replace('(', "%28")
+}
+
 /// Collapses whitespace runs to one space, as HTML does.
 fn collapse(text: &str, out: &mut String) {
     let mut space = out.ends_with(' ');
@@ -931,11 +937,7 @@ impl<'a> Renderer<'a> {
             && !url.contains(char::is_whitespace);
         let label = if text.is_empty() { url } else { text };
         if self.md() && safe {
-            let _ = write!(
-                out,
-                "[{label}]({})",
-                url.replace(')', "%29").replace('(', "%28")
-            );
+            let _ = write!(out, "[{label}]({})", markdown_url(url));
         } else {
             out.push_str(label);
         }
@@ -945,11 +947,7 @@ impl<'a> Renderer<'a> {
         if self.md() && !src.is_empty() && !src.contains(char::is_whitespace) {
             let mut escaped = String::new();
             escape_markdown(alt, &mut escaped);
-            let _ = write!(
-                out,
-                "![{escaped}]({})",
-                src.replace(')', "%29").replace('(', "%28")
-            );
+            let _ = write!(out, "![{escaped}]({})", markdown_url(src));
         } else {
             out.push_str(alt);
         }
@@ -977,13 +975,7 @@ impl<'a> Renderer<'a> {
             .children(id)
             .find(|&c| doc.name(c).is_some_and(|n| n.starts_with("ri:")));
         let (default_text, url) = match target.and_then(|t| doc.name(t).map(|n| (t, n))) {
-            Some((t, "ri:page")) => {
-                let title = doc.attr(t, "ri:content-title").unwrap_or("").to_string();
-                let space = doc.attr(t, "ri:space-key");
-                let url = self.resolver.page_url(space, &title);
-                (title, url)
-            }
-            Some((t, "ri:blog-post")) => {
+            Some((t, "ri:page" | "ri:blog-post")) => {
                 let title = doc.attr(t, "ri:content-title").unwrap_or("").to_string();
                 let space = doc.attr(t, "ri:space-key");
                 let url = self.resolver.page_url(space, &title);
