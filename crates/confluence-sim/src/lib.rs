@@ -255,12 +255,43 @@ impl Simulator {
         let user = site.user_by_email(email)?;
         Some(truth_of(&site, user))
     }
+
+    /// Every current page and blog post that a principal may read: an
+    /// account id (or none) with any groups (by id), whether or not an
+    /// account holds exactly those groups. Unknown ids hold nothing.
+    pub fn truth_for(&self, account_id: Option<&str>, group_ids: &[String]) -> Vec<TruthEntry> {
+        let site = self.shared.site.read();
+        let reader = model::Reader {
+            user: account_id.and_then(|a| site.user_by_account_id(a)),
+            groups: site
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| group_ids.contains(&g.id))
+                .map(|(i, _)| i as u16)
+                .collect(),
+        };
+        truth_where(&site, |c| site.readable_by(&reader, c))
+    }
+
+    /// The site's groups as (id, name).
+    pub fn groups(&self) -> Vec<(String, String)> {
+        let site = self.shared.site.read();
+        site.groups
+            .iter()
+            .map(|g| (g.id.clone(), g.name.clone()))
+            .collect()
+    }
 }
 
 pub(crate) fn truth_of(site: &Site, user: u16) -> Vec<TruthEntry> {
+    truth_where(site, |c| site.can_read(user, c))
+}
+
+fn truth_where(site: &Site, readable: impl Fn(&model::Content) -> bool) -> Vec<TruthEntry> {
     site.content
         .values()
-        .filter(|c| c.status == model::Status::Current && site.can_read(user, c))
+        .filter(|c| c.status == model::Status::Current && readable(c))
         .map(|c| TruthEntry {
             id: c.id.to_string(),
             kind: c.kind.v1_type().to_string(),

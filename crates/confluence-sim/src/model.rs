@@ -110,6 +110,32 @@ pub struct Space {
     pub generated_ids: (u64, u64),
 }
 
+/// Who asks to read: a user (or nobody signed in) and the groups it is in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reader {
+    pub user: Option<u16>,
+    pub groups: Vec<u16>,
+}
+
+impl Reader {
+    fn holds(&self, principal: Principal) -> bool {
+        match principal {
+            Principal::User(user) => self.user == Some(user),
+            Principal::Group(group) => self.groups.contains(&group),
+        }
+    }
+
+    pub fn reads_space(&self, space: &Space) -> bool {
+        space.readers.iter().any(|&p| self.holds(p))
+    }
+
+    pub fn admitted_by(&self, restriction: &Restriction) -> bool {
+        self.user
+            .is_some_and(|user| restriction.users.contains(&user))
+            || restriction.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
 /// A read restriction: when present, only these users and the members of
 /// these groups may read the content (and, for pages, its descendants).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -219,23 +245,20 @@ impl Site {
         self.spaces.values().find(|space| space.key == key)
     }
 
-    fn holds(&self, user: u16, principal: Principal) -> bool {
-        match principal {
-            Principal::User(other) => other == user,
-            Principal::Group(group) => self.users[user as usize].groups.contains(&group),
+    /// The principal an account acts as: itself and its groups.
+    pub fn principal_of(&self, user: u16) -> Reader {
+        Reader {
+            user: Some(user),
+            groups: self.users[user as usize].groups.clone(),
         }
     }
 
     pub fn can_read_space(&self, user: u16, space: &Space) -> bool {
-        space.readers.iter().any(|&p| self.holds(user, p))
+        self.principal_of(user).reads_space(space)
     }
 
     pub fn restriction_admits(&self, user: u16, restriction: &Restriction) -> bool {
-        restriction.users.contains(&user)
-            || restriction
-                .groups
-                .iter()
-                .any(|group| self.users[user as usize].groups.contains(group))
+        self.principal_of(user).admitted_by(restriction)
     }
 
     /// The ids of a page's ancestors, the root first.
@@ -259,17 +282,23 @@ impl Site {
     /// on the content and on each of its ancestors admits the user.
     /// Restrictions only narrow access; none widens it.
     pub fn can_read(&self, user: u16, content: &Content) -> bool {
+        self.readable_by(&self.principal_of(user), content)
+    }
+
+    /// The access rule for any principal: a user (or none), with any set
+    /// of groups, whether or not an account holds exactly those.
+    pub fn readable_by(&self, reader: &Reader, content: &Content) -> bool {
         let Some(space) = self.spaces.get(&content.space_id) else {
             return false;
         };
-        if !self.can_read_space(user, space) {
+        if !reader.reads_space(space) {
             return false;
         }
         let mut current = Some(content);
         let mut hops = 0;
         while let Some(item) = current {
             if let Some(restriction) = &item.read_restriction {
-                if !self.restriction_admits(user, restriction) {
+                if !reader.admitted_by(restriction) {
                     return false;
                 }
             }

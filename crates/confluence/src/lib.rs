@@ -87,6 +87,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
+const RESTRICTIONS: &str =
+    "restrictions.read.restrictions.user,restrictions.read.restrictions.group";
+
 impl Client {
     pub fn new(site: SiteUrl, credentials: Credentials, policy: RetryPolicy) -> Result<Client> {
         let http = reqwest::Client::builder()
@@ -248,12 +251,24 @@ impl Client {
         self.v2("/footer-comments?limit=250&body-format=storage")
     }
 
-    /// CQL over content with labels expanded.
+    /// CQL over content with labels and read restrictions expanded.
     pub fn cql_labels_url(&self, cql: &str) -> String {
         self.v1(&format!(
-            "/content/search?limit=250&expand=metadata.labels&cql={}",
+            "/content/search?limit=250&expand=metadata.labels,{RESTRICTIONS}&cql={}",
             encode(cql)
         ))
+    }
+
+    /// CQL over content with only read restrictions expanded.
+    pub fn cql_restrictions_url(&self, cql: &str) -> String {
+        self.v1(&format!(
+            "/content/search?limit=250&expand={RESTRICTIONS}&cql={}",
+            encode(cql)
+        ))
+    }
+
+    pub fn space_permissions_url(&self, space_id: &str) -> String {
+        self.v2(&format!("/spaces/{space_id}/permissions?limit=250"))
     }
 }
 

@@ -156,6 +156,70 @@ pub struct V1Content {
     pub id: String,
     #[serde(default)]
     pub metadata: Option<V1Metadata>,
+    #[serde(default)]
+    pub restrictions: Option<V1Restrictions>,
+}
+
+/// `restrictions` as v1 expands it (`restrictions.read.restrictions.user`
+/// and `...group`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1Restrictions {
+    #[serde(default)]
+    pub read: Option<V1Restriction>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1Restriction {
+    pub restrictions: V1RestrictionSets,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1RestrictionSets {
+    #[serde(default)]
+    pub user: Option<V1Results<V1User>>,
+    #[serde(default)]
+    pub group: Option<V1Results<V1Group>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1Results<T> {
+    pub results: Vec<T>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1User {
+    #[serde(rename = "accountId", default)]
+    pub account_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1Group {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A content's own read restriction: the users and groups it admits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ReadRestriction {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// What a listing says of a content's read restriction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestrictionState {
+    /// Anyone the space admits may read it (as far as this content goes).
+    Open,
+    Restricted(ReadRestriction),
+    /// The listing did not say, or said it incompletely (a truncated
+    /// principal list): whoever relies on it must deny.
+    Unknown,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -175,6 +239,44 @@ pub struct V1Label {
 }
 
 impl V1Content {
+    /// The read restriction as expanded; `Unknown` when it was not
+    /// expanded or a principal list was cut short by its own limit.
+    pub fn read_restriction(&self) -> RestrictionState {
+        let Some(read) = self.restrictions.as_ref().and_then(|r| r.read.as_ref()) else {
+            return RestrictionState::Unknown;
+        };
+        fn complete<T>(list: &Option<V1Results<T>>) -> bool {
+            list.as_ref()
+                .is_none_or(|l| l.size.is_none_or(|size| size as usize <= l.results.len()))
+        }
+        let sets = &read.restrictions;
+        if !complete(&sets.user) || !complete(&sets.group) {
+            return RestrictionState::Unknown;
+        }
+        let mut restriction = ReadRestriction {
+            users: sets
+                .user
+                .iter()
+                .flat_map(|l| l.results.iter().filter_map(|u| u.account_id.clone()))
+                .collect(),
+            groups: sets
+                .group
+                .iter()
+                .flat_map(|l| {
+                    l.results
+                        .iter()
+                        .filter_map(|g| g.id.clone().or(g.name.clone()))
+                })
+                .collect(),
+        };
+        if restriction.users.is_empty() && restriction.groups.is_empty() {
+            return RestrictionState::Open;
+        }
+        restriction.users.sort();
+        restriction.groups.sort();
+        RestrictionState::Restricted(restriction)
+    }
+
     pub fn labels(&self) -> Vec<String> {
         self.metadata
             .as_ref()
@@ -182,4 +284,26 @@ impl V1Content {
             .map(|l| l.results.iter().map(|l| l.name.clone()).collect())
             .unwrap_or_default()
     }
+}
+
+/// One space permission assignment (v2 `/spaces/{id}/permissions`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SpacePermission {
+    pub principal: PermissionPrincipal,
+    pub operation: PermissionOperation,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PermissionPrincipal {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PermissionOperation {
+    pub key: String,
+    #[serde(rename = "targetType")]
+    pub target_type: String,
 }

@@ -11,8 +11,13 @@
 
 #![forbid(unsafe_code)]
 
+mod search;
 mod secret;
 
+pub use search::{
+    Chunk, IndexChange, IndexableFile, NewChunk, ReadRestriction, ScopeRow, Segment,
+    SpacePrincipals, Visibility,
+};
 pub use secret::Cipher;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +39,8 @@ pub enum Error {
     Secret(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -60,6 +67,12 @@ pub struct Connection {
     pub error: Option<String>,
     pub created_at: String,
     pub last_synced_at: Option<String>,
+    /// The end user (Carbon's customer) it belongs to, if any.
+    pub end_user_id: Option<String>,
+    /// Whether search applies Confluence's own permissions.
+    pub enforce_permissions: bool,
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
 }
 
 pub struct NewConnection<'a> {
@@ -114,6 +127,12 @@ pub struct FileUpsert {
     pub created_at: Option<String>,
     pub body: Option<String>,
     pub content_hash: Option<String>,
+    /// The Markdown (or text) of `body`, and its chunks; written with it.
+    pub markdown: Option<String>,
+    pub chunks: Option<Vec<NewChunk>>,
+    /// The file's own read restriction; `None` keeps what is stored (a
+    /// new page or blog post without one is `Unknown`: nobody passes it).
+    pub read_restriction: Option<ReadRestriction>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -234,6 +253,10 @@ impl Store {
             error: row.get("error"),
             created_at: row.get("created_at"),
             last_synced_at: row.get("last_synced_at"),
+            end_user_id: row.get("end_user_id"),
+            enforce_permissions: row.get("enforce_permissions"),
+            chunk_size: row.get("chunk_size"),
+            chunk_overlap: row.get("chunk_overlap"),
         }
     }
 
@@ -488,11 +511,20 @@ impl Store {
                 .labels
                 .as_ref()
                 .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()));
+            // A new page or blog post without a known restriction is
+            // Unknown (nobody passes it); others are open on their own.
+            let restriction = match (&file.read_restriction, file.kind) {
+                (Some(r), _) => r.to_column(),
+                (None, kind::PAGE | kind::BLOG_POST) => ReadRestriction::Unknown.to_column(),
+                (None, _) => None,
+            };
             let row = sqlx::query(
                 "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
-                 version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, ?, ?) \
+                 version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
+                 read_restriction) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
+                 read_restriction = CASE WHEN ? THEN excluded.read_restriction ELSE files.read_restriction END, \
                  space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
                  title = excluded.title, url = COALESCE(excluded.url, files.url), version = excluded.version, \
                  content_hash = COALESCE(?, files.content_hash), media_type = COALESCE(excluded.media_type, files.media_type), \
@@ -519,20 +551,26 @@ impl Store {
             .bind(run)
             .bind(&file.created_at)
             .bind(&at)
+            .bind(restriction)
+            .bind(file.read_restriction.is_some())
             .bind(&file.content_hash)
             .bind(&labels)
             .fetch_one(&mut *tx)
             .await?;
+            let file_id: i64 = row.get("id");
             if let Some(body) = &file.body {
-                let file_id: i64 = row.get("id");
                 sqlx::query(
-                    "INSERT INTO file_contents (file_id, body) VALUES (?, ?) \
-                     ON CONFLICT (file_id) DO UPDATE SET body = excluded.body",
+                    "INSERT INTO file_contents (file_id, body, markdown) VALUES (?, ?, ?) \
+                     ON CONFLICT (file_id) DO UPDATE SET body = excluded.body, markdown = excluded.markdown",
                 )
                 .bind(file_id)
                 .bind(body)
+                .bind(&file.markdown)
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(chunks) = &file.chunks {
+                search::replace_chunks(&mut tx, file_id, chunks).await?;
             }
         }
         for (kind, id) in seen {

@@ -18,7 +18,9 @@
 
 pub mod extract;
 
-use confluence::model::{Attachment, Content, FooterComment, Space, V1Content};
+use confluence::model::{
+    Attachment, Content, FooterComment, RestrictionState, Space, SpacePermission, V1Content,
+};
 use confluence::Client;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -26,7 +28,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
-use store::{kind, FileState, FileUpsert, SpaceRow, Store};
+use storage_format::ChunkOptions;
+use store::{
+    kind, FileState, FileUpsert, NewChunk, ReadRestriction, SpacePrincipals, SpaceRow, Store,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -133,12 +138,86 @@ pub struct Progress {
 
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// Called after every transaction that changed what search shows, so that
+/// an index can follow the store as the sync commits.
+pub type CommitFn = Arc<dyn Fn() + Send + Sync>;
+
 pub struct Engine {
     client: Client,
     store: Store,
     connection_id: String,
     options: SyncOptions,
     progress: Option<ProgressFn>,
+    committed: Option<CommitFn>,
+    /// Read from the connection at the start of a run.
+    settings: parking_lot::Mutex<RunSettings>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RunSettings {
+    enforce_permissions: bool,
+    chunk: ChunkOptions,
+}
+
+/// Resolves links in a body to Confluence URLs, from the site's address
+/// and the page being converted.
+struct SiteResolver<'a> {
+    site: &'a str,
+    space_key: &'a str,
+    page_id: &'a str,
+}
+
+fn path_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+impl storage_format::Resolver for SiteResolver<'_> {
+    fn page_url(&self, space_key: Option<&str>, title: &str) -> Option<String> {
+        Some(format!(
+            "{}/display/{}/{}",
+            self.site,
+            path_segment(space_key.unwrap_or(self.space_key)),
+            path_segment(title)
+        ))
+    }
+    fn attachment_url(&self, page_title: Option<&str>, filename: &str) -> Option<String> {
+        match page_title {
+            None => Some(format!(
+                "{}/download/attachments/{}/{}",
+                self.site,
+                self.page_id,
+                path_segment(filename)
+            )),
+            Some(_) => None,
+        }
+    }
+    fn space_url(&self, space_key: &str) -> Option<String> {
+        Some(format!("{}/spaces/{}", self.site, path_segment(space_key)))
+    }
+}
+
+fn to_chunks(markdown: &str, options: &ChunkOptions) -> Vec<NewChunk> {
+    storage_format::chunk(markdown, options)
+        .into_iter()
+        .map(|c| NewChunk {
+            text: c.text,
+            heading_path: c.heading_path,
+            start: c.start,
+            end: c.end,
+            tokens: c.tokens,
+        })
+        .collect()
+}
+
+fn restriction_of(state: RestrictionState) -> ReadRestriction {
+    match state {
+        RestrictionState::Open => ReadRestriction::Open,
+        RestrictionState::Restricted(r) => ReadRestriction::Only {
+            users: r.users,
+            groups: r.groups,
+        },
+        RestrictionState::Unknown => ReadRestriction::Unknown,
+    }
 }
 
 const DONE: &str = "done";
@@ -156,6 +235,20 @@ impl Engine {
             connection_id: connection_id.to_string(),
             options,
             progress: None,
+            committed: None,
+            settings: Default::default(),
+        }
+    }
+
+    /// Calls `committed` after each transaction that search should see.
+    pub fn with_commit_hook(mut self, committed: CommitFn) -> Engine {
+        self.committed = Some(committed);
+        self
+    }
+
+    fn committed(&self) {
+        if let Some(committed) = &self.committed {
+            committed();
         }
     }
 
@@ -179,6 +272,14 @@ impl Engine {
         let requests_before = self.client.requests();
         let retries_before = self.client.retries();
         let conn = self.connection_id.as_str();
+        let connection = self.store.connection(conn).await?;
+        *self.settings.lock() = RunSettings {
+            enforce_permissions: connection.enforce_permissions,
+            chunk: ChunkOptions {
+                chunk_size: connection.chunk_size.max(1) as usize,
+                overlap: connection.chunk_overlap.max(0) as usize,
+            },
+        };
         let mut report = Report::default();
         let run = match self.store.checkpoint(conn, "run").await? {
             Some(run) => {
@@ -351,8 +452,17 @@ impl Engine {
             })
             .collect();
         self.store.upsert_spaces(conn, &chosen, run).await?;
+        if self.settings.lock().enforce_permissions {
+            for space in &chosen {
+                let principals = self.space_principals(&space.space_id).await?;
+                self.store
+                    .set_space_principals(conn, &space.space_id, Some(&principals))
+                    .await?;
+            }
+        }
         // The listing ran to its end: what it did not return is gone.
         let removed = self.store.delete_unseen_spaces(conn, run).await?;
+        self.committed();
         for (file_kind, n) in removed {
             report.counts(&file_kind).deleted += n;
         }
@@ -366,6 +476,59 @@ impl Engine {
             .await?;
         self.store.set_checkpoint(conn, "step:spaces", DONE).await?;
         Ok(chosen)
+    }
+
+    /// Who holds `read` in a space. Principals that are neither a user nor
+    /// a group (roles) are not resolved: nobody passes through them.
+    async fn space_principals(&self, space_id: &str) -> Result<SpacePrincipals> {
+        let permissions: Vec<SpacePermission> = self
+            .client
+            .stream::<SpacePermission>(self.client.space_permissions_url(space_id))
+            .try_collect()
+            .await?;
+        let mut principals = SpacePrincipals::default();
+        for permission in permissions {
+            if permission.operation.key != "read" || permission.operation.target_type != "space" {
+                continue;
+            }
+            match (permission.principal.kind.as_str(), permission.principal.id) {
+                ("user", Some(id)) => principals.users.push(id),
+                ("group", Some(id)) => principals.groups.push(id),
+                ("anonymous", _) => principals.anonymous = true,
+                _ => {}
+            }
+        }
+        principals.users.sort();
+        principals.users.dedup();
+        principals.groups.sort();
+        principals.groups.dedup();
+        Ok(principals)
+    }
+
+    /// Reads the restrictions of every page or blog post of a space (a
+    /// restriction change makes no new version, so listings do not show
+    /// it) and stores those that changed.
+    async fn sweep_restrictions(&self, space: &SpaceRow, file_kind: &str) -> Result<u64> {
+        let cql = format!(
+            "space = \"{}\" and type = {file_kind}",
+            space.key.replace('"', "")
+        );
+        let mut url = Some(self.client.cql_restrictions_url(&cql));
+        let mut changed = 0;
+        while let Some(current) = url {
+            let (results, next) = self.client.listing::<V1Content>(&current).await?;
+            let restrictions: Vec<(String, ReadRestriction)> = results
+                .iter()
+                .map(|c| (c.id.clone(), restriction_of(c.read_restriction())))
+                .collect();
+            changed += self
+                .store
+                .set_read_restrictions(&self.connection_id, file_kind, &restrictions)
+                .await?;
+            self.committed();
+            url = next;
+        }
+        Ok(changed)
     }
 
     fn url_of(&self, webui: Option<&str>) -> Option<String> {
@@ -384,6 +547,9 @@ impl Engine {
         let conn = self.connection_id.as_str();
         let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
         let step = format!("step:{file_kind}:{}", space.space_id);
+        // Restrictions of unchanged content are swept unless this is the
+        // space's first sync (which read every restriction with its labels).
+        let mut sweep = true;
         let mut url = match self.store.checkpoint(conn, &step).await?.as_deref() {
             Some(DONE) => return Ok(()),
             Some(LISTED) => None,
@@ -395,6 +561,7 @@ impl Engine {
                     .store
                     .has_files(conn, file_kind, &space.space_id)
                     .await?;
+                sweep = !first;
                 Some(if blog {
                     self.client.space_blogposts_url(&space.space_id, first)
                 } else {
@@ -413,6 +580,7 @@ impl Engine {
                         .store
                         .delete_space(conn, &space.space_id, Some((&step, DONE)))
                         .await?;
+                    self.committed();
                     for (file_kind, n) in removed {
                         report.counts(&file_kind).deleted += n;
                     }
@@ -435,6 +603,9 @@ impl Engine {
             self.tell(&format!("{} {}", space.key, file_kind), processed);
             url = next;
         }
+        if sweep && self.settings.lock().enforce_permissions {
+            self.sweep_restrictions(space, file_kind).await?;
+        }
         let deleted = self
             .store
             .delete_unseen_files(
@@ -445,6 +616,7 @@ impl Engine {
                 Some((&step, DONE)),
             )
             .await?;
+        self.committed();
         report.counts(file_kind).deleted += deleted;
         Ok(())
     }
@@ -497,23 +669,30 @@ impl Engine {
             };
             for item in &changed {
                 let is_new = !known.contains_key(&item.id);
-                let item_labels = labels
-                    .as_ref()
-                    .ok()
-                    .map(|l| l.get(&item.id).cloned().unwrap_or_default());
+                // Labels not read keep what is stored; a restriction not
+                // read is Unknown, which denies everyone until a sync reads it.
+                let (item_labels, restriction) = match &labels {
+                    Ok(found) => match found.get(&item.id) {
+                        Some((l, r)) => (Some(l.clone()), restriction_of(r.clone())),
+                        None => (Some(Vec::new()), ReadRestriction::Unknown),
+                    },
+                    Err(_) => (None, ReadRestriction::Unknown),
+                };
                 match &bodies {
                     // Gone between the listing and the fetch: not seen, so
                     // the end of the listing deletes it.
                     Ok(bodies) => {
                         if let Some(full) = bodies.get(&item.id) {
                             report.counts(file_kind).record(is_new);
-                            upserts.push(self.content_upsert(
+                            let mut upsert = self.content_upsert(
                                 file_kind,
                                 full,
                                 full.storage().map(str::to_string),
                                 item_labels,
                                 space,
-                            ));
+                            );
+                            upsert.read_restriction = Some(restriction);
+                            upserts.push(upsert);
                         }
                     }
                     Err(error) => {
@@ -531,6 +710,7 @@ impl Engine {
         self.store
             .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
             .await?;
+        self.committed();
         Ok(())
     }
 
@@ -562,10 +742,12 @@ impl Engine {
         Ok(out)
     }
 
+    /// Labels and read restrictions of content, from CQL `id in (...)`.
     async fn labels_for(
         &self,
         items: &[Content],
-    ) -> std::result::Result<HashMap<String, Vec<String>>, confluence::Error> {
+    ) -> std::result::Result<HashMap<String, (Vec<String>, RestrictionState)>, confluence::Error>
+    {
         let mut out = HashMap::new();
         for chunk in items.chunks(250) {
             let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
@@ -574,7 +756,10 @@ impl Engine {
             while let Some(current) = url {
                 let (results, next) = self.client.listing::<V1Content>(&current).await?;
                 for content in results {
-                    out.insert(content.id.clone(), content.labels());
+                    out.insert(
+                        content.id.clone(),
+                        (content.labels(), content.read_restriction()),
+                    );
                 }
                 url = next;
             }
@@ -591,7 +776,17 @@ impl Engine {
         space: &SpaceRow,
     ) -> FileUpsert {
         let content_hash = body.as_ref().map(|b| sha256_hex(b.as_bytes()));
+        let (markdown, chunks) = match &body {
+            Some(storage) => {
+                let (markdown, chunks) = self.convert(storage, &space.key, &item.id);
+                (Some(markdown), Some(chunks))
+            }
+            None => (None, None),
+        };
         FileUpsert {
+            markdown,
+            chunks,
+            read_restriction: None,
             kind: file_kind,
             external_id: item.id.clone(),
             space_id: Some(space.space_id.clone()),
@@ -609,6 +804,24 @@ impl Engine {
             body,
             content_hash,
         }
+    }
+
+    /// A storage-format body to Markdown and chunks.
+    fn convert(&self, storage: &str, space_key: &str, page_id: &str) -> (String, Vec<NewChunk>) {
+        let site = self.client.resolve("");
+        let resolver = SiteResolver {
+            site: site.trim_end_matches('/'),
+            space_key,
+            page_id,
+        };
+        let markdown = storage_format::to_markdown(storage, &resolver).output;
+        let chunks = to_chunks(&markdown, &self.settings.lock().chunk);
+        (markdown, chunks)
+    }
+
+    /// Text (an attachment's) to chunks; the text is its own Markdown.
+    fn text_chunks(&self, text: &str) -> Vec<NewChunk> {
+        to_chunks(text, &self.settings.lock().chunk)
     }
 
     /// The stored pages and blog posts among these ids, with their spaces.
@@ -735,6 +948,7 @@ impl Engine {
             self.store
                 .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
                 .await?;
+            self.committed();
             self.tell("attachments", processed);
             url = next;
         }
@@ -742,8 +956,24 @@ impl Engine {
             .store
             .delete_unseen_files(conn, kind::ATTACHMENT, None, run, Some((step, DONE)))
             .await?;
+        self.committed();
         report.attachments.deleted += deleted;
         Ok(())
+    }
+
+    /// The key of a space this connection holds ("" when unknown).
+    async fn space_key_of(&self, space_id: Option<&str>) -> Result<String> {
+        let Some(space_id) = space_id else {
+            return Ok(String::new());
+        };
+        Ok(self
+            .store
+            .spaces(&self.connection_id)
+            .await?
+            .into_iter()
+            .find(|s| s.space_id == space_id)
+            .map(|s| s.key)
+            .unwrap_or_default())
     }
 
     /// Downloads a file and checks its size against the metadata: a body
@@ -776,7 +1006,11 @@ impl Engine {
         text: Option<String>,
         hash: Option<String>,
     ) -> FileUpsert {
+        let chunks = text.as_deref().map(|t| self.text_chunks(t));
         FileUpsert {
+            markdown: text.clone(),
+            chunks,
+            read_restriction: None,
             kind: kind::ATTACHMENT,
             external_id: attachment.id.clone(),
             space_id,
@@ -832,7 +1066,18 @@ impl Engine {
                     state => {
                         report.counts(kind::COMMENT).record(state.is_none());
                         let body = comment.storage().map(str::to_string);
+                        let space_key = self.space_key_of(container.space_id.as_deref()).await?;
+                        let converted = body.as_deref().map(|b| {
+                            self.convert(b, &space_key, comment.container_id().unwrap_or_default())
+                        });
+                        let (markdown, chunks) = match converted {
+                            Some((m, c)) => (Some(m), Some(c)),
+                            None => (None, None),
+                        };
                         upserts.push(FileUpsert {
+                            markdown,
+                            chunks,
+                            read_restriction: None,
                             kind: kind::COMMENT,
                             external_id: comment.id.clone(),
                             space_id: container.space_id.clone(),
@@ -857,6 +1102,7 @@ impl Engine {
             self.store
                 .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
                 .await?;
+            self.committed();
             self.tell("comments", processed);
             url = next;
         }
@@ -864,6 +1110,7 @@ impl Engine {
             .store
             .delete_unseen_files(conn, kind::COMMENT, None, run, Some((step, DONE)))
             .await?;
+        self.committed();
         report.comments.deleted += deleted;
         Ok(())
     }

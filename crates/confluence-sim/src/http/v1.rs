@@ -357,16 +357,27 @@ fn content_json(
             format!("/rest/api/space/{space_key}").into(),
         );
     }
+    if expand.has("restrictions.read") {
+        map.insert(
+            "restrictions".into(),
+            json!({
+                "read": restriction_json(site, content, "read", base),
+                "_expandable": {"update": ""},
+                "_links": {"self": format!("{base}/rest/api/content/{}/restriction/byOperation", content.id)},
+            }),
+        );
+    } else {
+        expandable.insert(
+            "restrictions".into(),
+            format!("/rest/api/content/{}/restriction/byOperation", content.id).into(),
+        );
+    }
     for (key, link) in [
         ("childTypes", String::new()),
         ("operations", String::new()),
         (
             "children",
             format!("/rest/api/content/{}/child", content.id),
-        ),
-        (
-            "restrictions",
-            format!("/rest/api/content/{}/restriction/byOperation", content.id),
         ),
         (
             "descendants",

@@ -160,6 +160,7 @@ async fn every_implemented_operation_matches_the_documents() {
         v2("/footer-comments/{comment-id}", format!("/footer-comments/{comment}?body-format=storage")),
         v1("/wiki/rest/api/search", "/wiki/rest/api/search?cql=type%3Dpage&limit=5&expand=content.body.storage,content.version,content.space,content.ancestors".into(), true),
         v1("/wiki/rest/api/content/search", format!("/wiki/rest/api/content/search?cql=space%3D{key}&expand=body.storage,version,history,metadata.labels"), true),
+        v1("/wiki/rest/api/content/search", "/wiki/rest/api/content/search?cql=type%3Dpage&limit=250&expand=version,metadata.labels,restrictions.read.restrictions.user,restrictions.read.restrictions.group".into(), true),
         v1("/wiki/rest/api/content/{id}/restriction", format!("/wiki/rest/api/content/{restricted}/restriction"), true),
         v1("/wiki/rest/api/content/{id}/restriction/byOperation", format!("/wiki/rest/api/content/{restricted}/restriction/byOperation"), false),
         v1("/wiki/rest/api/user", format!("/wiki/rest/api/user?accountId={account}"), false),

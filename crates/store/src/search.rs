@@ -1,0 +1,760 @@
+//! What search needs from the store: chunks, who may read what (read
+//! restrictions, space permissions, viewer permissions and segments), and
+//! the index log that keeps the search index in step with the store.
+
+use crate::{new_id, now, Error, Result, Store};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+/// A chunk as a sync writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewChunk {
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub start: usize,
+    pub end: usize,
+    pub tokens: usize,
+}
+
+/// A stored chunk, with its vector once one was computed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chunk {
+    pub idx: i64,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A content's own read restriction in Confluence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadRestriction {
+    /// No restriction of its own.
+    Open,
+    /// Only these users (account ids) and members of these groups (ids).
+    Only {
+        users: Vec<String>,
+        groups: Vec<String>,
+    },
+    /// Not known: nobody passes it.
+    Unknown,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnlyColumn {
+    users: Vec<String>,
+    groups: Vec<String>,
+}
+
+const UNKNOWN: &str = r#"{"unknown":true}"#;
+
+impl ReadRestriction {
+    /// The column's form: NULL for open, JSON otherwise.
+    pub(crate) fn to_column(&self) -> Option<String> {
+        match self {
+            ReadRestriction::Open => None,
+            ReadRestriction::Only { users, groups } => Some(
+                serde_json::to_string(&OnlyColumn {
+                    users: users.clone(),
+                    groups: groups.clone(),
+                })
+                .unwrap_or_else(|_| UNKNOWN.to_string()),
+            ),
+            ReadRestriction::Unknown => Some(UNKNOWN.to_string()),
+        }
+    }
+
+    /// Anything unreadable is Unknown: it fails closed.
+    pub(crate) fn from_column(column: Option<&str>) -> ReadRestriction {
+        match column {
+            None => ReadRestriction::Open,
+            Some(text) => match serde_json::from_str::<OnlyColumn>(text) {
+                Ok(only) => ReadRestriction::Only {
+                    users: only.users,
+                    groups: only.groups,
+                },
+                Err(_) => ReadRestriction::Unknown,
+            },
+        }
+    }
+}
+
+/// Zendesk's viewer permissions of a space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "visibility", rename_all = "snake_case")]
+pub enum Visibility {
+    Everyone,
+    Segments { segment_ids: Vec<String> },
+}
+
+/// A user segment (Zendesk's): who it admits is decided by
+/// `index::Viewer::in_segment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub id: String,
+    pub name: String,
+    /// `signed_in` (every signed-in user) or `staff` (agents and admins).
+    pub user_type: String,
+    /// All of these tags.
+    pub tags: Vec<String>,
+    /// At least one of these tags (when any).
+    pub or_tags: Vec<String>,
+    /// In at least one of these organisations (when any).
+    pub organization_ids: Vec<String>,
+    /// In at least one of these groups (when any).
+    pub group_ids: Vec<String>,
+}
+
+/// A space that a search may reach, with what decides who may read it.
+#[derive(Clone, Debug)]
+pub struct ScopeRow {
+    pub connection_id: String,
+    pub space_id: String,
+    pub space_key: String,
+    pub enforce_permissions: bool,
+    /// Who holds read in Confluence; `None` while unknown.
+    pub read_principals: Option<SpacePrincipals>,
+    pub visibility: Visibility,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpacePrincipals {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexChange {
+    pub seq: i64,
+    pub file_id: i64,
+    pub subtree: bool,
+}
+
+/// Everything the index holds of one file.
+#[derive(Clone, Debug)]
+pub struct IndexableFile {
+    pub file_id: i64,
+    pub organisation_id: String,
+    pub connection_id: String,
+    /// Carbon's customer id of the connection's end user, if any.
+    pub customer_id: Option<String>,
+    pub kind: String,
+    pub external_id: String,
+    pub space_id: Option<String>,
+    pub title: String,
+    pub url: Option<String>,
+    pub labels: Vec<String>,
+    pub tags: BTreeMap<String, serde_json::Value>,
+    pub enforce_permissions: bool,
+    /// The read restrictions that apply: the file's own (or its
+    /// container's) first, then each ancestor's. An ancestor the store
+    /// does not hold is `Unknown`.
+    pub restrictions: Vec<ReadRestriction>,
+    pub chunks: Vec<Chunk>,
+}
+
+pub(crate) async fn replace_chunks(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    file_id: i64,
+    chunks: &[NewChunk],
+) -> Result<()> {
+    sqlx::query("DELETE FROM chunks WHERE file_id = ?")
+        .bind(file_id)
+        .execute(&mut **tx)
+        .await?;
+    for (idx, chunk) in chunks.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO chunks (file_id, idx, text, heading_path, start_offset, end_offset, tokens) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(file_id)
+        .bind(idx as i64)
+        .bind(&chunk.text)
+        .bind(serde_json::to_string(&chunk.heading_path).unwrap_or_else(|_| "[]".into()))
+        .bind(chunk.start as i64)
+        .bind(chunk.end as i64)
+        .bind(chunk.tokens as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub(crate) fn vector_to_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// How deep an ancestor chain is followed before it counts as broken.
+const MAX_DEPTH: i64 = 1_000;
+
+impl Store {
+    // The index log.
+
+    /// Changes after `after`, oldest first.
+    pub async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>> {
+        let rows = sqlx::query(
+            "SELECT seq, file_id, subtree FROM index_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| IndexChange {
+                seq: r.get("seq"),
+                file_id: r.get("file_id"),
+                subtree: r.get::<i64, _>("subtree") != 0,
+            })
+            .collect())
+    }
+
+    /// The last sequence number ever handed out (0 before any).
+    pub async fn index_head(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'index_log'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<i64, _>("seq")).unwrap_or(0))
+    }
+
+    /// Forgets the changes an index has committed.
+    pub async fn prune_index_log(&self, upto: i64) -> Result<()> {
+        sqlx::query("DELETE FROM index_log WHERE seq <= ?")
+            .bind(upto)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids of every file, in id order, `limit` at a time after `after`.
+    pub async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM files WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// The file and everything whose readers follow from it: the pages
+    /// below it, and the attachments and comments of all of them.
+    pub async fn subtree(&self, file_id: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
+               SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
+               UNION \
+               SELECT f.id, f.connection_id, f.external_id, tree.depth + 1 FROM files f JOIN tree \
+                 ON f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
+                 AND f.kind = 'page' WHERE tree.depth < ? \
+             ) \
+             SELECT id FROM tree \
+             UNION \
+             SELECT f.id FROM files f JOIN tree ON f.connection_id = tree.connection_id \
+               AND f.container_id = tree.external_id",
+        )
+        .bind(file_id)
+        .bind(MAX_DEPTH)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// What the index needs of these files; files that no longer exist
+    /// are absent from the answer.
+    pub async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>> {
+        let mut out = Vec::with_capacity(file_ids.len());
+        for chunk in file_ids.chunks(200) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT f.id, f.connection_id, c.organisation_id, c.enforce_permissions, u.customer_id, \
+                 f.kind, f.external_id, f.space_id, f.parent_id, f.container_id, f.title, f.url, f.labels, \
+                 f.tags, f.read_restriction FROM files f JOIN connections c ON c.id = f.connection_id \
+                 LEFT JOIN end_users u ON u.id = c.end_user_id WHERE f.id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            let mut chunks = self.chunks_of(chunk).await?;
+            for row in rows {
+                let file_id: i64 = row.get("id");
+                let connection_id: String = row.get("connection_id");
+                let kind: String = row.get("kind");
+                let own = ReadRestriction::from_column(row.get("read_restriction"));
+                // Pages inherit from their ancestors; attachments and
+                // comments read as their container does.
+                let restrictions = match kind.as_str() {
+                    crate::kind::PAGE => {
+                        let mut chain = vec![own];
+                        if let Some(parent) = row.get::<Option<String>, _>("parent_id") {
+                            chain.extend(self.page_chain(&connection_id, &parent).await?);
+                        }
+                        chain
+                    }
+                    crate::kind::BLOG_POST => vec![own],
+                    _ => match row.get::<Option<String>, _>("container_id") {
+                        Some(container) => self.container_chain(&connection_id, &container).await?,
+                        None => vec![ReadRestriction::Unknown],
+                    },
+                };
+                out.push(IndexableFile {
+                    file_id,
+                    organisation_id: row.get("organisation_id"),
+                    connection_id,
+                    customer_id: row.get("customer_id"),
+                    kind,
+                    external_id: row.get("external_id"),
+                    space_id: row.get("space_id"),
+                    title: row.get("title"),
+                    url: row.get("url"),
+                    labels: json_list(row.get("labels")),
+                    tags: serde_json::from_str(row.get::<&str, _>("tags")).unwrap_or_default(),
+                    enforce_permissions: row.get("enforce_permissions"),
+                    restrictions,
+                    chunks: chunks.remove(&file_id).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn chunks_of(&self, file_ids: &[i64]) -> Result<HashMap<i64, Vec<Chunk>>> {
+        let placeholders = vec!["?"; file_ids.len()].join(",");
+        let sql = format!(
+            "SELECT file_id, idx, text, heading_path, vector FROM chunks WHERE file_id IN ({placeholders}) \
+             ORDER BY file_id, idx"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in file_ids {
+            query = query.bind(id);
+        }
+        let mut out: HashMap<i64, Vec<Chunk>> = HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            out.entry(row.get("file_id")).or_default().push(Chunk {
+                idx: row.get("idx"),
+                text: row.get("text"),
+                heading_path: json_list(row.get("heading_path")),
+                vector: row.get::<Option<&[u8]>, _>("vector").map(vector_from_bytes),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The restrictions of a page and its ancestors, the page first. A
+    /// link to a page the store does not hold ends the chain in Unknown.
+    async fn page_chain(&self, connection_id: &str, page_id: &str) -> Result<Vec<ReadRestriction>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
+               SELECT external_id, parent_id, read_restriction, 0 FROM files \
+                 WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
+               UNION ALL \
+               SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM files f JOIN chain \
+                 ON f.connection_id = ? AND f.kind = 'page' AND f.external_id = chain.parent_id \
+                 WHERE chain.depth < ? \
+             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth",
+        )
+        .bind(connection_id)
+        .bind(page_id)
+        .bind(connection_id)
+        .bind(MAX_DEPTH)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut chain: Vec<ReadRestriction> = rows
+            .iter()
+            .map(|r| ReadRestriction::from_column(r.get("read_restriction")))
+            .collect();
+        // The chain must end at a root: a page without a parent.
+        let complete = rows
+            .last()
+            .is_some_and(|r| r.get::<Option<String>, _>("parent_id").is_none());
+        if !complete {
+            chain.push(ReadRestriction::Unknown);
+        }
+        Ok(chain)
+    }
+
+    async fn container_chain(
+        &self,
+        connection_id: &str,
+        container_id: &str,
+    ) -> Result<Vec<ReadRestriction>> {
+        let row = sqlx::query(
+            "SELECT kind, parent_id, read_restriction FROM files WHERE connection_id = ? \
+             AND kind IN ('page', 'blogpost') AND external_id = ?",
+        )
+        .bind(connection_id)
+        .bind(container_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(vec![ReadRestriction::Unknown]);
+        };
+        if row.get::<&str, _>("kind") == crate::kind::BLOG_POST {
+            return Ok(vec![ReadRestriction::from_column(
+                row.get("read_restriction"),
+            )]);
+        }
+        self.page_chain(connection_id, container_id).await
+    }
+
+    /// Stores vectors computed for chunks: (file id, chunk index, vector).
+    pub async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (file_id, idx, vector) in vectors {
+            sqlx::query("UPDATE chunks SET vector = ? WHERE file_id = ? AND idx = ?")
+                .bind(vector_to_bytes(vector))
+                .bind(file_id)
+                .bind(idx)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The Markdown of a file.
+    pub async fn file_markdown(&self, file_id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT markdown FROM file_contents WHERE file_id = ?")
+            .bind(file_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.get("markdown")))
+    }
+
+    /// The stored chunks of a file.
+    pub async fn chunks(&self, file_id: i64) -> Result<Vec<Chunk>> {
+        Ok(self
+            .chunks_of(&[file_id])
+            .await?
+            .remove(&file_id)
+            .unwrap_or_default())
+    }
+
+    /// The id of a file by its Confluence identity.
+    pub async fn file_id(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT id FROM files WHERE connection_id = ? AND kind = ? AND external_id = ?",
+        )
+        .bind(connection_id)
+        .bind(kind)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get("id")))
+    }
+
+    // Who may read what.
+
+    /// Sets the read restrictions of pages or blog posts where they
+    /// differ from what is stored; returns how many changed.
+    pub async fn set_read_restrictions(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        restrictions: &[(String, ReadRestriction)],
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (external_id, restriction) in restrictions {
+            let result = sqlx::query(
+                "UPDATE files SET read_restriction = ? WHERE connection_id = ? AND kind = ? \
+                 AND external_id = ? AND read_restriction IS NOT ?",
+            )
+            .bind(restriction.to_column())
+            .bind(connection_id)
+            .bind(kind)
+            .bind(external_id)
+            .bind(restriction.to_column())
+            .execute(&mut *tx)
+            .await?;
+            changed += result.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Who holds read in a space (`None`: not known, nobody passes).
+    pub async fn set_space_principals(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        principals: Option<&SpacePrincipals>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE spaces SET read_principals = ? WHERE connection_id = ? AND space_id = ?",
+        )
+        .bind(principals.map(|p| serde_json::to_string(p).unwrap_or_default()))
+        .bind(connection_id)
+        .bind(space_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Turns Confluence's permissions on or off for a connection's
+    /// searches. Every file is indexed again with (or without) its
+    /// restrictions.
+    pub async fn set_enforce_permissions(&self, connection_id: &str, enforce: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query(
+            "UPDATE connections SET enforce_permissions = ? WHERE id = ? AND enforce_permissions <> ?",
+        )
+        .bind(enforce)
+        .bind(connection_id)
+        .bind(enforce)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() > 0 {
+            sqlx::query("INSERT INTO index_log (file_id, subtree) SELECT id, 0 FROM files WHERE connection_id = ?")
+                .bind(connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a space's viewer permissions. Segments must belong to the
+    /// connection's organisation; at most 10.
+    pub async fn set_space_visibility(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        visibility: &Visibility,
+    ) -> Result<()> {
+        let connection = self.connection(connection_id).await?;
+        let (name, ids) = match visibility {
+            Visibility::Everyone => ("everyone", Vec::new()),
+            Visibility::Segments { segment_ids } => {
+                if segment_ids.is_empty() || segment_ids.len() > 10 {
+                    return Err(Error::Invalid(format!(
+                        "a space is visible to 1 to 10 segments, not {}",
+                        segment_ids.len()
+                    )));
+                }
+                let known: Vec<String> = self
+                    .segments(&connection.organisation_id)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect();
+                if let Some(unknown) = segment_ids.iter().find(|id| !known.contains(id)) {
+                    return Err(Error::NotFound(format!("segment {unknown}")));
+                }
+                ("segments", segment_ids.clone())
+            }
+        };
+        let result = sqlx::query(
+            "UPDATE spaces SET visibility = ?, segment_ids = ? WHERE connection_id = ? AND space_id = ?",
+        )
+        .bind(name)
+        .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+        .bind(connection_id)
+        .bind(space_id)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("space {space_id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn create_segment(
+        &self,
+        organisation_id: &str,
+        segment: &Segment,
+    ) -> Result<Segment> {
+        if !matches!(segment.user_type.as_str(), "signed_in" | "staff") {
+            return Err(Error::Invalid(format!(
+                "user_type is signed_in or staff, not {:?}",
+                segment.user_type
+            )));
+        }
+        let id = if segment.id.is_empty() {
+            new_id("seg")
+        } else {
+            segment.id.clone()
+        };
+        let list = |l: &Vec<String>| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO segments (id, organisation_id, name, user_type, tags, or_tags, organization_ids, \
+             group_ids, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(organisation_id)
+        .bind(&segment.name)
+        .bind(&segment.user_type)
+        .bind(list(&segment.tags))
+        .bind(list(&segment.or_tags))
+        .bind(list(&segment.organization_ids))
+        .bind(list(&segment.group_ids))
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(Segment {
+            id,
+            ..segment.clone()
+        })
+    }
+
+    pub async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>> {
+        let rows =
+            sqlx::query("SELECT * FROM segments WHERE organisation_id = ? ORDER BY created_at, id")
+                .bind(organisation_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Segment {
+                id: r.get("id"),
+                name: r.get("name"),
+                user_type: r.get("user_type"),
+                tags: json_list(r.get("tags")),
+                or_tags: json_list(r.get("or_tags")),
+                organization_ids: json_list(r.get("organization_ids")),
+                group_ids: json_list(r.get("group_ids")),
+            })
+            .collect())
+    }
+
+    /// The spaces of an organisation's connections (one customer's only,
+    /// when given), with what decides who may read them.
+    pub async fn scopes(
+        &self,
+        organisation_id: &str,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<ScopeRow>> {
+        let rows = sqlx::query(
+            "SELECT s.connection_id, s.space_id, s.space_key, s.read_principals, s.visibility, s.segment_ids, \
+             c.enforce_permissions FROM spaces s JOIN connections c ON c.id = s.connection_id \
+             LEFT JOIN end_users u ON u.id = c.end_user_id \
+             WHERE c.organisation_id = ? AND (? IS NULL OR u.customer_id = ?)",
+        )
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ScopeRow {
+                connection_id: r.get("connection_id"),
+                space_id: r.get("space_id"),
+                space_key: r.get("space_key"),
+                enforce_permissions: r.get("enforce_permissions"),
+                read_principals: r
+                    .get::<Option<&str>, _>("read_principals")
+                    .and_then(|p| serde_json::from_str(p).ok()),
+                visibility: match r.get::<&str, _>("visibility") {
+                    "everyone" => Visibility::Everyone,
+                    _ => Visibility::Segments {
+                        segment_ids: json_list(r.get("segment_ids")),
+                    },
+                },
+            })
+            .collect())
+    }
+
+    /// The end user (Carbon's customer) of an organisation, created if new.
+    pub async fn ensure_end_user(
+        &self,
+        organisation_id: &str,
+        customer_id: &str,
+    ) -> Result<String> {
+        if let Some(row) =
+            sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(organisation_id)
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?
+        {
+            return Ok(row.get("id"));
+        }
+        let id = new_id("usr");
+        sqlx::query("INSERT INTO end_users (id, organisation_id, customer_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&id)
+            .bind(organisation_id)
+            .bind(customer_id)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn set_connection_end_user(
+        &self,
+        connection_id: &str,
+        end_user_id: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE connections SET end_user_id = ? WHERE id = ?")
+            .bind(end_user_id)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a file's tags (Carbon's key/value tags).
+    pub async fn set_file_tags(
+        &self,
+        file_id: i64,
+        tags: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let result = sqlx::query("UPDATE files SET tags = ? WHERE id = ?")
+            .bind(serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("file {file_id}")));
+        }
+        Ok(())
+    }
+
+    /// Removes files by id (and, through the log, from search).
+    pub async fn delete_files(&self, connection_id: &str, file_ids: &[i64]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for id in file_ids {
+            removed += sqlx::query("DELETE FROM files WHERE connection_id = ? AND id = ?")
+                .bind(connection_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Disconnects: the connection and everything synced through it.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<()> {
+        let result = sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        Ok(())
+    }
+}
