@@ -1,0 +1,968 @@
+//! confsync's search: a tantivy index over the store's chunks, searched as
+//! a viewer, with keyword (BM25, phrases) and, when an embedding provider
+//! is configured, vector and hybrid ranking.
+//!
+//! The store is the source of truth. The index follows the store's index
+//! log (written by triggers in the same transactions as the changes) and
+//! records in each commit the last log sequence number it applied; at
+//! start-up, or whenever told that the store committed, it applies what
+//! came after. An index that is missing, unreadable, of another schema or
+//! ahead of its store is rebuilt from the store.
+//!
+//! Every search is filtered inside the index query: by organisation (and
+//! customer), by the spaces the viewer may read (decided from the store
+//! at query time) and by the read restrictions indexed with each chunk.
+//! Nothing is filtered after a top-k. See `acl` for the rules.
+//!
+//! It knows nothing of Confluence's wire format or of HTTP serving.
+
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod embed;
+mod vectors;
+
+pub use acl::Viewer;
+pub use embed::{Embedder, OpenAiConfig, OpenAiEmbedder};
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::{IndexableFile, Store};
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
+    Value, STORED, STRING,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
+use tantivy::{
+    doc, DocAddress, Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy,
+    TantivyDocument, Term,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("index directory: {0}")]
+    OpenDirectory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Embed(#[from] embed::EmbedError),
+    #[error("invalid search: {0}")]
+    Invalid(String),
+    #[error("the index is open for writing in another process")]
+    ReadOnly,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Bumped whenever the schema or the way documents are built changes: an
+/// index of another version is rebuilt.
+const SCHEMA_VERSION: u32 = 1;
+const TOKENIZER: &str = "confsync";
+/// Log entries applied per index commit.
+const BATCH: i64 = 2_000;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    file_id: Field,
+    chunk: Field,
+    organisation: Field,
+    customer: Field,
+    scope: Field,
+    connection: Field,
+    space: Field,
+    kind: Field,
+    external_id: Field,
+    labels: Field,
+    tags: Field,
+    acl: Field,
+    title: Field,
+    text: Field,
+    heading: Field,
+    url: Field,
+    vector: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let fields = Fields {
+        file_id: builder.add_u64_field(
+            "file_id",
+            NumericOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_stored(),
+        ),
+        chunk: builder.add_u64_field("chunk", NumericOptions::default().set_stored()),
+        organisation: builder.add_text_field("organisation", STRING),
+        customer: builder.add_text_field("customer", STRING),
+        scope: builder.add_text_field("scope", STRING),
+        connection: builder.add_text_field("connection", STRING | STORED),
+        space: builder.add_text_field("space", STRING | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        external_id: builder.add_text_field("external_id", STRING | STORED),
+        labels: builder.add_text_field("labels", STRING | STORED),
+        tags: builder.add_text_field("tags", STRING),
+        acl: builder.add_text_field("acl", STRING),
+        title: builder.add_text_field("title", text.clone()),
+        text: builder.add_text_field("text", text),
+        heading: builder.add_text_field("heading", STORED),
+        url: builder.add_text_field("url", STORED),
+        vector: builder.add_bytes_field(vectors::FIELD, BytesOptions::default().set_fast()),
+    };
+    (builder.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::default())
+        .build()
+}
+
+/// What an index commit records: how far into the store's log it is.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    schema: u32,
+    seq: i64,
+}
+
+/// The terms of a scope: connection and space.
+fn scope_term(connection_id: &str, space_id: &str) -> String {
+    format!("{connection_id}/{space_id}")
+}
+
+/// A tag as indexed and filtered: `key=value` (strings bare, other JSON
+/// values as JSON; one term per element of an array).
+fn tag_terms(key: &str, value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::Array(items) => items.iter().flat_map(|v| tag_terms(key, v)).collect(),
+        serde_json::Value::String(s) => vec![format!("{key}={s}")],
+        other => vec![format!("{key}={other}")],
+    }
+}
+
+/// How far a catch-up got.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CatchUp {
+    pub changes: u64,
+    pub files: u64,
+    pub chunks: u64,
+    pub embedded: u64,
+    pub embed_failures: u64,
+    pub seq: i64,
+    pub rebuilt: bool,
+}
+
+/// Filters a search may add; every one narrows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    #[serde(default)]
+    pub connection_ids: Vec<String>,
+    #[serde(default)]
+    pub space_keys: Vec<String>,
+    #[serde(default)]
+    pub file_ids: Vec<i64>,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Chunks of files with at least one of these labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Chunks of files with every one of these tags (a list value: any
+    /// of its elements).
+    #[serde(default)]
+    pub tags: BTreeMap<String, serde_json::Value>,
+}
+
+/// Carbon's hybrid weights: `weight_a` semantic, `weight_b` keyword,
+/// summing to 1 (within 0.001).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct HybridWeights {
+    pub weight_a: f32,
+    pub weight_b: f32,
+}
+
+impl Default for HybridWeights {
+    fn default() -> Self {
+        HybridWeights {
+            weight_a: 0.5,
+            weight_b: 0.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub organisation_id: String,
+    /// One customer's data only (Carbon's `customer-id`).
+    pub customer_id: Option<String>,
+    pub viewer: Viewer,
+    pub query: String,
+    /// A vector for the query, instead of embedding its text.
+    pub query_vector: Option<Vec<f32>>,
+    pub k: usize,
+    pub filters: Filters,
+    /// Keyword and vector ranking fused with these weights (needs an
+    /// embedder or a query vector).
+    pub hybrid: Option<HybridWeights>,
+    pub include_vectors: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Hit {
+    pub file_id: i64,
+    pub chunk_index: i64,
+    pub connection_id: String,
+    pub space_key: String,
+    pub kind: String,
+    pub external_id: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub heading_path: Vec<String>,
+    pub labels: Vec<String>,
+    pub content: String,
+    /// The best passage, HTML-escaped, matches in `<mark>`.
+    pub snippet: String,
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+pub struct Index {
+    index: TantivyIndex,
+    reader: IndexReader,
+    fields: Fields,
+    /// `None` when another process holds the writer: this one searches.
+    writer: tokio::sync::Mutex<Option<IndexWriter>>,
+    vectors: Arc<vectors::VectorCache>,
+    embedder: Option<Arc<dyn Embedder>>,
+    path: PathBuf,
+}
+
+impl Index {
+    /// Opens the index under `dir`, creating it if there is none, and
+    /// brings it up to date with the store (rebuilding it if it cannot be
+    /// read, is of another schema, or is ahead of the store).
+    pub async fn open(
+        dir: &Path,
+        store: &Store,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> Result<Index> {
+        let index = Self::open_only(dir, embedder)?;
+        index.catch_up(store).await?;
+        Ok(index)
+    }
+
+    /// Opens without catching up (for searching while another process,
+    /// the one holding the writer, keeps it up to date).
+    pub fn open_only(dir: &Path, embedder: Option<Arc<dyn Embedder>>) -> Result<Index> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = schema();
+        let index = match Self::open_existing(dir, &schema) {
+            Some(index) => index,
+            None => {
+                // Nothing usable: start empty; the payload-less commit
+                // makes the next catch-up rebuild from the store.
+                let aside = dir.with_extension(format!("broken-{}", std::process::id()));
+                if dir.join("meta.json").exists() {
+                    tracing::warn!(dir = %dir.display(), "index unreadable or of another schema; rebuilding");
+                    let _ = std::fs::remove_dir_all(&aside);
+                    std::fs::rename(dir, &aside)?;
+                    std::fs::create_dir_all(dir)?;
+                    let _ = std::fs::remove_dir_all(&aside);
+                }
+                TantivyIndex::create_in_dir(dir, schema)?
+            }
+        };
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        let writer = match index.writer_with_num_threads::<TantivyDocument>(2, 96_000_000) {
+            Ok(writer) => Some(writer),
+            Err(tantivy::TantivyError::LockFailure(..)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Index {
+            index,
+            reader,
+            fields,
+            writer: tokio::sync::Mutex::new(writer),
+            vectors: Arc::default(),
+            embedder,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    fn open_existing(dir: &Path, schema: &Schema) -> Option<TantivyIndex> {
+        if !dir.join("meta.json").exists() {
+            return None;
+        }
+        let index = TantivyIndex::open_in_dir(dir).ok()?;
+        if index.schema() != *schema {
+            return None;
+        }
+        Some(index)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writer.try_lock().map(|w| w.is_some()).unwrap_or(true)
+    }
+
+    /// The log sequence number the last commit applied; `None` when the
+    /// index has no usable payload (new, or of another schema).
+    fn committed_seq(&self) -> Result<Option<i64>> {
+        let metas = self.index.load_metas()?;
+        Ok(metas
+            .payload
+            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
+            .filter(|p| p.schema == SCHEMA_VERSION)
+            .map(|p| p.seq))
+    }
+
+    /// Chunks indexed (live documents).
+    pub fn num_chunks(&self) -> u64 {
+        self.reader.reload().ok();
+        self.reader.searcher().num_docs()
+    }
+
+    /// Applies the store's log after the last committed sequence number.
+    /// Returns what it did; an index open read-only does nothing.
+    pub async fn catch_up(&self, store: &Store) -> Result<CatchUp> {
+        let mut guard = self.writer.lock().await;
+        let Some(writer) = guard.as_mut() else {
+            return Ok(CatchUp::default());
+        };
+        let mut report = CatchUp::default();
+        let head = store.index_head().await?;
+        let mut seq = match self.committed_seq()? {
+            Some(seq) if seq <= head => seq,
+            // New, another schema, or ahead of the store (a store restored
+            // from a backup): rebuild.
+            _ => {
+                self.rebuild_locked(writer, store, head, &mut report)
+                    .await?;
+                head
+            }
+        };
+        loop {
+            let changes = store.index_changes(seq, BATCH).await?;
+            let Some(last) = changes.last() else {
+                break;
+            };
+            let last_seq = last.seq;
+            let mut ids: Vec<i64> = Vec::new();
+            let mut seen = HashSet::new();
+            for change in &changes {
+                let expanded = if change.subtree {
+                    store.subtree(change.file_id).await?
+                } else {
+                    Vec::new()
+                };
+                for id in std::iter::once(change.file_id).chain(expanded) {
+                    if seen.insert(id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            report.changes += changes.len() as u64;
+            self.reindex(writer, store, &ids, &mut report).await?;
+            seq = last_seq;
+            self.commit(writer, seq)?;
+        }
+        report.seq = seq;
+        store.prune_index_log(seq).await?;
+        Ok(report)
+    }
+
+    /// Throws the index away and builds it again from the store.
+    pub async fn rebuild(&self, store: &Store) -> Result<CatchUp> {
+        let mut guard = self.writer.lock().await;
+        let Some(writer) = guard.as_mut() else {
+            return Err(Error::ReadOnly);
+        };
+        let mut report = CatchUp::default();
+        let head = store.index_head().await?;
+        self.rebuild_locked(writer, store, head, &mut report)
+            .await?;
+        drop(guard);
+        // What was logged during the rebuild.
+        let more = self.catch_up(store).await?;
+        report.changes += more.changes;
+        report.files += more.files;
+        report.chunks += more.chunks;
+        report.seq = more.seq;
+        Ok(report)
+    }
+
+    async fn rebuild_locked(
+        &self,
+        writer: &mut IndexWriter,
+        store: &Store,
+        head: i64,
+        report: &mut CatchUp,
+    ) -> Result<()> {
+        report.rebuilt = true;
+        writer.delete_all_documents()?;
+        let mut after = 0;
+        loop {
+            let ids = store.file_ids(after, 1_000).await?;
+            let Some(&last) = ids.last() else {
+                break;
+            };
+            self.add_files(writer, store, &ids, report).await?;
+            after = last;
+        }
+        // Everything up to `head` is in: the log before it is not needed.
+        self.commit(writer, head)?;
+        Ok(())
+    }
+
+    fn commit(&self, writer: &mut IndexWriter, seq: i64) -> Result<()> {
+        let payload = serde_json::to_string(&Payload {
+            schema: SCHEMA_VERSION,
+            seq,
+        })
+        .unwrap_or_default();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    async fn reindex(
+        &self,
+        writer: &mut IndexWriter,
+        store: &Store,
+        ids: &[i64],
+        report: &mut CatchUp,
+    ) -> Result<()> {
+        for id in ids {
+            writer.delete_term(Term::from_field_u64(self.fields.file_id, *id as u64));
+        }
+        self.add_files(writer, store, ids, report).await
+    }
+
+    async fn add_files(
+        &self,
+        writer: &mut IndexWriter,
+        store: &Store,
+        ids: &[i64],
+        report: &mut CatchUp,
+    ) -> Result<()> {
+        for batch in ids.chunks(500) {
+            let mut files = store.indexable(batch).await?;
+            self.embed_missing(store, &mut files, report).await?;
+            for file in &files {
+                report.files += 1;
+                for document in self.documents(file) {
+                    writer.add_document(document)?;
+                    report.chunks += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Computes and stores the vectors that chunks lack. A provider that
+    /// fails leaves them without (keyword search still finds them); the
+    /// next change to the file, or a rebuild, tries again.
+    async fn embed_missing(
+        &self,
+        store: &Store,
+        files: &mut [IndexableFile],
+        report: &mut CatchUp,
+    ) -> Result<()> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(());
+        };
+        let mut wanted: Vec<(usize, usize)> = Vec::new();
+        for (f, file) in files.iter().enumerate() {
+            for (c, chunk) in file.chunks.iter().enumerate() {
+                if chunk.vector.is_none() {
+                    wanted.push((f, c));
+                }
+            }
+        }
+        for group in wanted.chunks(embedder.batch_size().max(1)) {
+            let texts: Vec<String> = group
+                .iter()
+                .map(|&(f, c)| embed_text(&files[f], &files[f].chunks[c]))
+                .collect();
+            match embedder.embed(&texts).await {
+                Ok(vectors) => {
+                    let mut rows = Vec::with_capacity(group.len());
+                    for (&(f, c), vector) in group.iter().zip(vectors) {
+                        rows.push((files[f].file_id, files[f].chunks[c].idx, vector.clone()));
+                        files[f].chunks[c].vector = Some(vector);
+                    }
+                    store.set_vectors(&rows).await?;
+                    report.embedded += group.len() as u64;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "embedding failed; chunks indexed without vectors");
+                    report.embed_failures += group.len() as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn documents(&self, file: &IndexableFile) -> Vec<TantivyDocument> {
+        let f = self.fields;
+        let space = file.space_id.clone().unwrap_or_default();
+        let acl = acl::tokens(file.enforce_permissions, &file.restrictions);
+        let tags: Vec<String> = file
+            .tags
+            .iter()
+            .flat_map(|(k, v)| tag_terms(k, v))
+            .collect();
+        file.chunks
+            .iter()
+            .map(|chunk| {
+                let mut document = doc!(
+                    f.file_id => file.file_id as u64,
+                    f.chunk => chunk.idx as u64,
+                    f.organisation => file.organisation_id.as_str(),
+                    f.customer => file.customer_id.as_deref().unwrap_or(""),
+                    f.scope => scope_term(&file.connection_id, &space),
+                    f.connection => file.connection_id.as_str(),
+                    f.space => space.as_str(),
+                    f.kind => file.kind.as_str(),
+                    f.external_id => file.external_id.as_str(),
+                    f.title => file.title.as_str(),
+                    f.text => chunk.text.as_str(),
+                    f.heading => chunk.heading_path.join("\u{1f}"),
+                );
+                if let Some(url) = &file.url {
+                    document.add_text(f.url, url);
+                }
+                for label in &file.labels {
+                    document.add_text(f.labels, label);
+                }
+                for tag in &tags {
+                    document.add_text(f.tags, tag);
+                }
+                for token in &acl {
+                    document.add_text(f.acl, token);
+                }
+                if let Some(vector) = &chunk.vector {
+                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    document.add_bytes(f.vector, &bytes);
+                }
+                document
+            })
+            .collect()
+    }
+
+    /// Searches as `request.viewer`: only chunks that viewer may read, of
+    /// the organisation (and customer) asked for, can come back.
+    pub async fn search(&self, store: &Store, request: &SearchRequest) -> Result<Vec<Hit>> {
+        if request.k == 0 || request.k > 1_000 {
+            return Err(Error::Invalid(format!("k is 1 to 1000, not {}", request.k)));
+        }
+        if let Some(w) = request.hybrid {
+            if !(w.weight_a >= 0.0
+                && w.weight_b >= 0.0
+                && (w.weight_a + w.weight_b - 1.0).abs() <= 0.001)
+            {
+                return Err(Error::Invalid(
+                    "hybrid weights weight_a and weight_b must be >= 0 and sum to 1".into(),
+                ));
+            }
+        }
+        let scopes = store
+            .scopes(&request.organisation_id, request.customer_id.as_deref())
+            .await?;
+        let segments = store.segments(&request.organisation_id).await?;
+        let mut space_keys: HashMap<String, String> = HashMap::new();
+        let allowed: Vec<String> = scopes
+            .iter()
+            .filter(|s| {
+                request.filters.connection_ids.is_empty()
+                    || request.filters.connection_ids.contains(&s.connection_id)
+            })
+            .filter(|s| {
+                request.filters.space_keys.is_empty()
+                    || request.filters.space_keys.contains(&s.space_key)
+            })
+            .filter(|s| request.viewer.may_read_space(s, &segments))
+            .map(|s| {
+                let term = scope_term(&s.connection_id, &s.space_id);
+                space_keys.insert(term.clone(), s.space_key.clone());
+                term
+            })
+            .collect();
+        if allowed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let filter = self.filter_query(&searcher, request, &allowed)?;
+        let text_query = self.text_query(&request.query);
+        let wants_vector = request.hybrid.is_some()
+            || (request.query.trim().is_empty() && request.query_vector.is_some());
+        let query_vector = if wants_vector {
+            Some(self.query_vector(request).await?)
+        } else {
+            None
+        };
+        let candidates = if request.hybrid.is_some() {
+            request.k * 4
+        } else {
+            request.k
+        };
+
+        let keyword: Vec<(f32, DocAddress)> = match &text_query {
+            Some(text) if !(request.query.trim().is_empty()) => {
+                let query = BooleanQuery::new(vec![
+                    (Occur::Must, text.box_clone()),
+                    (Occur::Must, filter.box_clone()),
+                ]);
+                searcher.search(&query, &TopDocs::with_limit(candidates).order_by_score())?
+            }
+            _ => Vec::new(),
+        };
+        let nearest: Vec<(f32, DocAddress)> = match &query_vector {
+            Some(vector) => {
+                let found = searcher.search(
+                    &*filter,
+                    &vectors::Nearest {
+                        query: Arc::new(vector.clone()),
+                        limit: candidates,
+                        cache: self.vectors.clone(),
+                    },
+                )?;
+                let live: HashSet<_> = searcher
+                    .segment_readers()
+                    .iter()
+                    .map(|r| r.segment_id())
+                    .collect();
+                self.vectors.retain(&live);
+                found
+            }
+            None => Vec::new(),
+        };
+        let ranked = match request.hybrid {
+            Some(weights) if query_vector.is_some() => fuse(&keyword, &nearest, weights, request.k),
+            _ if !keyword.is_empty() || request.query_vector.is_none() => {
+                keyword.into_iter().take(request.k).collect()
+            }
+            _ => nearest.into_iter().take(request.k).collect(),
+        };
+        let snippets = match &text_query {
+            Some(text) => {
+                let mut generator = SnippetGenerator::create(&searcher, &**text, self.fields.text)?;
+                generator.set_max_num_chars(240);
+                Some(generator)
+            }
+            None => None,
+        };
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (score, address) in ranked {
+            let document: TantivyDocument = searcher.doc(address)?;
+            hits.push(self.hit(
+                &document,
+                score,
+                snippets.as_ref(),
+                &space_keys,
+                request.include_vectors,
+                &searcher,
+                address,
+            )?);
+        }
+        Ok(hits)
+    }
+
+    fn text_query(&self, query: &str) -> Option<Box<dyn Query>> {
+        if query.trim().is_empty() {
+            return None;
+        }
+        let mut parser =
+            QueryParser::for_index(&self.index, vec![self.fields.title, self.fields.text]);
+        parser.set_field_boost(self.fields.title, 2.0);
+        // Lenient: whatever a user types is a query, never an error.
+        let (query, _errors) = parser.parse_query_lenient(query);
+        Some(query)
+    }
+
+    async fn query_vector(&self, request: &SearchRequest) -> Result<Vec<f32>> {
+        if let Some(vector) = &request.query_vector {
+            if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) {
+                return Err(Error::Invalid("query_vector must be finite numbers".into()));
+            }
+            return Ok(embed::normalize(vector.clone()));
+        }
+        let Some(embedder) = &self.embedder else {
+            return Err(Error::Invalid(
+                "hybrid search needs an embedding provider or a query vector".into(),
+            ));
+        };
+        let mut vectors = embedder.embed(std::slice::from_ref(&request.query)).await?;
+        vectors
+            .pop()
+            .ok_or_else(|| Error::Invalid("the embedding provider returned no vector".into()))
+    }
+
+    /// Everything a search must satisfy besides its text: tenant, the
+    /// spaces the viewer may read, restrictions, and the caller's filters.
+    fn filter_query(
+        &self,
+        searcher: &tantivy::Searcher,
+        request: &SearchRequest,
+        allowed: &[String],
+    ) -> Result<Box<dyn Query>> {
+        let f = self.fields;
+        let term = |field: Field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let any_of = |field: Field, values: &mut dyn Iterator<Item = String>| -> Box<dyn Query> {
+            let terms: Vec<Term> = values.map(|v| Term::from_field_text(field, &v)).collect();
+            if terms.len() <= 32 {
+                Box::new(BooleanQuery::new(
+                    terms
+                        .into_iter()
+                        .map(|t| {
+                            (
+                                Occur::Should,
+                                Box::new(TermQuery::new(t, IndexRecordOption::Basic))
+                                    as Box<dyn Query>,
+                            )
+                        })
+                        .collect(),
+                ))
+            } else {
+                Box::new(TermSetQuery::new(terms))
+            }
+        };
+        let mut must: Vec<Box<dyn Query>> = vec![
+            term(f.organisation, &request.organisation_id),
+            any_of(f.scope, &mut allowed.iter().cloned()),
+        ];
+        if let Some(customer) = &request.customer_id {
+            must.push(term(f.customer, customer));
+        }
+        let filters = &request.filters;
+        if !filters.file_ids.is_empty() {
+            let terms: Vec<Term> = filters
+                .file_ids
+                .iter()
+                .map(|id| Term::from_field_u64(f.file_id, *id as u64))
+                .collect();
+            must.push(Box::new(TermSetQuery::new(terms)));
+        }
+        if !filters.kinds.is_empty() {
+            must.push(any_of(f.kind, &mut filters.kinds.iter().cloned()));
+        }
+        if !filters.labels.is_empty() {
+            must.push(any_of(f.labels, &mut filters.labels.iter().cloned()));
+        }
+        for (key, value) in &filters.tags {
+            must.push(any_of(f.tags, &mut tag_terms(key, value).into_iter()));
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = must
+            .into_iter()
+            .map(|q| {
+                (
+                    Occur::Must,
+                    Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        // Restrictions: exclude chunks restricted at a level that admits
+        // none of the viewer's principals.
+        for level in 0..acl::MAX_LEVELS {
+            let restricted = Term::from_field_text(f.acl, &format!("r{level}"));
+            if searcher.doc_freq(&restricted)? == 0 {
+                // Levels are filled in order: none deeper either.
+                break;
+            }
+            let admitted = request.viewer.tokens(level);
+            let excluded: Box<dyn Query> = if admitted.is_empty() {
+                Box::new(TermQuery::new(restricted, IndexRecordOption::Basic))
+            } else {
+                Box::new(BooleanQuery::new(vec![
+                    (
+                        Occur::Must,
+                        Box::new(TermQuery::new(restricted, IndexRecordOption::Basic))
+                            as Box<dyn Query>,
+                    ),
+                    (Occur::MustNot, any_of(f.acl, &mut admitted.into_iter())),
+                ]))
+            };
+            clauses.push((Occur::MustNot, excluded));
+        }
+        if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    #[allow(clippy::too_many_arguments)] // one hit's inputs; a struct would only rename them
+    fn hit(
+        &self,
+        document: &TantivyDocument,
+        score: f32,
+        snippets: Option<&SnippetGenerator>,
+        space_keys: &HashMap<String, String>,
+        include_vector: bool,
+        searcher: &tantivy::Searcher,
+        address: DocAddress,
+    ) -> Result<Hit> {
+        let f = self.fields;
+        let text = |field: Field| -> String {
+            document
+                .get_first(field)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let number = |field: Field| {
+            document
+                .get_first(field)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as i64
+        };
+        let connection_id = text(f.connection);
+        let space = text(f.space);
+        let content = text(f.text);
+        let snippet = match snippets {
+            Some(generator) => {
+                let mut snippet = generator.snippet(&content);
+                snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
+                snippet.to_html()
+            }
+            None => String::new(),
+        };
+        let heading = text(f.heading);
+        let vector = if include_vector {
+            let reader = searcher.segment_reader(address.segment_ord);
+            let column = reader.fast_fields().bytes(vectors::FIELD)?;
+            column.and_then(|c| {
+                let ord = c.ords().first(address.doc_id)?;
+                let mut bytes = Vec::new();
+                c.ord_to_bytes(ord, &mut bytes).ok()?;
+                Some(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                )
+            })
+        } else {
+            None
+        };
+        Ok(Hit {
+            file_id: number(f.file_id),
+            chunk_index: number(f.chunk),
+            space_key: space_keys
+                .get(&scope_term(&connection_id, &space))
+                .cloned()
+                .unwrap_or_default(),
+            connection_id,
+            kind: text(f.kind),
+            external_id: text(f.external_id),
+            title: text(f.title),
+            url: document
+                .get_first(f.url)
+                .and_then(|v| v.as_str().map(str::to_string)),
+            heading_path: if heading.is_empty() {
+                Vec::new()
+            } else {
+                heading.split('\u{1f}').map(str::to_string).collect()
+            },
+            labels: document
+                .get_all(f.labels)
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            content,
+            snippet,
+            score,
+            vector,
+        })
+    }
+}
+
+/// The text a chunk is embedded as: its page's title and headings, then
+/// the chunk.
+fn embed_text(file: &IndexableFile, chunk: &store::Chunk) -> String {
+    let mut text = file.title.clone();
+    for heading in &chunk.heading_path {
+        text.push_str(" > ");
+        text.push_str(heading);
+    }
+    text.push('\n');
+    text.push_str(&chunk.text);
+    text
+}
+
+/// Carbon's weighted fusion: each list's scores scaled to [0, 1] by its
+/// best and worst, then `weight_a * semantic + weight_b * keyword`; a
+/// chunk absent from a list gets 0 from it.
+pub fn fuse(
+    keyword: &[(f32, DocAddress)],
+    semantic: &[(f32, DocAddress)],
+    weights: HybridWeights,
+    k: usize,
+) -> Vec<(f32, DocAddress)> {
+    fn scaled(list: &[(f32, DocAddress)]) -> HashMap<DocAddress, f32> {
+        let max = list.iter().map(|x| x.0).fold(f32::MIN, f32::max);
+        let min = list.iter().map(|x| x.0).fold(f32::MAX, f32::min);
+        let span = max - min;
+        list.iter()
+            .map(|&(score, address)| {
+                let s = if span > f32::EPSILON {
+                    (score - min) / span
+                } else {
+                    1.0
+                };
+                (address, s)
+            })
+            .collect()
+    }
+    let keyword = scaled(keyword);
+    let semantic = scaled(semantic);
+    let mut all: Vec<(f32, DocAddress)> = keyword
+        .keys()
+        .chain(semantic.keys())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(|address| {
+            let score = weights.weight_a * semantic.get(address).copied().unwrap_or(0.0)
+                + weights.weight_b * keyword.get(address).copied().unwrap_or(0.0);
+            (score, *address)
+        })
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    all.truncate(k);
+    all
+}
