@@ -42,6 +42,12 @@ pub struct SyncArgs {
     /// Spaces synced at once
     #[arg(long, default_value_t = 4)]
     space_concurrency: usize,
+    /// Apply Confluence's own permissions (space permissions, page
+    /// restrictions) to searches; sync as an account that reads everything
+    #[arg(long)]
+    enforce_permissions: bool,
+    #[command(flatten)]
+    embeddings: crate::cli_search::EmbeddingArgs,
 }
 
 #[derive(Args)]
@@ -140,7 +146,14 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         download_concurrency: args.download_concurrency,
         space_concurrency: args.space_concurrency,
     };
-    let mut engine = sync::Engine::new(client, store, &connection.id, options);
+    store
+        .set_enforce_permissions(&connection.id, args.enforce_permissions)
+        .await?;
+    // The index follows the store as the sync commits.
+    let index = crate::cli_search::open_index(&args.data_dir, &store, &args.embeddings).await?;
+    let follower = crate::cli_search::Follower::start(index.clone(), store.clone());
+    let mut engine =
+        sync::Engine::new(client, store, &connection.id, options).with_commit_hook(follower.hook());
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -156,11 +169,19 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         }));
     }
     let outcome = engine.run().await;
+    drop(engine);
+    if let Some(bar) = &bar {
+        bar.set_message("indexing");
+    }
+    let indexed = follower.finish().await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let report = outcome.context("sync failed; run it again to resume")?;
-    println!("{}", serde_json::to_string(&report)?);
+    indexed.context("indexing failed; the next sync or search catches up")?;
+    let mut line = serde_json::to_value(&report)?;
+    line["indexed_chunks"] = index.num_chunks().into();
+    println!("{line}");
     Ok(())
 }
 
@@ -278,6 +299,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         download_concurrency: 16,
         space_concurrency: 4,
+        enforce_permissions: false,
+        embeddings: crate::cli_search::EmbeddingArgs::default(),
     })
     .await?;
     status(StatusArgs {
@@ -285,8 +308,32 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         json: false,
     })
     .await?;
+    {
+        // A sample search, as an anonymous viewer.
+        let store = store::Store::open(&args.data_dir).await?;
+        let index = crate::cli_search::open_index(
+            &args.data_dir,
+            &store,
+            &crate::cli_search::EmbeddingArgs::default(),
+        )
+        .await?;
+        let query = "release plan";
+        let hits = index
+            .search(
+                &store,
+                &index::SearchRequest {
+                    organisation_id: store.ensure_organisation("default").await?,
+                    query: query.into(),
+                    k: 3,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        println!("\nsearch {query:?}:");
+        crate::cli_search::print_hits(&hits, false)?;
+    }
     eprintln!(
-        "\nThe site keeps serving. Change it and sync again:\n  curl -X POST {0}/_sim/mutate -d '{{\"seed\": 1, \"random_changes\": 20}}'\n  CONFSYNC_API_TOKEN={1} confsync sync --site {0} --email {2} --data-dir {3}\nCtrl-C to stop.",
+        "\nSearch it:\n  confsync search --data-dir {3} \"release plan\"\n  confsync search --data-dir {3} --as '{{\"signed_in\": true}}' --json '\"exact phrase\"'\n\nThe site keeps serving. Change it and sync again:\n  curl -X POST {0}/_sim/mutate -d '{{\"seed\": 1, \"random_changes\": 20}}'\n  CONFSYNC_API_TOKEN={1} confsync sync --site {0} --email {2} --data-dir {3}\nCtrl-C to stop.",
         creds.base_url,
         creds.api_token,
         creds.email,

@@ -1,10 +1,11 @@
-//! The `confsync` command line: `demo`, `sync` and `status` over the
-//! embedded store, `convert` (storage format to Markdown, text or chunks),
+//! The `confsync` command line: `demo`, `sync`, `search` and `status`
+//! over the embedded store and index, `convert` (storage format to Markdown, text or chunks),
 //! and `sim`, the Confluence simulator. Logs go to stderr; stdout
 //! carries only output meant for machines (JSON lines).
 
 #![forbid(unsafe_code)]
 
+mod cli_search;
 mod cli_sync;
 
 use anyhow::Context;
@@ -31,6 +32,8 @@ enum Command {
     Sync(cli_sync::SyncArgs),
     /// Show connections, what they hold and their last syncs
     Status(cli_sync::StatusArgs),
+    /// Search the synced content as a viewer
+    Search(cli_search::SearchArgs),
     /// Convert a storage-format page to Markdown, text or chunks (JSON lines)
     Convert(ConvertArgs),
     /// Serve a simulated Confluence Cloud site (for tests, benchmarks and the demo)
@@ -199,7 +202,19 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors print as one line of causes (no backtrace): they are for the
+/// person at the terminal.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -215,5 +230,6 @@ fn main() -> anyhow::Result<()> {
         Command::Convert(args) => run_convert(args),
         Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),
         Command::Status(args) => runtime.block_on(cli_sync::status(args)),
+        Command::Search(args) => runtime.block_on(cli_search::search(args)),
     }
 }

@@ -126,6 +126,44 @@ async fn a_sync_killed_at_20_random_points_ends_equal_to_the_truth() {
         stored == truth,
         "the store differs from the truth after kills"
     );
+    // The index, killed with the sync as often, holds each stored chunk
+    // once and nothing of what is gone.
+    let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["search", "--json", "--k", "1000", "--data-dir"])
+        .arg(&data_dir)
+        .arg("the")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hits: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1000);
+    let held: std::collections::HashSet<(String, String)> = files
+        .iter()
+        .map(|f| (f.kind.clone(), f.external_id.clone()))
+        .collect();
+    let mut chunks = std::collections::HashSet::new();
+    for hit in &hits {
+        let key = (
+            hit["kind"].as_str().unwrap().to_string(),
+            hit["external_id"].as_str().unwrap().to_string(),
+        );
+        assert!(
+            held.contains(&key),
+            "the index holds {key:?}, which the store does not"
+        );
+        assert!(
+            chunks.insert((hit["file_id"].as_i64(), hit["chunk_index"].as_i64())),
+            "a chunk indexed twice: {hit}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
