@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+mod admit;
 pub mod embed;
 mod vectors;
 
@@ -30,7 +31,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use store::{IndexableFile, Store};
-use tantivy::collector::TopDocs;
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery,
 };
@@ -69,7 +69,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Bumped whenever the schema or the way documents are built changes: an
 /// index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
@@ -81,6 +81,9 @@ struct Fields {
     organisation: Field,
     customer: Field,
     scope: Field,
+    org_key: Field,
+    customer_key: Field,
+    scope_key: Field,
     connection: Field,
     space: Field,
     kind: Field,
@@ -116,6 +119,10 @@ fn schema() -> (Schema, Fields) {
         organisation: builder.add_text_field("organisation", STRING),
         customer: builder.add_text_field("customer", STRING),
         scope: builder.add_text_field("scope", STRING),
+        org_key: builder.add_u64_field(admit::ORG_FIELD, NumericOptions::default().set_fast()),
+        customer_key: builder
+            .add_u64_field(admit::CUSTOMER_FIELD, NumericOptions::default().set_fast()),
+        scope_key: builder.add_u64_field(admit::SCOPE_FIELD, NumericOptions::default().set_fast()),
         connection: builder.add_text_field("connection", STRING | STORED),
         space: builder.add_text_field("space", STRING | STORED),
         kind: builder.add_text_field("kind", STRING | STORED),
@@ -554,6 +561,9 @@ impl Index {
                     f.organisation => file.organisation_id.as_str(),
                     f.customer => file.customer_id.as_deref().unwrap_or(""),
                     f.scope => scope_term(&file.connection_id, &space),
+                    f.org_key => admit::key(&file.organisation_id),
+                    f.customer_key => admit::key(file.customer_id.as_deref().unwrap_or("")),
+                    f.scope_key => admit::key(&scope_term(&file.connection_id, &space)),
                     f.connection => file.connection_id.as_str(),
                     f.space => space.as_str(),
                     f.kind => file.kind.as_str(),
@@ -625,7 +635,14 @@ impl Index {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let filter = self.filter_query(&searcher, request, &allowed)?;
+        let admission = Arc::new(admit::Admission::new(
+            &searcher,
+            &request.organisation_id,
+            request.customer_id.as_deref(),
+            allowed.iter().map(|s| admit::key(s)).collect(),
+            self.exclusions(&searcher, &request.viewer)?,
+        )?);
+        let filters = self.caller_filters(&request.filters);
         let text_query = self.text_query(&request.query);
         let wants_vector = request.hybrid.is_some()
             || (request.query.trim().is_empty() && request.query_vector.is_some());
@@ -639,25 +656,34 @@ impl Index {
         } else {
             request.k
         };
-
-        let keyword: Vec<(f32, DocAddress)> = match &text_query {
-            Some(text) if !(request.query.trim().is_empty()) => {
-                let query = BooleanQuery::new(vec![
-                    (Occur::Must, text.box_clone()),
-                    (Occur::Must, filter.box_clone()),
-                ]);
-                searcher.search(&query, &TopDocs::with_limit(candidates).order_by_score())?
+        let with_filters = |query: Box<dyn Query>| -> Box<dyn Query> {
+            match &filters {
+                None => query,
+                Some(filters) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query),
+                    (Occur::Must, filters.box_clone()),
+                ])),
             }
-            _ => Vec::new(),
+        };
+        let keyword: Vec<(f32, DocAddress)> = match &text_query {
+            Some(text) => searcher.search(
+                &*with_filters(text.box_clone()),
+                &admit::TopAdmitted {
+                    limit: candidates,
+                    admission: admission.clone(),
+                },
+            )?,
+            None => Vec::new(),
         };
         let nearest: Vec<(f32, DocAddress)> = match &query_vector {
             Some(vector) => {
                 let found = searcher.search(
-                    &*filter,
+                    &*with_filters(Box::new(AllQuery)),
                     &vectors::Nearest {
                         query: Arc::new(vector.clone()),
                         limit: candidates,
                         cache: self.vectors.clone(),
+                        admission: admission.clone(),
                     },
                 )?;
                 let live: HashSet<_> = searcher
@@ -731,48 +757,18 @@ impl Index {
             .ok_or_else(|| Error::Invalid("the embedding provider returned no vector".into()))
     }
 
-    /// Everything a search must satisfy besides its text: tenant, the
-    /// spaces the viewer may read, restrictions, and the caller's filters.
-    fn filter_query(
-        &self,
-        searcher: &tantivy::Searcher,
-        request: &SearchRequest,
-        allowed: &[String],
-    ) -> Result<Box<dyn Query>> {
+    /// The caller's own filters (file ids, kinds, labels, tags), as a
+    /// query the text must also match; `None` when there are none.
+    fn caller_filters(&self, filters: &Filters) -> Option<Box<dyn Query>> {
         let f = self.fields;
-        let term = |field: Field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, value),
-                IndexRecordOption::Basic,
-            ))
+        let any_of = |field: Field, values: Vec<String>| -> Box<dyn Query> {
+            let terms: Vec<Term> = values
+                .iter()
+                .map(|v| Term::from_field_text(field, v))
+                .collect();
+            Box::new(TermSetQuery::new(terms))
         };
-        let any_of = |field: Field, values: &mut dyn Iterator<Item = String>| -> Box<dyn Query> {
-            let terms: Vec<Term> = values.map(|v| Term::from_field_text(field, &v)).collect();
-            if terms.len() <= 32 {
-                Box::new(BooleanQuery::new(
-                    terms
-                        .into_iter()
-                        .map(|t| {
-                            (
-                                Occur::Should,
-                                Box::new(TermQuery::new(t, IndexRecordOption::Basic))
-                                    as Box<dyn Query>,
-                            )
-                        })
-                        .collect(),
-                ))
-            } else {
-                Box::new(TermSetQuery::new(terms))
-            }
-        };
-        let mut must: Vec<Box<dyn Query>> = vec![
-            term(f.organisation, &request.organisation_id),
-            any_of(f.scope, &mut allowed.iter().cloned()),
-        ];
-        if let Some(customer) = &request.customer_id {
-            must.push(term(f.customer, customer));
-        }
-        let filters = &request.filters;
+        let mut must: Vec<Box<dyn Query>> = Vec::new();
         if !filters.file_ids.is_empty() {
             let terms: Vec<Term> = filters
                 .file_ids
@@ -782,50 +778,62 @@ impl Index {
             must.push(Box::new(TermSetQuery::new(terms)));
         }
         if !filters.kinds.is_empty() {
-            must.push(any_of(f.kind, &mut filters.kinds.iter().cloned()));
+            must.push(any_of(f.kind, filters.kinds.clone()));
         }
         if !filters.labels.is_empty() {
-            must.push(any_of(f.labels, &mut filters.labels.iter().cloned()));
+            must.push(any_of(f.labels, filters.labels.clone()));
         }
         for (key, value) in &filters.tags {
-            must.push(any_of(f.tags, &mut tag_terms(key, value).into_iter()));
+            must.push(any_of(f.tags, tag_terms(key, value)));
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = must
-            .into_iter()
-            .map(|q| {
-                (
-                    Occur::Must,
-                    Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
-                )
-            })
-            .collect();
-        // Restrictions: exclude chunks restricted at a level that admits
-        // none of the viewer's principals.
+        if must.is_empty() {
+            return None;
+        }
+        Some(Box::new(ConstScoreQuery::new(
+            Box::new(BooleanQuery::new(
+                must.into_iter().map(|q| (Occur::Must, q)).collect(),
+            )),
+            0.0,
+        )))
+    }
+
+    /// The chunks restricted away from a viewer: restricted at a level
+    /// that admits none of the viewer's principals. `None` when the index
+    /// holds no restricted chunk.
+    fn exclusions(
+        &self,
+        searcher: &tantivy::Searcher,
+        viewer: &Viewer,
+    ) -> Result<Option<Box<dyn Query>>> {
+        let f = self.fields;
+        let mut excluded: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for level in 0..acl::MAX_LEVELS {
             let restricted = Term::from_field_text(f.acl, &format!("r{level}"));
             if searcher.doc_freq(&restricted)? == 0 {
                 // Levels are filled in order: none deeper either.
                 break;
             }
-            let admitted = request.viewer.tokens(level);
-            let excluded: Box<dyn Query> = if admitted.is_empty() {
-                Box::new(TermQuery::new(restricted, IndexRecordOption::Basic))
+            let restricted: Box<dyn Query> =
+                Box::new(TermQuery::new(restricted, IndexRecordOption::Basic));
+            let admitted: Vec<Term> = viewer
+                .tokens(level)
+                .iter()
+                .map(|t| Term::from_field_text(f.acl, t))
+                .collect();
+            let level_excludes: Box<dyn Query> = if admitted.is_empty() {
+                restricted
             } else {
                 Box::new(BooleanQuery::new(vec![
-                    (
-                        Occur::Must,
-                        Box::new(TermQuery::new(restricted, IndexRecordOption::Basic))
-                            as Box<dyn Query>,
-                    ),
-                    (Occur::MustNot, any_of(f.acl, &mut admitted.into_iter())),
+                    (Occur::Must, restricted),
+                    (Occur::MustNot, Box::new(TermSetQuery::new(admitted))),
                 ]))
             };
-            clauses.push((Occur::MustNot, excluded));
+            excluded.push((Occur::Should, level_excludes));
         }
-        if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
-            clauses.push((Occur::Must, Box::new(AllQuery)));
+        if excluded.is_empty() {
+            return Ok(None);
         }
-        Ok(Box::new(BooleanQuery::new(clauses)))
+        Ok(Some(Box::new(BooleanQuery::new(excluded))))
     }
 
     #[allow(clippy::too_many_arguments)] // one hit's inputs; a struct would only rename them

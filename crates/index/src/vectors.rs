@@ -3,12 +3,12 @@
 //! Vectors live in the index as a bytes fast field (f32 little endian,
 //! unit length). A segment's vectors are read once into one dense array
 //! and cached by segment id (segments never change); the collector scores
-//! only the documents the filter query matched, so the permission filter
-//! is applied before ranking, never after a top-k.
+//! only documents the query matched and the viewer is admitted to, so the
+//! permission filter is applied before ranking, never after a top-k.
 
+use crate::admit::{merge, Admission, Best, SegmentAdmission};
 use parking_lot::Mutex;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::index::SegmentId;
@@ -91,41 +91,21 @@ impl VectorCache {
     }
 }
 
-#[derive(PartialEq)]
-struct Scored(f32, DocAddress);
-
-impl Eq for Scored {}
-
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scored {
-    // Reversed: the heap's top is the worst kept.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .0
-            .total_cmp(&self.0)
-            .then_with(|| self.1.cmp(&other.1))
-    }
-}
-
-/// The `limit` documents nearest to `query` (cosine, as both are unit
-/// length) among those the query matched.
+/// The `limit` admitted documents nearest to `query` (cosine, as both are
+/// unit length) among those the query matched.
 pub struct Nearest {
     pub query: Arc<Vec<f32>>,
     pub limit: usize,
     pub cache: Arc<VectorCache>,
+    pub admission: Arc<Admission>,
 }
 
 pub struct NearestInSegment {
     query: Arc<Vec<f32>>,
-    limit: usize,
     vectors: Arc<SegmentVectors>,
+    admission: SegmentAdmission,
     segment: SegmentOrdinal,
-    heap: BinaryHeap<Scored>,
+    best: Best,
 }
 
 impl Collector for Nearest {
@@ -139,10 +119,10 @@ impl Collector for Nearest {
     ) -> tantivy::Result<NearestInSegment> {
         Ok(NearestInSegment {
             query: self.query.clone(),
-            limit: self.limit,
             vectors: self.cache.get(reader, self.query.len())?,
+            admission: self.admission.for_segment(reader)?,
             segment,
-            heap: BinaryHeap::with_capacity(self.limit + 1),
+            best: Best::new(self.limit),
         })
     }
 
@@ -151,10 +131,7 @@ impl Collector for Nearest {
     }
 
     fn merge_fruits(&self, fruits: Vec<Vec<(f32, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
-        let mut all: Vec<(f32, DocAddress)> = fruits.into_iter().flatten().collect();
-        all.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        all.truncate(self.limit);
-        Ok(all)
+        Ok(merge(fruits, self.limit))
     }
 }
 
@@ -162,6 +139,9 @@ impl SegmentCollector for NearestInSegment {
     type Fruit = Vec<(f32, DocAddress)>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        if !self.admission.admits(doc) {
+            return;
+        }
         let Some(vector) = self.vectors.get(doc) else {
             return;
         };
@@ -170,18 +150,10 @@ impl SegmentCollector for NearestInSegment {
             .zip(self.query.iter())
             .map(|(a, b)| a * b)
             .sum();
-        let scored = Scored(score, DocAddress::new(self.segment, doc));
-        if self.heap.len() < self.limit {
-            self.heap.push(scored);
-        } else if let Some(worst) = self.heap.peek() {
-            if scored < *worst {
-                self.heap.pop();
-                self.heap.push(scored);
-            }
-        }
+        self.best.push(score, DocAddress::new(self.segment, doc));
     }
 
     fn harvest(self) -> Self::Fruit {
-        self.heap.into_iter().map(|s| (s.0, s.1)).collect()
+        self.best.into_vec()
     }
 }
