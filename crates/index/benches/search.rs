@@ -5,7 +5,10 @@
 //!   cargo bench -p index --bench search -- 100000 1000000  # both sizes
 //!
 //! Chunks are ~120 words drawn from a 20,000-word vocabulary with Zipf
-//! frequencies (as natural text has), 4 chunks a file, 20 spaces. Phase 1
+//! frequencies (as natural text has; the 50 most frequent are English
+//! function words, the rest made up), 4 chunks a file, 20 spaces. Queries
+//! are 1 to 3 words drawn from the same distribution; one in five is a
+//! two-word phrase. Phase 1
 //! indexes with Confluence's permissions off and measures queries as an
 //! anonymous viewer that may read every space (no viewer filter). Phase 2
 //! turns permissions on (4% of pages restricted, some two levels deep),
@@ -36,8 +39,17 @@ impl Words {
             "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "den", "mar", "pol", "tri", "ex",
             "qua", "ser", "lin", "or", "ba", "ce", "fu",
         ];
-        let mut words = Vec::with_capacity(20_000);
-        let mut seen = std::collections::HashSet::new();
+        // Natural text's most frequent words are function words: the top
+        // ranks are English's, by frequency; the rest are made up.
+        const FUNCTION_WORDS: &[&str] = &[
+            "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for",
+            "on", "are", "with", "as", "i", "his", "they", "be", "at", "one", "have", "this",
+            "from", "or", "had", "by", "but", "what", "all", "were", "we", "when", "your", "can",
+            "there", "an", "which", "their", "if", "do", "will", "how", "up", "out", "them",
+            "then", "so",
+        ];
+        let mut words: Vec<String> = FUNCTION_WORDS.iter().map(|w| w.to_string()).collect();
+        let mut seen: std::collections::HashSet<String> = words.iter().cloned().collect();
         while words.len() < 20_000 {
             let n = rng.gen_range(2..5);
             let word: String = (0..n).map(|_| *SYLLABLES.choose(rng).unwrap()).collect();

@@ -21,6 +21,7 @@
 pub mod acl;
 mod admit;
 pub mod embed;
+mod grams;
 mod vectors;
 
 pub use acl::Viewer;
@@ -69,7 +70,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Bumped whenever the schema or the way documents are built changes: an
 /// index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
@@ -144,6 +145,7 @@ fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
+        .filter(grams::CommonGrams)
         .filter(Stemmer::default())
         .build()
 }
