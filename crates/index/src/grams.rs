@@ -7,7 +7,10 @@
 //! requires the rare joined token at the same position, so the
 //! intersection is driven by a short posting list; the words themselves
 //! are still indexed, so single-word and unquoted queries are unchanged.
-//! Indexing and querying share the analyzer, so both sides agree.
+//! At query time (Lucene's CommonGramsQueryFilter) a word covered by a
+//! gram is dropped for the gram: the phrase "of the" becomes the single
+//! term `of_the`, which block-WAND can prune, and "reset the password"
+//! becomes the phrase `reset_the the_password`, equivalent and cheaper.
 
 use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 
@@ -24,20 +27,40 @@ pub fn is_common(word: &str) -> bool {
     COMMON.binary_search(&word).is_ok()
 }
 
+/// For indexing: every word, and the grams.
 #[derive(Clone, Copy, Default)]
 pub struct CommonGrams;
+
+/// For queries: the grams, and only the words no gram covers.
+#[derive(Clone, Copy, Default)]
+pub struct CommonGramsQuery;
 
 impl TokenFilter for CommonGrams {
     type Tokenizer<T: Tokenizer> = CommonGramsFilter<T>;
 
     fn transform<T: Tokenizer>(self, tokenizer: T) -> CommonGramsFilter<T> {
-        CommonGramsFilter { inner: tokenizer }
+        CommonGramsFilter {
+            inner: tokenizer,
+            query: false,
+        }
+    }
+}
+
+impl TokenFilter for CommonGramsQuery {
+    type Tokenizer<T: Tokenizer> = CommonGramsFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> CommonGramsFilter<T> {
+        CommonGramsFilter {
+            inner: tokenizer,
+            query: true,
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct CommonGramsFilter<T> {
     inner: T,
+    query: bool,
 }
 
 impl<T: Tokenizer> Tokenizer for CommonGramsFilter<T> {
@@ -49,11 +72,16 @@ impl<T: Tokenizer> Tokenizer for CommonGramsFilter<T> {
             previous: None,
             current: Token::default(),
             pending: None,
+            query: self.query.then(Vec::new),
+            read: false,
         }
     }
 }
 
 pub struct CommonGramsStream<S> {
+    /// Query mode: the whole (short) query's output, reversed, once read.
+    query: Option<Vec<Token>>,
+    read: bool,
     tail: S,
     /// The last word read, to join with the next.
     previous: Option<Token>,
@@ -62,8 +90,58 @@ pub struct CommonGramsStream<S> {
     pending: Option<Token>,
 }
 
+impl<S: TokenStream> CommonGramsStream<S> {
+    /// Everything the index side would emit, then without the words a
+    /// gram covers.
+    fn read_query(&mut self) -> Vec<Token> {
+        let mut all = Vec::new();
+        while self.advance_index() {
+            all.push(self.current.clone());
+        }
+        let covered: std::collections::HashSet<usize> = all
+            .iter()
+            .filter(|t| t.position_length == 2)
+            .flat_map(|t| [t.position, t.position + 1])
+            .collect();
+        let mut out: Vec<Token> = all
+            .into_iter()
+            .filter(|t| t.position_length == 2 || !covered.contains(&t.position))
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
 impl<S: TokenStream> TokenStream for CommonGramsStream<S> {
     fn advance(&mut self) -> bool {
+        if self.query.is_none() {
+            return self.advance_index();
+        }
+        if !self.read {
+            self.read = true;
+            let tokens = self.read_query();
+            self.query = Some(tokens);
+        }
+        match self.query.as_mut().and_then(Vec::pop) {
+            Some(token) => {
+                self.current = token;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.current
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.current
+    }
+}
+
+impl<S: TokenStream> CommonGramsStream<S> {
+    fn advance_index(&mut self) -> bool {
         if let Some(word) = self.pending.take() {
             self.current = word.clone();
             self.previous = Some(word);
@@ -91,20 +169,39 @@ impl<S: TokenStream> TokenStream for CommonGramsStream<S> {
         self.previous = Some(word);
         true
     }
-
-    fn token(&self) -> &Token {
-        &self.current
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.current
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
+
+    fn query_tokens(text: &str) -> Vec<(String, usize)> {
+        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(LowerCaser)
+            .filter(CommonGramsQuery)
+            .build();
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        stream.process(&mut |t| out.push((t.text.clone(), t.position)));
+        out
+    }
+
+    #[test]
+    fn queries_keep_grams_and_the_words_no_gram_covers() {
+        let t = |s: &str, p: usize| (s.to_string(), p);
+        assert_eq!(query_tokens("of the"), vec![t("of_the", 0)]);
+        assert_eq!(
+            query_tokens("reset the password"),
+            vec![t("reset_the", 0), t("the_password", 1)]
+        );
+        assert_eq!(
+            query_tokens("release plan of record"),
+            vec![t("release", 0), t("plan_of", 1), t("of_record", 2)]
+        );
+        assert_eq!(query_tokens("the"), vec![t("the", 0)]);
+        assert_eq!(query_tokens(""), vec![]);
+    }
 
     fn tokens(text: &str) -> Vec<(String, usize)> {
         let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())

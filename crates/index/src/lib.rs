@@ -42,6 +42,7 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    TokenizerManager,
 };
 use tantivy::{
     doc, DocAddress, Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy,
@@ -140,12 +141,25 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
+/// The analyzer chunks are indexed with.
 fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .filter(grams::CommonGrams)
+        .filter(Stemmer::default())
+        .build()
+}
+
+/// The analyzer queries are parsed with: the same, except that words a
+/// common gram covers give way to the gram.
+fn query_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(grams::CommonGramsQuery)
         .filter(Stemmer::default())
         .build()
 }
@@ -268,6 +282,7 @@ pub struct Index {
     vectors: Arc<vectors::VectorCache>,
     embedder: Option<Arc<dyn Embedder>>,
     path: PathBuf,
+    query_tokenizers: TokenizerManager,
 }
 
 impl Index {
@@ -323,6 +338,11 @@ impl Index {
             vectors: Arc::default(),
             embedder,
             path: dir.to_path_buf(),
+            query_tokenizers: {
+                let manager = TokenizerManager::default();
+                manager.register(TOKENIZER, query_analyzer());
+                manager
+            },
         })
     }
 
@@ -733,8 +753,11 @@ impl Index {
         if query.trim().is_empty() {
             return None;
         }
-        let mut parser =
-            QueryParser::for_index(&self.index, vec![self.fields.title, self.fields.text]);
+        let mut parser = QueryParser::new(
+            self.index.schema(),
+            vec![self.fields.title, self.fields.text],
+            self.query_tokenizers.clone(),
+        );
         parser.set_field_boost(self.fields.title, 2.0);
         // Lenient: whatever a user types is a query, never an error.
         let (query, _errors) = parser.parse_query_lenient(query);

@@ -296,3 +296,47 @@ async fn filters_narrow_and_another_organisation_sees_nothing() {
     });
     assert!(f.index.search(&f.store, &req).await.is_err());
 }
+
+#[tokio::test]
+async fn phrases_over_common_words_match_exactly() {
+    let f = fixture(simulator(16, 1, 30).await, false, None).await;
+    let page = f
+        .sim
+        .with_site(|site| site.content.keys().nth(4).map(|id| id.to_string()))
+        .unwrap();
+    f.sim
+        .apply(Change::Edit {
+            id: page.clone(),
+            body: Some("<p>This is how to reset the password of the account.</p>".into()),
+        })
+        .unwrap();
+    sync(&f).await;
+    let viewer = Viewer::default();
+    for phrase in [
+        "\"reset the password\"",
+        "\"of the\"",
+        "\"how to reset\"",
+        "\"the password of the account\"",
+    ] {
+        let hits = search(&f, &viewer, phrase, 50).await;
+        assert!(
+            hits.iter().any(|h| h.external_id == page),
+            "{phrase} does not find the page"
+        );
+    }
+    for phrase in [
+        "\"the reset password\"",
+        "\"password the\"",
+        "\"of the password\"",
+    ] {
+        let hits = search(&f, &viewer, phrase, 50).await;
+        assert!(
+            !hits.iter().any(|h| h.external_id == page),
+            "{phrase} finds the page"
+        );
+    }
+    // The snippet marks the phrase.
+    let hits = search(&f, &viewer, "\"reset the password\"", 50).await;
+    let hit = hits.iter().find(|h| h.external_id == page).unwrap();
+    assert!(hit.snippet.contains("<mark>"), "{}", hit.snippet);
+}

@@ -99,7 +99,13 @@ async fn a_lost_or_damaged_index_is_rebuilt_from_the_store() {
 
     // Lost.
     f.index = Arc::new(Index::open_only(&f.dir.path().join("scratch-a"), None).unwrap());
-    std::fs::remove_dir_all(&path).unwrap();
+    // The closed writer's merge threads may still be finishing.
+    let mut tries = 0;
+    while let Err(error) = std::fs::remove_dir_all(&path) {
+        tries += 1;
+        assert!(tries < 50, "cannot remove the index: {error}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     f.index = Arc::new(Index::open(&path, &f.store, None).await.unwrap());
     assert_eq!(f.index.num_chunks(), chunks);
     assert_eq!(all(search(&f, &viewer, "the", 1_000).await), first);
