@@ -75,6 +75,8 @@ const SCHEMA_VERSION: u32 = 3;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
+/// Log entries applied between two prunings of the log.
+const PRUNE_EVERY: i64 = 50_000;
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -283,6 +285,8 @@ pub struct Index {
     embedder: Option<Arc<dyn Embedder>>,
     path: PathBuf,
     query_tokenizers: TokenizerManager,
+    /// The log position pruned up to (by this process).
+    pruned: std::sync::atomic::AtomicI64,
 }
 
 impl Index {
@@ -325,7 +329,7 @@ impl Index {
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
-        let writer = match index.writer_with_num_threads::<TantivyDocument>(2, 96_000_000) {
+        let writer = match index.writer_with_num_threads::<TantivyDocument>(2, 64_000_000) {
             Ok(writer) => Some(writer),
             Err(tantivy::TantivyError::LockFailure(..)) => None,
             Err(e) => return Err(e.into()),
@@ -338,6 +342,7 @@ impl Index {
             vectors: Arc::default(),
             embedder,
             path: dir.to_path_buf(),
+            pruned: Default::default(),
             query_tokenizers: {
                 let manager = TokenizerManager::default();
                 manager.register(TOKENIZER, query_analyzer());
@@ -427,7 +432,13 @@ impl Index {
             self.commit(writer, seq)?;
         }
         report.seq = seq;
-        store.prune_index_log(seq).await?;
+        // Pruning writes to the store: done now and then, not on every
+        // catch-up, so as not to contend with a sync's writes.
+        let pruned = self.pruned.load(std::sync::atomic::Ordering::Relaxed);
+        if seq - pruned >= PRUNE_EVERY || (pruned == 0 && seq > 0) || report.rebuilt {
+            store.prune_index_log(seq).await?;
+            self.pruned.store(seq, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(report)
     }
 

@@ -232,6 +232,7 @@ impl Store {
 
     /// Forgets the changes an index has committed.
     pub async fn prune_index_log(&self, upto: i64) -> Result<()> {
+        let _writing = self.writer.lock().await;
         sqlx::query("DELETE FROM index_log WHERE seq <= ?")
             .bind(upto)
             .execute(&self.pool)
@@ -413,6 +414,7 @@ impl Store {
 
     /// Stores vectors computed for chunks: (file id, chunk index, vector).
     pub async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         for (file_id, idx, vector) in vectors {
             sqlx::query("UPDATE chunks SET vector = ? WHERE file_id = ? AND idx = ?")
@@ -472,6 +474,7 @@ impl Store {
         kind: &str,
         restrictions: &[(String, ReadRestriction)],
     ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
         for (external_id, restriction) in restrictions {
@@ -514,6 +517,7 @@ impl Store {
     /// searches. Every file is indexed again with (or without) its
     /// restrictions.
     pub async fn set_enforce_permissions(&self, connection_id: &str, enforce: bool) -> Result<()> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "UPDATE connections SET enforce_permissions = ? WHERE id = ? AND enforce_permissions <> ?",
@@ -732,6 +736,7 @@ impl Store {
 
     /// Removes files by id (and, through the log, from search).
     pub async fn delete_files(&self, connection_id: &str, file_ids: &[i64]) -> Result<u64> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for id in file_ids {
