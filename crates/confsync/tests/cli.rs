@@ -197,4 +197,25 @@ fn bad_arguments_are_refused_with_a_clear_error() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+    // A viewer that is not one, or a store that is not there.
+    let dir = std::env::temp_dir().join(format!("confsync-search-args-{}", std::process::id()));
+    for (args, expected) in [
+        (vec!["search", "--as", "{bad", "x"], "--as is not a viewer"),
+        (
+            vec!["search", "--as", r#"{"agent": "yes"}"#, "x"],
+            "--as is not a viewer",
+        ),
+        (vec!["search", "x"], "no store in"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -176,15 +176,23 @@ mod tests {
     use super::*;
     use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
 
-    fn query_tokens(text: &str) -> Vec<(String, usize)> {
+    fn analyzed<F: TokenFilter>(filter: F, text: &str) -> Vec<(String, usize)> {
         let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(LowerCaser)
-            .filter(CommonGramsQuery)
+            .filter(filter)
             .build();
         let mut stream = analyzer.token_stream(text);
         let mut out = Vec::new();
         stream.process(&mut |t| out.push((t.text.clone(), t.position)));
         out
+    }
+
+    fn query_tokens(text: &str) -> Vec<(String, usize)> {
+        analyzed(CommonGramsQuery, text)
+    }
+
+    fn tokens(text: &str) -> Vec<(String, usize)> {
+        analyzed(CommonGrams, text)
     }
 
     #[test]
@@ -201,17 +209,6 @@ mod tests {
         );
         assert_eq!(query_tokens("the"), vec![t("the", 0)]);
         assert_eq!(query_tokens(""), vec![]);
-    }
-
-    fn tokens(text: &str) -> Vec<(String, usize)> {
-        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(LowerCaser)
-            .filter(CommonGrams)
-            .build();
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        stream.process(&mut |t| out.push((t.text.clone(), t.position)));
-        out
     }
 
     #[test]

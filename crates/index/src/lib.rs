@@ -145,23 +145,21 @@ fn schema() -> (Schema, Fields) {
 
 /// The analyzer chunks are indexed with.
 fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(64))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .filter(grams::CommonGrams)
-        .filter(Stemmer::default())
-        .build()
+    analyzer_with(grams::CommonGrams)
 }
 
 /// The analyzer queries are parsed with: the same, except that words a
 /// common gram covers give way to the gram.
 fn query_analyzer() -> TextAnalyzer {
+    analyzer_with(grams::CommonGramsQuery)
+}
+
+fn analyzer_with<G: tantivy::tokenizer::TokenFilter>(grams: G) -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .filter(grams::CommonGramsQuery)
+        .filter(grams)
         .filter(Stemmer::default())
         .build()
 }

@@ -107,7 +107,18 @@ async fn sync(f: &Fixture) {
             index.catch_up(&store).await.unwrap();
         }
     });
-    let engine = Engine::new(
+    let engine = engine(f).with_commit_hook(Arc::new(move || {
+        let _ = tx.send(());
+    }));
+    engine.run().await.unwrap();
+    drop(engine);
+    follower.await.unwrap();
+    f.index.catch_up(&f.store).await.unwrap();
+}
+
+/// A sync engine for the fixture's connection, as the admin.
+fn engine(f: &Fixture) -> Engine {
+    Engine::new(
         client(&f.sim, "admin@example.com"),
         f.store.clone(),
         &f.connection,
@@ -118,13 +129,6 @@ async fn sync(f: &Fixture) {
             ..Default::default()
         },
     )
-    .with_commit_hook(Arc::new(move || {
-        let _ = tx.send(());
-    }));
-    engine.run().await.unwrap();
-    drop(engine);
-    follower.await.unwrap();
-    f.index.catch_up(&f.store).await.unwrap();
 }
 
 fn request(f: &Fixture, viewer: &Viewer, query: &str, k: usize) -> SearchRequest {

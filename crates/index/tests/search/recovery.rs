@@ -7,20 +7,7 @@ use super::*;
 /// Syncs without the index following, as a process killed after the
 /// store's commits and before the index's would leave things.
 async fn sync_store_only(f: &Fixture) {
-    Engine::new(
-        client(&f.sim, "admin@example.com"),
-        f.store.clone(),
-        &f.connection,
-        SyncOptions {
-            allow_personal_spaces: true,
-            download_concurrency: 8,
-            space_concurrency: 3,
-            ..Default::default()
-        },
-    )
-    .run()
-    .await
-    .unwrap();
+    engine(f).run().await.unwrap();
 }
 
 #[tokio::test]
