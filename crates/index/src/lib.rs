@@ -75,6 +75,8 @@ const SCHEMA_VERSION: u32 = 3;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
+/// Memory for the indexing threads (tantivy's arena, split between them).
+const WRITER_ARENA: usize = 64_000_000;
 /// Log entries applied between two prunings of the log.
 const PRUNE_EVERY: i64 = 50_000;
 
@@ -327,7 +329,7 @@ impl Index {
             .reader_builder()
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
-        let writer = match index.writer_with_num_threads::<TantivyDocument>(2, 64_000_000) {
+        let writer = match index.writer_with_num_threads::<TantivyDocument>(2, WRITER_ARENA) {
             Ok(writer) => Some(writer),
             Err(tantivy::TantivyError::LockFailure(..)) => None,
             Err(e) => return Err(e.into()),
@@ -438,6 +440,19 @@ impl Index {
             self.pruned.store(seq, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(report)
+    }
+
+    /// Waits for the background merges to finish (and reopens the writer):
+    /// for a clean shutdown, and for measurements that should not share
+    /// the cores with merging.
+    pub async fn settle(&self) -> Result<()> {
+        let mut guard = self.writer.lock().await;
+        if let Some(writer) = guard.take() {
+            tokio::task::block_in_place(|| writer.wait_merging_threads())?;
+            *guard = Some(self.index.writer_with_num_threads(2, WRITER_ARENA)?);
+        }
+        self.reader.reload()?;
+        Ok(())
     }
 
     /// Throws the index away and builds it again from the store.
