@@ -76,7 +76,7 @@ const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
 /// Memory for the indexing threads (tantivy's arena, split between them).
-const WRITER_ARENA: usize = 64_000_000;
+const WRITER_ARENA: usize = 96_000_000;
 /// Log entries applied between two prunings of the log.
 const PRUNE_EVERY: i64 = 50_000;
 
