@@ -115,8 +115,8 @@ impl Viewer {
     }
 }
 
-/// The restricted levels of a chain: open links dropped, identical
-/// neighbours merged, at most `MAX_LEVELS` (the excess narrowed into the
+/// The restricted levels of a chain: open links dropped, repeated
+/// restrictions kept once, at most `MAX_LEVELS` (the excess narrowed into the
 /// last by intersection, which never admits anyone the chain would not).
 /// `None`: some link is unknown, nobody may read.
 pub fn levels(chain: &[ReadRestriction]) -> Option<Vec<(BTreeSet<String>, BTreeSet<String>)>> {

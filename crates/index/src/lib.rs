@@ -53,8 +53,6 @@ use tantivy::{
 pub enum Error {
     #[error("index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error("index directory: {0}")]
-    OpenDirectory(#[from] tantivy::directory::error::OpenDirectoryError),
     #[error("store: {0}")]
     Store(#[from] store::Error),
     #[error("io: {0}")]
@@ -313,13 +311,10 @@ impl Index {
             None => {
                 // Nothing usable: start empty; the payload-less commit
                 // makes the next catch-up rebuild from the store.
-                let aside = dir.with_extension(format!("broken-{}", std::process::id()));
                 if dir.join("meta.json").exists() {
                     tracing::warn!(dir = %dir.display(), "index unreadable or of another schema; rebuilding");
-                    let _ = std::fs::remove_dir_all(&aside);
-                    std::fs::rename(dir, &aside)?;
+                    std::fs::remove_dir_all(dir)?;
                     std::fs::create_dir_all(dir)?;
-                    let _ = std::fs::remove_dir_all(&aside);
                 }
                 TantivyIndex::create_in_dir(dir, schema)?
             }
@@ -448,7 +443,9 @@ impl Index {
     pub async fn settle(&self) -> Result<()> {
         let mut guard = self.writer.lock().await;
         if let Some(writer) = guard.take() {
-            tokio::task::block_in_place(|| writer.wait_merging_threads())?;
+            tokio::task::spawn_blocking(move || writer.wait_merging_threads())
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
             *guard = Some(self.index.writer_with_num_threads(2, WRITER_ARENA)?);
         }
         self.reader.reload()?;
@@ -631,8 +628,7 @@ impl Index {
                     document.add_text(f.acl, token);
                 }
                 if let Some(vector) = &chunk.vector {
-                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    document.add_bytes(f.vector, &bytes);
+                    document.add_bytes(f.vector, &store::vector_to_bytes(vector));
                 }
                 document
             })
@@ -928,12 +924,7 @@ impl Index {
                 let ord = c.ords().first(address.doc_id)?;
                 let mut bytes = Vec::new();
                 c.ord_to_bytes(ord, &mut bytes).ok()?;
-                Some(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                )
+                Some(store::vector_from_bytes(&bytes))
             })
         } else {
             None

@@ -40,12 +40,7 @@ impl SegmentVectors {
         let mut stream = column.dictionary().stream()?;
         while stream.advance() {
             let bytes = stream.key();
-            by_ord.push((bytes.len() == dim * 4).then(|| {
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
-            }));
+            by_ord.push((bytes.len() == dim * 4).then(|| store::vector_from_bytes(bytes)));
         }
         for doc in 0..max_doc {
             if let Some(ord) = column.ords().first(doc as DocId) {

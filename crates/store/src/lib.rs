@@ -15,8 +15,8 @@ mod search;
 mod secret;
 
 pub use search::{
-    Chunk, IndexChange, IndexableFile, NewChunk, ReadRestriction, ScopeRow, Segment,
-    SpacePrincipals, Visibility,
+    vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,
+    ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
 };
 pub use secret::Cipher;
 

@@ -186,11 +186,12 @@ fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub(crate) fn vector_to_bytes(vector: &[f32]) -> Vec<u8> {
+/// A vector as stored (in the store and in the index): f32 little endian.
+pub fn vector_to_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-pub(crate) fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+pub fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -426,15 +427,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The Markdown of a file.
-    pub async fn file_markdown(&self, file_id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT markdown FROM file_contents WHERE file_id = ?")
-            .bind(file_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| r.get("markdown")))
     }
 
     /// The stored chunks of a file.

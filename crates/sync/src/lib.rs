@@ -961,21 +961,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The key of a space this connection holds ("" when unknown).
-    async fn space_key_of(&self, space_id: Option<&str>) -> Result<String> {
-        let Some(space_id) = space_id else {
-            return Ok(String::new());
-        };
-        Ok(self
-            .store
-            .spaces(&self.connection_id)
-            .await?
-            .into_iter()
-            .find(|s| s.space_id == space_id)
-            .map(|s| s.key)
-            .unwrap_or_default())
-    }
-
     /// Downloads a file and checks its size against the metadata: a body
     /// cut short behind a consistent Content-Length is fetched again.
     async fn download(
@@ -1039,6 +1024,14 @@ impl Engine {
             Some(url) => Some(url.to_string()),
             None => Some(self.client.footer_comments_url()),
         };
+        // Read once: comments' links resolve within their page's space.
+        let space_keys: HashMap<String, String> = self
+            .store
+            .spaces(conn)
+            .await?
+            .into_iter()
+            .map(|s| (s.space_id, s.key))
+            .collect();
         let mut processed = 0u64;
         while let Some(current) = url {
             let (items, next) = self.client.listing::<FooterComment>(&current).await?;
@@ -1066,9 +1059,14 @@ impl Engine {
                     state => {
                         report.counts(kind::COMMENT).record(state.is_none());
                         let body = comment.storage().map(str::to_string);
-                        let space_key = self.space_key_of(container.space_id.as_deref()).await?;
+                        let space_key = container
+                            .space_id
+                            .as_ref()
+                            .and_then(|id| space_keys.get(id))
+                            .map(String::as_str)
+                            .unwrap_or_default();
                         let converted = body.as_deref().map(|b| {
-                            self.convert(b, &space_key, comment.container_id().unwrap_or_default())
+                            self.convert(b, space_key, comment.container_id().unwrap_or_default())
                         });
                         let (markdown, chunks) = match converted {
                             Some((m, c)) => (Some(m), Some(c)),

@@ -38,15 +38,7 @@ async fn vectors_are_stored_with_chunks_and_nearest_neighbours_respect_permissio
     assert_eq!(counters.requests.load(Ordering::SeqCst), before);
 
     let admin = admin_viewer(&f.sim);
-    let pages: Vec<String> = f
-        .store
-        .files(&f.connection)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|file| file.kind == kind::PAGE)
-        .map(|file| file.external_id)
-        .collect();
+    let pages = page_ids(&f).await;
     // A chunk's own text, as a query vector, finds that chunk first.
     let page = &pages[5];
     let file_id = f

@@ -160,6 +160,18 @@ fn owner_of(hit: &index::Hit, containers: &HashMap<String, String>) -> String {
     }
 }
 
+/// The external ids of the pages the store holds.
+async fn page_ids(f: &Fixture) -> Vec<String> {
+    f.store
+        .files(&f.connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|file| file.kind == kind::PAGE)
+        .map(|file| file.external_id)
+        .collect()
+}
+
 async fn containers(f: &Fixture) -> HashMap<String, String> {
     f.store
         .files(&f.connection)

@@ -18,15 +18,7 @@ async fn an_index_behind_the_store_catches_up_when_opened() {
     let before = f.index.num_chunks();
 
     // A page edited with a word nobody else has, and a page trashed.
-    let pages: Vec<String> = f
-        .store
-        .files(&f.connection)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|file| file.kind == kind::PAGE)
-        .map(|file| file.external_id)
-        .collect();
+    let pages = page_ids(&f).await;
     let (edited, trashed) = (pages[3].clone(), pages[7].clone());
     let trashed_phrase = page_phrase(&f, &trashed).await.unwrap();
     f.sim
@@ -84,15 +76,10 @@ async fn a_lost_or_damaged_index_is_rebuilt_from_the_store() {
     assert!(first.len() > 10);
     let path = f.index.path().to_path_buf();
 
-    // Lost.
+    // Lost (the old index closed first, its merges finished).
+    f.index.settle().await.unwrap();
     f.index = Arc::new(Index::open_only(&f.dir.path().join("scratch-a"), None).unwrap());
-    // The closed writer's merge threads may still be finishing.
-    let mut tries = 0;
-    while let Err(error) = std::fs::remove_dir_all(&path) {
-        tries += 1;
-        assert!(tries < 50, "cannot remove the index: {error}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    std::fs::remove_dir_all(&path).unwrap();
     f.index = Arc::new(Index::open(&path, &f.store, None).await.unwrap());
     assert_eq!(f.index.num_chunks(), chunks);
     assert_eq!(all(search(&f, &viewer, "the", 1_000).await), first);
