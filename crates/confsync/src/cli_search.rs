@@ -70,40 +70,6 @@ pub async fn open_index(
     Ok(Arc::new(index))
 }
 
-/// Follows the store while a sync commits: each commit wakes the task,
-/// which applies whatever the log holds. `finish` waits for the last.
-pub struct Follower {
-    tx: tokio::sync::mpsc::UnboundedSender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Follower {
-    pub fn start(index: Arc<Index>, store: store::Store) -> Follower {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let task = tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                while rx.try_recv().is_ok() {}
-                index.catch_up(&store).await?;
-            }
-            index.catch_up(&store).await?;
-            Ok(())
-        });
-        Follower { tx, task }
-    }
-
-    pub fn hook(&self) -> sync::CommitFn {
-        let tx = self.tx.clone();
-        Arc::new(move || {
-            let _ = tx.send(());
-        })
-    }
-
-    pub async fn finish(self) -> anyhow::Result<()> {
-        drop(self.tx);
-        self.task.await.context("index follower")?
-    }
-}
-
 #[derive(Args)]
 pub struct SearchArgs {
     /// Where the store and index live

@@ -151,7 +151,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         .await?;
     // The index follows the store as the sync commits.
     let index = crate::cli_search::open_index(&args.data_dir, &store, &args.embeddings).await?;
-    let follower = crate::cli_search::Follower::start(index.clone(), store.clone());
+    let follower = index::Follower::start(index.clone(), store.clone());
     let mut engine =
         sync::Engine::new(client, store, &connection.id, options).with_commit_hook(follower.hook());
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -173,7 +173,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     if let Some(bar) = &bar {
         bar.set_message("indexing");
     }
-    let indexed = follower.finish().await;
+    let indexed = follower.finish().await.map_err(|e| anyhow::anyhow!(e));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -21,11 +21,13 @@
 pub mod acl;
 mod admit;
 pub mod embed;
+mod follow;
 mod grams;
 mod vectors;
 
 pub use acl::Viewer;
 pub use embed::{Embedder, OpenAiConfig, OpenAiEmbedder};
+pub use follow::{Follower, Nudge};
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -285,6 +287,9 @@ pub struct Index {
     query_tokenizers: TokenizerManager,
     /// The log position pruned up to (by this process).
     pruned: std::sync::atomic::AtomicI64,
+    /// The log position searches see (the last commit this process made
+    /// or found): changes after it are not searchable yet.
+    applied: std::sync::atomic::AtomicI64,
 }
 
 impl Index {
@@ -338,6 +343,7 @@ impl Index {
             embedder,
             path: dir.to_path_buf(),
             pruned: Default::default(),
+            applied: Default::default(),
             query_tokenizers: {
                 let manager = TokenizerManager::default();
                 manager.register(TOKENIZER, query_analyzer());
@@ -376,6 +382,12 @@ impl Index {
             .map(|p| p.seq))
     }
 
+    /// The store's log position that searches reflect: a file with a log
+    /// entry after it has changes not yet searchable.
+    pub fn applied_seq(&self) -> i64 {
+        self.applied.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Chunks indexed (live documents).
     pub fn num_chunks(&self) -> u64 {
         self.reader.reload().ok();
@@ -401,6 +413,8 @@ impl Index {
                 head
             }
         };
+        self.applied
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         loop {
             let changes = store.index_changes(seq, BATCH).await?;
             let Some(last) = changes.last() else {
@@ -505,6 +519,8 @@ impl Index {
         prepared.set_payload(&payload);
         prepared.commit()?;
         self.reader.reload()?;
+        self.applied
+            .store(seq, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

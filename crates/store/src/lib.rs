@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod search;
 mod secret;
 
@@ -18,6 +19,7 @@ pub use search::{
     vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,
     ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
 };
+pub use api::*;
 pub use secret::Cipher;
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +75,21 @@ pub struct Connection {
     pub enforce_permissions: bool,
     pub chunk_size: i64,
     pub chunk_overlap: i64,
+    /// Carbon's integer `data_source_id`.
+    pub data_source_id: i64,
+    /// The API's context path (`/wiki` on Cloud, often empty on Data Center).
+    pub context_path: String,
+    /// The site as a person opens it, when the API is reached elsewhere
+    /// (OAuth connections go through Atlassian's gateway).
+    pub site_link: Option<String>,
+    /// Access revoked: kept, but never synced again.
+    pub revoked: bool,
+    pub auto_sync: bool,
+    pub next_sync_at: Option<String>,
+    pub data_source_tags: serde_json::Value,
+    pub last_sync_action: String,
+    pub source_items_synced_at: Option<String>,
+    pub updated_at: String,
 }
 
 pub struct NewConnection<'a> {
@@ -172,11 +189,11 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     use rand::Rng;
     let bytes: [u8; 12] = rand::thread_rng().gen();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -219,7 +236,10 @@ impl Store {
             return Ok(row.get("id"));
         }
         let id = new_id("org");
-        sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO organisations (id, name, created_at, number) \
+             VALUES (?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM organisations))",
+        )
             .bind(&id)
             .bind(name)
             .bind(now())
@@ -233,7 +253,9 @@ impl Store {
         let sealed = self.cipher.seal(new.credentials).map_err(Error::Secret)?;
         sqlx::query(
             "INSERT INTO connections (id, organisation_id, site_url, auth_kind, account, credentials, \
-             allow_personal_spaces, scope, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CONNECTED', ?)",
+             allow_personal_spaces, scope, status, created_at, updated_at, data_source_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CONNECTED', ?, ?, \
+             (SELECT COALESCE(MAX(data_source_id), 0) + 1 FROM connections))",
         )
         .bind(&id)
         .bind(new.organisation_id)
@@ -243,6 +265,7 @@ impl Store {
         .bind(sealed)
         .bind(new.allow_personal_spaces)
         .bind(new.scope.to_string())
+        .bind(now())
         .bind(now())
         .execute(&self.pool)
         .await?;
@@ -266,6 +289,19 @@ impl Store {
             enforce_permissions: row.get("enforce_permissions"),
             chunk_size: row.get("chunk_size"),
             chunk_overlap: row.get("chunk_overlap"),
+            data_source_id: row.get::<Option<i64>, _>("data_source_id").unwrap_or(0),
+            context_path: row.get("context_path"),
+            site_link: row.get("site_link"),
+            revoked: row.get("revoked"),
+            auto_sync: row.get("auto_sync"),
+            next_sync_at: row.get("next_sync_at"),
+            data_source_tags: serde_json::from_str(row.get::<&str, _>("data_source_tags"))
+                .unwrap_or_default(),
+            last_sync_action: row.get("last_sync_action"),
+            source_items_synced_at: row.get("source_items_synced_at"),
+            updated_at: row
+                .get::<Option<String>, _>("updated_at")
+                .unwrap_or_else(|| row.get("created_at")),
         }
     }
 

@@ -686,14 +686,25 @@ impl Store {
             return Ok(row.get("id"));
         }
         let id = new_id("usr");
-        sqlx::query("INSERT INTO end_users (id, organisation_id, customer_id, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at, number) \
+             VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM end_users)) \
+             ON CONFLICT (organisation_id, customer_id) DO NOTHING",
+        )
             .bind(&id)
             .bind(organisation_id)
             .bind(customer_id)
             .bind(now())
+            .bind(now())
             .execute(&self.pool)
             .await?;
-        Ok(id)
+        // Another request may have created it first: read back the winner.
+        let row = sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+            .bind(organisation_id)
+            .bind(customer_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("id"))
     }
 
     pub async fn set_connection_end_user(

@@ -61,8 +61,8 @@ pub const SYNC_ERROR: &str = "SYNC_ERROR";
 pub struct SyncOptions {
     /// Space keys to sync; empty for every space the account can read.
     pub spaces: Vec<String>,
-    /// Page ids to sync with their descendants (and nothing else); empty
-    /// for whole spaces.
+    /// Page ids to sync with their descendants; with `spaces`, those
+    /// spaces are synced whole as well. Empty for whole spaces.
     pub pages: Vec<String>,
     pub allow_personal_spaces: bool,
     /// Attachment downloads in flight at once.
@@ -332,17 +332,18 @@ impl Engine {
 
     async fn run_steps(&self, run: i64, report: &mut Report) -> Result<()> {
         let roots = self.chosen_pages().await?;
-        let mut spaces = self.sync_spaces(run, report).await?;
-        if let Some(roots) = &roots {
-            spaces.retain(|s| roots.values().any(|space| *space == s.space_id));
-        }
+        let root_spaces: HashSet<String> = roots.iter().flat_map(|r| r.values().cloned()).collect();
+        let spaces = self.sync_spaces(run, &root_spaces, report).await?;
         report.spaces = spaces.len();
         // Spaces are independent: several at a time, so that latency to
         // Confluence is paid in parallel. Each writes its own checkpoints.
         let roots = &roots;
         let mut per_space = futures::stream::iter(spaces.iter().map(|space| async move {
             let mut report = Report::default();
-            match roots {
+            // Chosen spaces are synced whole; other spaces only hold the
+            // chosen pages' subtrees.
+            let whole = roots.is_none() || self.options.spaces.contains(&space.key);
+            match roots.as_ref().filter(|_| !whole) {
                 None => {
                     self.sync_content(run, space, false, None, &mut report)
                         .await?;
@@ -417,7 +418,12 @@ impl Engine {
 
     /// Lists the spaces, records the chosen ones, and removes those no
     /// longer chosen or readable, with their content.
-    async fn sync_spaces(&self, run: i64, report: &mut Report) -> Result<Vec<SpaceRow>> {
+    async fn sync_spaces(
+        &self,
+        run: i64,
+        root_spaces: &HashSet<String>,
+        report: &mut Report,
+    ) -> Result<Vec<SpaceRow>> {
         let conn = self.connection_id.as_str();
         if self.store.checkpoint(conn, "step:spaces").await?.as_deref() == Some(DONE) {
             let ids: HashSet<String> = serde_json::from_str(
@@ -433,14 +439,24 @@ impl Engine {
             return Ok(spaces);
         }
         self.tell("spaces", 0);
+        // With pages chosen, the spaces synced are the chosen spaces and
+        // the spaces of the chosen pages.
+        let by_pages = !self.options.pages.is_empty();
+        let keys: &[String] = if by_pages { &[] } else { &self.options.spaces };
         let listed: Vec<Space> = self
             .client
-            .stream::<Space>(self.client.spaces_url(&self.options.spaces))
+            .stream::<Space>(self.client.spaces_url(keys))
             .try_collect()
             .await?;
         let chosen: Vec<SpaceRow> = listed
             .into_iter()
-            .filter(|s| self.options.spaces.is_empty() || self.options.spaces.contains(&s.key))
+            .filter(|s| {
+                if by_pages {
+                    self.options.spaces.contains(&s.key) || root_spaces.contains(&s.id)
+                } else {
+                    self.options.spaces.is_empty() || self.options.spaces.contains(&s.key)
+                }
+            })
             .filter(|s| self.options.allow_personal_spaces || s.space_type != "personal")
             .map(|s| SpaceRow {
                 space_id: s.id,

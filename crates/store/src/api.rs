@@ -1,0 +1,1480 @@
+//! What the HTTP API keeps: organisations with their API keys, customer
+//! tokens, OAuth states, end users' sync settings, the sync queue and its
+//! schedule, webhooks and their outbox, organisations' own OAuth apps, the
+//! item tree, and the queries the API answers (files, data sources, users).
+//!
+//! Every query that answers a caller takes the organisation (and, where the
+//! data is a customer's, the end user) and filters by it in SQL: an id
+//! that belongs to someone else reads as not found.
+
+use crate::{new_id, now, Connection, Error, Result, Store};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Organisation {
+    pub id: String,
+    /// Carbon's integer `organization_id`.
+    pub number: i64,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EndUser {
+    pub id: String,
+    /// Carbon's integer `organization_user_id`.
+    pub number: i64,
+    pub organisation_id: String,
+    pub customer_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// A list of source types, or "ALL"; `None`: every source (the default).
+    pub auto_sync_sources: Option<serde_json::Value>,
+    /// Hours; `None`: the organisation's default.
+    pub auto_sync_interval: Option<i64>,
+}
+
+/// What checking an OAuth state found.
+#[derive(Debug, PartialEq)]
+pub enum StateOutcome {
+    /// Valid, and now consumed.
+    Valid {
+        organisation_id: String,
+        customer_id: String,
+        request: serde_json::Value,
+    },
+    Used,
+    Expired,
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncJob {
+    pub id: i64,
+    pub connection_id: String,
+    pub reason: String,
+    pub status: String,
+    pub snapshot: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub organisation_id: String,
+    pub url: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One delivery due: its body and the key that signs it (decrypted).
+#[derive(Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub url: String,
+    pub signing_key: Vec<u8>,
+    pub body: String,
+    pub attempts: i64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WhiteLabel {
+    pub id: i64,
+    pub organisation_id: String,
+    pub data_source_type: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub has_client_secret: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An organisation's own OAuth app, with its secret (decrypted).
+#[derive(Clone)]
+pub struct OAuthAppRow {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SourceItem {
+    pub id: i64,
+    pub external_id: String,
+    pub item_type: String,
+    pub name: String,
+    pub parent_external_id: Option<String>,
+    pub root_external_id: Option<String>,
+    pub external_url: Option<String>,
+    pub is_expandable: bool,
+    pub synced_at: String,
+    pub created_at: String,
+}
+
+/// An item as items/sync lists it.
+pub struct NewSourceItem {
+    pub external_id: String,
+    pub item_type: &'static str,
+    pub name: String,
+    pub parent_external_id: Option<String>,
+    pub root_external_id: Option<String>,
+    pub external_url: Option<String>,
+    pub is_expandable: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ItemQuery {
+    pub parent_external_id: Option<String>,
+    pub name: Option<String>,
+    pub item_types: Vec<String>,
+    pub external_ids: Vec<String>,
+    pub ids: Vec<i64>,
+    pub order_by_id: bool,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A file as the API shows it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ApiFile {
+    pub id: i64,
+    pub data_source_id: i64,
+    pub kind: String,
+    pub external_id: String,
+    pub url: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub title: String,
+    pub parent_file_id: Option<i64>,
+    pub tags: serde_json::Value,
+    pub version: i64,
+    pub media_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub created_at: Option<String>,
+    pub updated_at: String,
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
+    pub characters: i64,
+    pub chunks: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileQuery {
+    pub ids: Vec<i64>,
+    pub external_ids: Vec<String>,
+    pub statuses: Vec<String>,
+    pub data_source_ids: Vec<i64>,
+    pub parent_file_ids: Vec<i64>,
+    /// Substring of the title.
+    pub name: Option<String>,
+    /// Every key must match (a list value: any of its elements).
+    pub tags: BTreeMap<String, serde_json::Value>,
+    pub order_by: FileOrder,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum FileOrder {
+    CreatedAt,
+    #[default]
+    UpdatedAt,
+    Name,
+    FileSize,
+    Id,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UserQuery {
+    pub customer_ids: Vec<String>,
+    pub numbers: Vec<i64>,
+    pub by_updated: bool,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn end_user_from(row: &sqlx::sqlite::SqliteRow) -> EndUser {
+    EndUser {
+        id: row.get("id"),
+        number: row.get::<Option<i64>, _>("number").unwrap_or(0),
+        organisation_id: row.get("organisation_id"),
+        customer_id: row.get("customer_id"),
+        created_at: row.get("created_at"),
+        updated_at: row
+            .get::<Option<String>, _>("updated_at")
+            .unwrap_or_else(|| row.get("created_at")),
+        auto_sync_sources: row
+            .get::<Option<&str>, _>("auto_sync_sources")
+            .and_then(|s| serde_json::from_str(s).ok()),
+        auto_sync_interval: row.get("auto_sync_interval"),
+    }
+}
+
+fn organisation_from(row: &sqlx::sqlite::SqliteRow) -> Organisation {
+    Organisation {
+        id: row.get("id"),
+        number: row.get::<Option<i64>, _>("number").unwrap_or(0),
+        name: row.get("name"),
+        created_at: row.get("created_at"),
+    }
+}
+
+fn webhook_from(row: &sqlx::sqlite::SqliteRow) -> WebhookRow {
+    WebhookRow {
+        id: row.get("id"),
+        organisation_id: row.get("organisation_id"),
+        url: row.get("url"),
+        status: row.get("status"),
+        status_reason: row.get("status_reason"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn white_label_from(row: &sqlx::sqlite::SqliteRow) -> WhiteLabel {
+    WhiteLabel {
+        id: row.get("id"),
+        organisation_id: row.get("organisation_id"),
+        data_source_type: row.get("data_source_type"),
+        client_id: row.get("client_id"),
+        redirect_uri: row.get("redirect_uri"),
+        has_client_secret: row.get::<Option<Vec<u8>>, _>("client_secret").is_some(),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn item_from(row: &sqlx::sqlite::SqliteRow) -> SourceItem {
+    SourceItem {
+        id: row.get("id"),
+        external_id: row.get("external_id"),
+        item_type: row.get("item_type"),
+        name: row.get("name"),
+        parent_external_id: row.get("parent_external_id"),
+        root_external_id: row.get("root_external_id"),
+        external_url: row.get("external_url"),
+        is_expandable: row.get("is_expandable"),
+        synced_at: row.get("synced_at"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// `(a, b, c)` of binds, for `IN`.
+fn push_in<'a, T>(builder: &mut QueryBuilder<'a, Sqlite>, values: &'a [T])
+where
+    T: 'a + sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Sync,
+    &'a T: sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite>,
+{
+    builder.push("(");
+    let mut separated = builder.separated(", ");
+    for value in values {
+        separated.push_bind(value);
+    }
+    separated.push_unseparated(")");
+}
+
+impl Store {
+    // Organisations and their keys.
+
+    /// A new organisation (names need not be unique).
+    pub async fn create_organisation(&self, name: &str) -> Result<Organisation> {
+        let _writing = self.writer.lock().await;
+        let id = new_id("org");
+        sqlx::query(
+            "INSERT INTO organisations (id, name, created_at, number) \
+             VALUES (?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM organisations))",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        drop(_writing);
+        self.organisation(&id).await
+    }
+
+    pub async fn organisation(&self, id: &str) -> Result<Organisation> {
+        let row = sqlx::query("SELECT * FROM organisations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("organisation {id}")))?;
+        Ok(organisation_from(&row))
+    }
+
+    /// Records an API key by its hash.
+    pub async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (organisation_id, key_hash, created_at) VALUES (?, ?, ?)")
+            .bind(organisation_id)
+            .bind(key_hash)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>> {
+        let row = sqlx::query(
+            "SELECT o.* FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(organisation_from))
+    }
+
+    pub async fn add_customer_token(
+        &self,
+        token_hash: &str,
+        organisation_id: &str,
+        customer_id: &str,
+        kind: &str,
+        expires_at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO customer_tokens (token_hash, organisation_id, customer_id, kind, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(kind)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        // Expired tokens go as new ones come.
+        sqlx::query("DELETE FROM customer_tokens WHERE expires_at < ?")
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The organisation and customer of an unexpired token.
+    pub async fn customer_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+    ) -> Result<Option<(Organisation, String)>> {
+        let row = sqlx::query(
+            "SELECT o.*, t.customer_id AS token_customer FROM customer_tokens t \
+             JOIN organisations o ON o.id = t.organisation_id \
+             WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(kind)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (organisation_from(&r), r.get("token_customer"))))
+    }
+
+    // OAuth states.
+
+    pub async fn save_oauth_state(
+        &self,
+        nonce: &str,
+        organisation_id: &str,
+        customer_id: &str,
+        request: &serde_json::Value,
+        expires_at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_states (nonce, organisation_id, customer_id, request, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(nonce)
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(request.to_string())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        // States a day past their expiry are of no use, even to tell
+        // "expired" from "unknown".
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
+            .bind(day_ago)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a state: the first caller gets it, every later one `Used`.
+    pub async fn consume_oauth_state(&self, nonce: &str) -> Result<StateOutcome> {
+        let at = now();
+        let claimed = sqlx::query(
+            "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND used_at IS NULL AND expires_at > ? \
+             RETURNING organisation_id, customer_id, request",
+        )
+        .bind(&at)
+        .bind(nonce)
+        .bind(&at)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(StateOutcome::Valid {
+                organisation_id: row.get("organisation_id"),
+                customer_id: row.get("customer_id"),
+                request: serde_json::from_str(row.get::<&str, _>("request")).unwrap_or_default(),
+            });
+        }
+        let row = sqlx::query("SELECT used_at FROM oauth_states WHERE nonce = ?")
+            .bind(nonce)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => StateOutcome::Unknown,
+            Some(r) if r.get::<Option<String>, _>("used_at").is_some() => StateOutcome::Used,
+            Some(_) => StateOutcome::Expired,
+        })
+    }
+
+    // End users.
+
+    pub async fn end_user(&self, organisation_id: &str, customer_id: &str) -> Result<Option<EndUser>> {
+        let row = sqlx::query("SELECT * FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+            .bind(organisation_id)
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(end_user_from))
+    }
+
+    pub async fn end_user_by_id(&self, id: &str) -> Result<Option<EndUser>> {
+        let row = sqlx::query("SELECT * FROM end_users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(end_user_from))
+    }
+
+    /// Sets the auto-sync settings of customers (created if new). `None`
+    /// leaves a setting as it is.
+    pub async fn update_end_users(
+        &self,
+        organisation_id: &str,
+        customer_ids: &[String],
+        sources: Option<&serde_json::Value>,
+        interval_hours: Option<i64>,
+    ) -> Result<()> {
+        for customer in customer_ids {
+            let id = self.ensure_end_user(organisation_id, customer).await?;
+            sqlx::query(
+                "UPDATE end_users SET auto_sync_sources = COALESCE(?, auto_sync_sources), \
+                 auto_sync_interval = COALESCE(?, auto_sync_interval), updated_at = ? WHERE id = ?",
+            )
+            .bind(sources.map(|s| s.to_string()))
+            .bind(interval_hours)
+            .bind(now())
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn list_end_users(
+        &self,
+        organisation_id: &str,
+        query: &UserQuery,
+    ) -> Result<(Vec<EndUser>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            query: &'a UserQuery,
+        ) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM end_users WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !query.customer_ids.is_empty() {
+                b.push(" AND customer_id IN ");
+                push_in(&mut b, &query.customer_ids);
+            }
+            if !query.numbers.is_empty() {
+                b.push(" AND number IN ");
+                push_in(&mut b, &query.numbers);
+            }
+            b
+        }
+        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, query)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered("SELECT *", organisation_id, query);
+        b.push(if query.by_updated {
+            " ORDER BY updated_at"
+        } else {
+            " ORDER BY created_at"
+        });
+        b.push(if query.descending { " DESC" } else { " ASC" });
+        b.push(", number ASC LIMIT ");
+        b.push_bind(query.limit);
+        b.push(" OFFSET ");
+        b.push_bind(query.offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(end_user_from).collect(), count))
+    }
+
+    /// Deletes customers with their connections and everything synced
+    /// through them (the index follows through the log). Returns how many.
+    pub async fn delete_end_users(&self, organisation_id: &str, customer_ids: &[String]) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for customer in customer_ids {
+            removed += sqlx::query("DELETE FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(organisation_id)
+                .bind(customer)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    // Connections as data sources.
+
+    /// A customer's data source by its number; `None` for anyone else's.
+    pub async fn data_source(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        data_source_id: i64,
+    ) -> Result<Option<Connection>> {
+        let row = sqlx::query(
+            "SELECT * FROM connections WHERE organisation_id = ? AND end_user_id = ? AND data_source_id = ?",
+        )
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .bind(data_source_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::connection_from))
+    }
+
+    /// A customer's data sources.
+    #[allow(clippy::too_many_arguments)] // a query's filters, order and page
+    pub async fn data_sources(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        ids: &[i64],
+        revoked: Option<bool>,
+        by_created: bool,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Connection>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            end_user_id: &'a str,
+            ids: &'a [i64],
+            revoked: Option<bool>,
+        ) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM connections WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            b.push(" AND end_user_id = ");
+            b.push_bind(end_user_id);
+            if !ids.is_empty() {
+                b.push(" AND data_source_id IN ");
+                push_in(&mut b, ids);
+            }
+            if let Some(revoked) = revoked {
+                b.push(" AND revoked = ");
+                b.push_bind(revoked);
+            }
+            b
+        }
+        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, end_user_id, ids, revoked)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered("SELECT *", organisation_id, end_user_id, ids, revoked);
+        b.push(if by_created {
+            " ORDER BY created_at"
+        } else {
+            " ORDER BY COALESCE(updated_at, created_at)"
+        });
+        b.push(if descending { " DESC" } else { " ASC" });
+        b.push(", data_source_id ASC LIMIT ");
+        b.push_bind(limit);
+        b.push(" OFFSET ");
+        b.push_bind(offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(Self::connection_from).collect(), count))
+    }
+
+    /// The API's settings of a connection.
+    #[allow(clippy::too_many_arguments)] // one UPDATE of the settings a connect request carries
+    pub async fn set_connection_settings(
+        &self,
+        connection_id: &str,
+        end_user_id: &str,
+        context_path: &str,
+        site_link: Option<&str>,
+        chunk_size: i64,
+        chunk_overlap: i64,
+        tags: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET end_user_id = ?, context_path = ?, site_link = ?, chunk_size = ?, \
+             chunk_overlap = ?, data_source_tags = ?, revoked = 0, auto_sync = 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(end_user_id)
+        .bind(context_path)
+        .bind(site_link)
+        .bind(chunk_size)
+        .bind(chunk_overlap)
+        .bind(tags.to_string())
+        .bind(now())
+        .bind(connection_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_chunking(&self, connection_id: &str, chunk_size: i64, chunk_overlap: i64) -> Result<()> {
+        sqlx::query("UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?")
+            .bind(chunk_size)
+            .bind(chunk_overlap)
+            .bind(now())
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_last_sync_action(&self, connection_id: &str, action: &str) -> Result<()> {
+        sqlx::query("UPDATE connections SET last_sync_action = ?, updated_at = ? WHERE id = ?")
+            .bind(action)
+            .bind(now())
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes access: the credentials are erased, syncing stops, and
+    /// queued jobs are dropped. What was synced stays until deleted.
+    pub async fn revoke_connection(&self, connection_id: &str) -> Result<()> {
+        let sealed = self.cipher.seal(b"{}").map_err(Error::Secret)?;
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE connections SET credentials = ?, revoked = 1, auto_sync = 0, next_sync_at = NULL, \
+             last_sync_action = 'REVOKE', updated_at = ? WHERE id = ?",
+        )
+        .bind(sealed)
+        .bind(now())
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'")
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_next_sync(&self, connection_id: &str, at: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE connections SET next_sync_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Connections whose scheduled sync is due, with their end user.
+    pub async fn due_connections(&self, at: &str) -> Result<Vec<(Connection, Option<EndUser>)>> {
+        let rows = sqlx::query(
+            "SELECT * FROM connections WHERE auto_sync = 1 AND revoked = 0 AND next_sync_at IS NOT NULL \
+             AND next_sync_at <= ? ORDER BY next_sync_at LIMIT 500",
+        )
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let connection = Self::connection_from(row);
+            let user = match &connection.end_user_id {
+                Some(id) => self.end_user_by_id(id).await?,
+                None => None,
+            };
+            out.push((connection, user));
+        }
+        Ok(out)
+    }
+
+    /// Connections of a customer (for rescheduling after a settings change).
+    pub async fn connections_of_end_user(&self, end_user_id: &str) -> Result<Vec<Connection>> {
+        let rows = sqlx::query("SELECT * FROM connections WHERE end_user_id = ?")
+            .bind(end_user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Self::connection_from).collect())
+    }
+
+    // The sync queue.
+
+    /// Queues a sync of a connection; a job already queued for it absorbs
+    /// this one. Returns the job's id and whether it is new.
+    pub async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        if let Some(row) =
+            sqlx::query("SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'")
+                .bind(connection_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        {
+            return Ok((row.get("id"), false));
+        }
+        let row = sqlx::query(
+            "INSERT INTO sync_jobs (connection_id, reason, status, created_at) VALUES (?, ?, 'QUEUED', ?) RETURNING id",
+        )
+        .bind(connection_id)
+        .bind(reason)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
+        )
+        .bind(now())
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((row.get("id"), true))
+    }
+
+    /// Claims the oldest queued job of a connection that has none running.
+    pub async fn claim_sync_job(&self) -> Result<Option<SyncJob>> {
+        let _writing = self.writer.lock().await;
+        let row = sqlx::query(
+            "UPDATE sync_jobs SET status = 'RUNNING', started_at = ? WHERE id = (\
+             SELECT j.id FROM sync_jobs j WHERE j.status = 'QUEUED' AND NOT EXISTS (\
+             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING') \
+             ORDER BY j.id LIMIT 1) RETURNING *",
+        )
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SyncJob {
+            id: r.get("id"),
+            connection_id: r.get("connection_id"),
+            reason: r.get("reason"),
+            status: r.get("status"),
+            snapshot: r.get("snapshot"),
+        }))
+    }
+
+    pub async fn set_job_snapshot(&self, job_id: i64, snapshot: &str) -> Result<()> {
+        sqlx::query("UPDATE sync_jobs SET snapshot = ? WHERE id = ?")
+            .bind(snapshot)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Finishes a job and writes its webhook events to the outbox, in one
+    /// transaction: the events are sent at least once, or the job runs again.
+    pub async fn finish_sync_job(
+        &self,
+        job_id: i64,
+        status: &str,
+        error: Option<&str>,
+        organisation_id: &str,
+        events: &[String],
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE sync_jobs SET status = ?, error = ?, finished_at = ?, snapshot = NULL WHERE id = ?")
+            .bind(status)
+            .bind(error)
+            .bind(now())
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Jobs left RUNNING by a process that died are queued again.
+    pub async fn requeue_running_jobs(&self) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        Ok(sqlx::query("UPDATE sync_jobs SET status = 'QUEUED' WHERE status = 'RUNNING'")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Whether a connection has a job queued, and one running.
+    pub async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? AND status IN ('QUEUED', 'RUNNING')",
+        )
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let has = |s: &str| rows.iter().any(|r| r.get::<&str, _>("status") == s);
+        Ok((has("QUEUED"), has("RUNNING")))
+    }
+
+    /// Whether a connection has a job queued or running.
+    pub async fn sync_pending(&self, connection_id: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status IN ('QUEUED', 'RUNNING') LIMIT 1",
+        )
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
+
+    /// Each file of a connection: id, version and status.
+    pub async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>> {
+        let rows = sqlx::query("SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id")
+            .bind(connection_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("id"), r.get("version"), r.get("status")))
+            .collect())
+    }
+
+    /// Makes the next sync fetch a file again (its stored version can
+    /// match nothing in Confluence).
+    pub async fn invalidate_file(&self, file_id: i64) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        sqlx::query("UPDATE files SET version = -1, status = 'QUEUED_FOR_SYNC' WHERE id = ?")
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // Files as the API lists them.
+
+    pub async fn api_files(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        query: &FileQuery,
+    ) -> Result<(Vec<ApiFile>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            end_user_id: &'a str,
+            query: &'a FileQuery,
+            tags: &'a [(String, Vec<String>)],
+            name: &'a Option<String>,
+        ) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(
+                " FROM files f JOIN connections c ON c.id = f.connection_id \
+                 LEFT JOIN files p ON p.connection_id = f.connection_id \
+                 AND p.external_id = COALESCE(f.container_id, f.parent_id) \
+                 AND p.kind IN ('page', 'blogpost') \
+                 WHERE c.organisation_id = ",
+            );
+            b.push_bind(organisation_id);
+            b.push(" AND c.end_user_id = ");
+            b.push_bind(end_user_id);
+            if !query.ids.is_empty() {
+                b.push(" AND f.id IN ");
+                push_in(&mut b, &query.ids);
+            }
+            if !query.external_ids.is_empty() {
+                b.push(" AND f.external_id IN ");
+                push_in(&mut b, &query.external_ids);
+            }
+            if !query.statuses.is_empty() {
+                b.push(" AND f.status IN ");
+                push_in(&mut b, &query.statuses);
+            }
+            if !query.data_source_ids.is_empty() {
+                b.push(" AND c.data_source_id IN ");
+                push_in(&mut b, &query.data_source_ids);
+            }
+            if !query.parent_file_ids.is_empty() {
+                b.push(" AND p.id IN ");
+                push_in(&mut b, &query.parent_file_ids);
+            }
+            if let Some(name) = name {
+                b.push(" AND f.title LIKE ");
+                b.push_bind(name);
+                b.push(" ESCAPE '\\'");
+            }
+            for (key, values) in tags {
+                b.push(" AND json_extract(f.tags, ");
+                b.push_bind(key);
+                b.push(") IN ");
+                push_in(&mut b, values);
+            }
+            b
+        }
+        // Tag values are compared as strings (json_extract of a string);
+        // keys are JSON paths built here, never taken raw from the caller.
+        let tags: Vec<(String, Vec<String>)> = query
+            .tags
+            .iter()
+            .map(|(key, value)| {
+                let path = format!("$.\"{}\"", key.replace(['"', '\\'], ""));
+                let values = match value {
+                    serde_json::Value::Array(items) => items.iter().map(tag_text).collect(),
+                    other => vec![tag_text(other)],
+                };
+                (path, values)
+            })
+            .collect();
+        let name = query.name.as_ref().map(|n| {
+            format!(
+                "%{}%",
+                n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            )
+        });
+        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, end_user_id, query, &tags, &name)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered(
+            "SELECT f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
+             p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, f.updated_at, \
+             c.chunk_size, c.chunk_overlap, \
+             (SELECT COALESCE(LENGTH(fc.markdown), 0) FROM file_contents fc WHERE fc.file_id = f.id) AS characters, \
+             (SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id) AS n_chunks",
+            organisation_id,
+            end_user_id,
+            query,
+            &tags,
+            &name,
+        );
+        b.push(match query.order_by {
+            FileOrder::CreatedAt => " ORDER BY f.created_at",
+            FileOrder::UpdatedAt => " ORDER BY f.updated_at",
+            FileOrder::Name => " ORDER BY f.title",
+            FileOrder::FileSize => " ORDER BY f.size_bytes",
+            FileOrder::Id => " ORDER BY f.id",
+        });
+        b.push(if query.descending { " DESC" } else { " ASC" });
+        b.push(", f.id ASC LIMIT ");
+        b.push_bind(query.limit);
+        b.push(" OFFSET ");
+        b.push_bind(query.offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        let files = rows
+            .iter()
+            .map(|r| ApiFile {
+                id: r.get("id"),
+                data_source_id: r.get::<Option<i64>, _>("data_source_id").unwrap_or(0),
+                kind: r.get("kind"),
+                external_id: r.get("external_id"),
+                url: r.get("url"),
+                status: r.get("status"),
+                error: r.get("error"),
+                title: r.get("title"),
+                parent_file_id: r.get("parent_file_id"),
+                tags: serde_json::from_str(r.get::<Option<&str>, _>("tags").unwrap_or("{}"))
+                    .unwrap_or_default(),
+                version: r.get("version"),
+                media_type: r.get("media_type"),
+                size_bytes: r.get("size_bytes"),
+                created_at: r.get("created_at"),
+                updated_at: r.get("updated_at"),
+                chunk_size: r.get("chunk_size"),
+                chunk_overlap: r.get("chunk_overlap"),
+                characters: r.get("characters"),
+                chunks: r.get("n_chunks"),
+            })
+            .collect();
+        Ok((files, count))
+    }
+
+    /// The connection holding a customer's file; `None` for anyone else's.
+    pub async fn file_connection(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        file_id: i64,
+    ) -> Result<Option<Connection>> {
+        let row = sqlx::query(
+            "SELECT c.* FROM files f JOIN connections c ON c.id = f.connection_id \
+             WHERE f.id = ? AND c.organisation_id = ? AND c.end_user_id = ?",
+        )
+        .bind(file_id)
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::connection_from))
+    }
+
+    // Webhooks.
+
+    pub async fn add_webhook(
+        &self,
+        organisation_id: &str,
+        url: &str,
+        signing_key: &[u8],
+    ) -> Result<WebhookRow> {
+        let sealed = self.cipher.seal(signing_key).map_err(Error::Secret)?;
+        let at = now();
+        let row = sqlx::query(
+            "INSERT INTO webhooks (organisation_id, url, signing_key, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(organisation_id)
+        .bind(url)
+        .bind(sealed)
+        .bind(&at)
+        .bind(&at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(webhook_from(&row))
+    }
+
+    pub async fn webhooks(
+        &self,
+        organisation_id: &str,
+        ids: &[i64],
+        by_created: bool,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<WebhookRow>, i64)> {
+        fn filtered<'a>(select: &str, organisation_id: &'a str, ids: &'a [i64]) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM webhooks WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, ids);
+            }
+            b
+        }
+        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, ids)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered("SELECT *", organisation_id, ids);
+        b.push(if by_created { " ORDER BY created_at" } else { " ORDER BY updated_at" });
+        b.push(if descending { " DESC" } else { " ASC" });
+        b.push(", id ASC LIMIT ");
+        b.push_bind(limit);
+        b.push(" OFFSET ");
+        b.push_bind(offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(webhook_from).collect(), count))
+    }
+
+    pub async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM webhooks WHERE organisation_id = ? AND id = ?")
+            .bind(organisation_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Writes events to the outbox of every active webhook of the organisation.
+    pub async fn emit_events(&self, organisation_id: &str, events: &[String]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deliveries due now, oldest first.
+    pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.webhook_id, o.body, o.attempts, w.url, w.signing_key FROM webhook_outbox o \
+             JOIN webhooks w ON w.id = o.webhook_id \
+             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ? \
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(now())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = self
+                .cipher
+                .open(r.get::<&[u8], _>("signing_key"))
+                .map_err(Error::Secret)?;
+            out.push(Delivery {
+                id: r.get("id"),
+                webhook_id: r.get("webhook_id"),
+                url: r.get("url"),
+                signing_key: key,
+                body: r.get("body"),
+                attempts: r.get("attempts"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a pending delivery is due, if any.
+    pub async fn next_delivery_at(&self) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS at FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get("at"))
+    }
+
+    pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up on.
+    pub async fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
+             next_attempt_at = COALESCE(?, next_attempt_at), failed_at = CASE WHEN ? IS NULL THEN ? END \
+             WHERE id = ?",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(retry_at)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delivered and abandoned deliveries older than `before` are removed.
+    pub async fn prune_outbox(&self, before: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM webhook_outbox WHERE (delivered_at IS NOT NULL AND delivered_at < ?) \
+             OR (failed_at IS NOT NULL AND failed_at < ?)",
+        )
+        .bind(before)
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    // Organisations' own OAuth apps.
+
+    pub async fn create_white_label(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        client_secret: Option<&str>,
+    ) -> Result<WhiteLabel> {
+        let sealed = client_secret
+            .map(|s| self.cipher.seal(s.as_bytes()))
+            .transpose()
+            .map_err(Error::Secret)?;
+        let at = now();
+        let row = sqlx::query(
+            "INSERT INTO white_labels (organisation_id, data_source_type, client_id, redirect_uri, client_secret, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (organisation_id, data_source_type) DO NOTHING RETURNING *",
+        )
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(sealed)
+        .bind(&at)
+        .bind(&at)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(white_label_from).ok_or_else(|| {
+            Error::Invalid(format!("a white label for {data_source_type} exists already"))
+        })
+    }
+
+    pub async fn white_labels(
+        &self,
+        organisation_id: &str,
+        ids: &[i64],
+        types: &[String],
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<WhiteLabel>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            ids: &'a [i64],
+            types: &'a [String],
+        ) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM white_labels WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, ids);
+            }
+            if !types.is_empty() {
+                b.push(" AND data_source_type IN ");
+                push_in(&mut b, types);
+            }
+            b
+        }
+        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, ids, types)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered("SELECT *", organisation_id, ids, types);
+        b.push(if descending { " ORDER BY created_at DESC" } else { " ORDER BY created_at ASC" });
+        b.push(", id ASC LIMIT ");
+        b.push_bind(limit);
+        b.push(" OFFSET ");
+        b.push_bind(offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(white_label_from).collect(), count))
+    }
+
+    /// Replaces an organisation's app for a source type; `None` if it has none.
+    pub async fn update_white_label(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        client_secret: Option<&str>,
+    ) -> Result<Option<WhiteLabel>> {
+        let sealed = client_secret
+            .map(|s| self.cipher.seal(s.as_bytes()))
+            .transpose()
+            .map_err(Error::Secret)?;
+        let row = sqlx::query(
+            "UPDATE white_labels SET client_id = ?, redirect_uri = ?, client_secret = COALESCE(?, client_secret), \
+             updated_at = ? WHERE organisation_id = ? AND data_source_type = ? RETURNING *",
+        )
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(sealed)
+        .bind(now())
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(white_label_from))
+    }
+
+    pub async fn delete_white_labels(&self, organisation_id: &str, ids: &[i64]) -> Result<u64> {
+        let mut removed = 0;
+        for id in ids {
+            removed += sqlx::query("DELETE FROM white_labels WHERE organisation_id = ? AND id = ?")
+                .bind(organisation_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// An organisation's own OAuth app for a source type, secret decrypted.
+    pub async fn oauth_app(&self, organisation_id: &str, data_source_type: &str) -> Result<Option<OAuthAppRow>> {
+        let row = sqlx::query(
+            "SELECT client_id, redirect_uri, client_secret FROM white_labels \
+             WHERE organisation_id = ? AND data_source_type = ?",
+        )
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secret = match row.get::<Option<Vec<u8>>, _>("client_secret") {
+            Some(sealed) => Some(
+                String::from_utf8(self.cipher.open(&sealed).map_err(Error::Secret)?)
+                    .map_err(|e| Error::Secret(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(OAuthAppRow {
+            client_id: row.get("client_id"),
+            redirect_uri: row.get("redirect_uri"),
+            client_secret: secret,
+        }))
+    }
+
+    // The item tree.
+
+    /// Replaces a connection's item tree with a new listing.
+    pub async fn replace_source_items(&self, connection_id: &str, items: &[NewSourceItem]) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        for item in items {
+            sqlx::query(
+                "INSERT INTO source_items (connection_id, external_id, item_type, name, parent_external_id, \
+                 root_external_id, external_url, is_expandable, synced_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection_id, external_id) DO UPDATE SET item_type = excluded.item_type, \
+                 name = excluded.name, parent_external_id = excluded.parent_external_id, \
+                 root_external_id = excluded.root_external_id, external_url = excluded.external_url, \
+                 is_expandable = excluded.is_expandable, synced_at = excluded.synced_at",
+            )
+            .bind(connection_id)
+            .bind(&item.external_id)
+            .bind(item.item_type)
+            .bind(&item.name)
+            .bind(&item.parent_external_id)
+            .bind(&item.root_external_id)
+            .bind(&item.external_url)
+            .bind(item.is_expandable)
+            .bind(&at)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM source_items WHERE connection_id = ? AND synced_at <> ?")
+            .bind(connection_id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE connections SET source_items_synced_at = ?, updated_at = ? WHERE id = ?")
+            .bind(&at)
+            .bind(&at)
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn source_items(&self, connection_id: &str, query: &ItemQuery) -> Result<(Vec<SourceItem>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            connection_id: &'a str,
+            query: &'a ItemQuery,
+            name: &'a Option<String>,
+        ) -> QueryBuilder<'a, Sqlite> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM source_items WHERE connection_id = ");
+            b.push_bind(connection_id);
+            // Without a parent, the roots (spaces); a filter by ids or
+            // names searches the whole tree.
+            match &query.parent_external_id {
+                Some(parent) => {
+                    b.push(" AND parent_external_id = ");
+                    b.push_bind(parent);
+                }
+                None if query.external_ids.is_empty() && query.ids.is_empty() && name.is_none() => {
+                    b.push(" AND parent_external_id IS NULL");
+                }
+                None => {}
+            }
+            if let Some(name) = name {
+                b.push(" AND name LIKE ");
+                b.push_bind(name);
+                b.push(" ESCAPE '\\'");
+            }
+            if !query.item_types.is_empty() {
+                b.push(" AND item_type IN ");
+                push_in(&mut b, &query.item_types);
+            }
+            if !query.external_ids.is_empty() {
+                b.push(" AND external_id IN ");
+                push_in(&mut b, &query.external_ids);
+            }
+            if !query.ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, &query.ids);
+            }
+            b
+        }
+        let name = query.name.as_ref().map(|n| {
+            format!(
+                "%{}%",
+                n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            )
+        });
+        let count: i64 = filtered("SELECT COUNT(*)", connection_id, query, &name)
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered("SELECT *", connection_id, query, &name);
+        b.push(if query.order_by_id { " ORDER BY id" } else { " ORDER BY name" });
+        b.push(if query.descending { " DESC" } else { " ASC" });
+        b.push(", id ASC LIMIT ");
+        b.push_bind(query.limit);
+        b.push(" OFFSET ");
+        b.push_bind(query.offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(item_from).collect(), count))
+    }
+}
+
+fn tag_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn emit(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    organisation_id: &str,
+    events: &[String],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let hooks: Vec<i64> = sqlx::query("SELECT id FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'")
+        .bind(organisation_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.get("id"))
+        .collect();
+    let at = now();
+    for hook in hooks {
+        for body in events {
+            sqlx::query("INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) VALUES (?, ?, ?)")
+                .bind(hook)
+                .bind(body)
+                .bind(&at)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
