@@ -1,4 +1,4 @@
-//! The `confsync` command line: `demo`, `sync`, `search` and `status`
+//! The `confsync` command line: `demo`, `serve`, `admin`, `sync`, `search` and `status`
 //! over the embedded store and index, `convert` (storage format to Markdown, text or chunks),
 //! and `sim`, the Confluence simulator. Logs go to stderr; stdout
 //! carries only output meant for machines (JSON lines).
@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli_search;
+mod cli_serve;
 mod cli_sync;
 
 use anyhow::Context;
@@ -26,8 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The demo: a simulated Confluence site, synced into the embedded store
-    Demo(cli_sync::DemoArgs),
+    /// The demo: a simulated Confluence site, connected and synced through the HTTP API
+    Demo(cli_serve::DemoArgs),
+    /// Serve the HTTP API (Carbon-compatible), with sync workers and the scheduler
+    Serve(cli_serve::ServeArgs),
+    /// Organisations and their API keys
+    #[command(subcommand)]
+    Admin(cli_serve::AdminCommand),
     /// Sync a Confluence site into the store (resuming an unfinished sync)
     Sync(cli_sync::SyncArgs),
     /// Show connections, what they hold and their last syncs
@@ -225,7 +231,9 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
-        Command::Demo(args) => runtime.block_on(cli_sync::demo(args)),
+        Command::Demo(args) => runtime.block_on(cli_serve::demo(args)),
+        Command::Serve(args) => runtime.block_on(cli_serve::serve(args)),
+        Command::Admin(command) => runtime.block_on(cli_serve::admin(command)),
         Command::Sim(args) => runtime.block_on(run_sim(args)),
         Command::Convert(args) => run_convert(args),
         Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),

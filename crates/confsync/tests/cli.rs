@@ -219,3 +219,46 @@ fn bad_arguments_are_refused_with_a_clear_error() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn create_org_prints_a_key_that_is_stored_hashed() {
+    let dir = std::env::temp_dir().join(format!("confsync-cli-org-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let create = |name: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+            .args(["admin", "create-org", "--name", name, "--data-dir"])
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let first = create("Acme");
+    let second = create("Globex");
+    assert_eq!(first["name"], "Acme");
+    assert_eq!(first["organization_id"], 1);
+    assert_eq!(second["organization_id"], 2);
+    let key = first["api_key"].as_str().unwrap();
+    assert!(key.starts_with("csk_") && key.len() > 60);
+    assert_ne!(key, second["api_key"].as_str().unwrap());
+    // The database holds no key in the clear (WAL included).
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["admin", "create-org", "--name", "", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--name"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

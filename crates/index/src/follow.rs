@@ -86,6 +86,12 @@ impl Follower {
         }
     }
 
+    /// Stops after the catch-up in progress, if any, and waits for it.
+    pub async fn shutdown(self) {
+        drop(self.requested);
+        let _ = self.task.await;
+    }
+
     /// Applies what is left and stops.
     pub async fn finish(self) -> Result<(), String> {
         let outcome = self.flush().await;

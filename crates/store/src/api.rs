@@ -311,12 +311,14 @@ impl Store {
 
     /// Records an API key by its hash.
     pub async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()> {
-        sqlx::query("INSERT INTO api_keys (organisation_id, key_hash, created_at) VALUES (?, ?, ?)")
-            .bind(organisation_id)
-            .bind(key_hash)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (organisation_id, key_hash, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(organisation_id)
+        .bind(key_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -441,12 +443,17 @@ impl Store {
 
     // End users.
 
-    pub async fn end_user(&self, organisation_id: &str, customer_id: &str) -> Result<Option<EndUser>> {
-        let row = sqlx::query("SELECT * FROM end_users WHERE organisation_id = ? AND customer_id = ?")
-            .bind(organisation_id)
-            .bind(customer_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn end_user(
+        &self,
+        organisation_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<EndUser>> {
+        let row =
+            sqlx::query("SELECT * FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(organisation_id)
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.as_ref().map(end_user_from))
     }
 
@@ -528,17 +535,22 @@ impl Store {
 
     /// Deletes customers with their connections and everything synced
     /// through them (the index follows through the log). Returns how many.
-    pub async fn delete_end_users(&self, organisation_id: &str, customer_ids: &[String]) -> Result<u64> {
+    pub async fn delete_end_users(
+        &self,
+        organisation_id: &str,
+        customer_ids: &[String],
+    ) -> Result<u64> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for customer in customer_ids {
-            removed += sqlx::query("DELETE FROM end_users WHERE organisation_id = ? AND customer_id = ?")
-                .bind(organisation_id)
-                .bind(customer)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            removed +=
+                sqlx::query("DELETE FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                    .bind(organisation_id)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
         }
         tx.commit().await?;
         Ok(removed)
@@ -599,11 +611,17 @@ impl Store {
             }
             b
         }
-        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, end_user_id, ids, revoked)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
+        let count: i64 = filtered(
+            "SELECT COUNT(*)",
+            organisation_id,
+            end_user_id,
+            ids,
+            revoked,
+        )
+        .build()
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
         let mut b = filtered("SELECT *", organisation_id, end_user_id, ids, revoked);
         b.push(if by_created {
             " ORDER BY created_at"
@@ -648,14 +666,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_chunking(&self, connection_id: &str, chunk_size: i64, chunk_overlap: i64) -> Result<()> {
-        sqlx::query("UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?")
-            .bind(chunk_size)
-            .bind(chunk_overlap)
-            .bind(now())
-            .bind(connection_id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_chunking(
+        &self,
+        connection_id: &str,
+        chunk_size: i64,
+        chunk_overlap: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(chunk_size)
+        .bind(chunk_overlap)
+        .bind(now())
+        .bind(connection_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -737,32 +762,41 @@ impl Store {
     /// this one. Returns the job's id and whether it is new.
     pub async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
         let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        if let Some(row) =
-            sqlx::query("SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'")
-                .bind(connection_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        {
-            return Ok((row.get("id"), false));
-        }
-        let row = sqlx::query(
-            "INSERT INTO sync_jobs (connection_id, reason, status, created_at) VALUES (?, ?, 'QUEUED', ?) RETURNING id",
+        // Write first, in one statement: a transaction that reads and then
+        // writes can fail outright (SQLITE_BUSY_SNAPSHOT) when another
+        // connection commits in between; a statement that writes waits.
+        let at = now();
+        let inserted = sqlx::query(
+            "INSERT INTO sync_jobs (connection_id, reason, status, created_at) \
+             SELECT ?, ?, 'QUEUED', ? WHERE NOT EXISTS \
+             (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED') RETURNING id",
         )
         .bind(connection_id)
         .bind(reason)
-        .bind(now())
-        .fetch_one(&mut *tx)
+        .bind(&at)
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
         .await?;
         sqlx::query(
             "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
         )
-        .bind(now())
+        .bind(&at)
         .bind(connection_id)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok((row.get("id"), true))
+        match inserted {
+            Some(row) => Ok((row.get("id"), true)),
+            None => {
+                let row = sqlx::query(
+                    "SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'",
+                )
+                .bind(connection_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                // Claimed in between: the job that absorbed this one runs now.
+                Ok((row.map(|r| r.get("id")).unwrap_or(0), false))
+            }
+        }
     }
 
     /// Claims the oldest queued job of a connection that has none running.
@@ -819,13 +853,34 @@ impl Store {
         Ok(())
     }
 
+    /// A connection's sync jobs, newest first: (reason, status).
+    pub async fn sync_jobs(
+        &self,
+        connection_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT reason, status FROM sync_jobs WHERE connection_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(connection_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("reason"), r.get("status")))
+            .collect())
+    }
+
     /// Jobs left RUNNING by a process that died are queued again.
     pub async fn requeue_running_jobs(&self) -> Result<u64> {
         let _writing = self.writer.lock().await;
-        Ok(sqlx::query("UPDATE sync_jobs SET status = 'QUEUED' WHERE status = 'RUNNING'")
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query("UPDATE sync_jobs SET status = 'QUEUED' WHERE status = 'RUNNING'")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// Whether a connection has a job queued, and one running.
@@ -853,10 +908,12 @@ impl Store {
 
     /// Each file of a connection: id, version and status.
     pub async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>> {
-        let rows = sqlx::query("SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id")
-            .bind(connection_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id",
+        )
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| (r.get("id"), r.get("version"), r.get("status")))
@@ -951,14 +1008,23 @@ impl Store {
         let name = query.name.as_ref().map(|n| {
             format!(
                 "%{}%",
-                n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             )
         });
-        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, end_user_id, query, &tags, &name)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
+        let count: i64 = filtered(
+            "SELECT COUNT(*)",
+            organisation_id,
+            end_user_id,
+            query,
+            &tags,
+            &name,
+        )
+        .build()
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
         let mut b = filtered(
             "SELECT f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
              p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, f.updated_at, \
@@ -1010,6 +1076,25 @@ impl Store {
             })
             .collect();
         Ok((files, count))
+    }
+
+    /// Which of these files have changes the index has not applied (log
+    /// entries after `applied`).
+    pub async fn pending_index(
+        &self,
+        file_ids: &[i64],
+        applied: i64,
+    ) -> Result<std::collections::HashSet<i64>> {
+        if file_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut b =
+            QueryBuilder::<Sqlite>::new("SELECT DISTINCT file_id FROM index_log WHERE seq > ");
+        b.push_bind(applied);
+        b.push(" AND file_id IN ");
+        push_in(&mut b, file_ids);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>("file_id")).collect())
     }
 
     /// The connection holding a customer's file; `None` for anyone else's.
@@ -1064,7 +1149,11 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<WebhookRow>, i64)> {
-        fn filtered<'a>(select: &str, organisation_id: &'a str, ids: &'a [i64]) -> QueryBuilder<'a, Sqlite> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            ids: &'a [i64],
+        ) -> QueryBuilder<'a, Sqlite> {
             let mut b = QueryBuilder::new(select);
             b.push(" FROM webhooks WHERE organisation_id = ");
             b.push_bind(organisation_id);
@@ -1080,7 +1169,11 @@ impl Store {
             .await?
             .get(0);
         let mut b = filtered("SELECT *", organisation_id, ids);
-        b.push(if by_created { " ORDER BY created_at" } else { " ORDER BY updated_at" });
+        b.push(if by_created {
+            " ORDER BY created_at"
+        } else {
+            " ORDER BY updated_at"
+        });
         b.push(if descending { " DESC" } else { " ASC" });
         b.push(", id ASC LIMIT ");
         b.push_bind(limit);
@@ -1091,13 +1184,15 @@ impl Store {
     }
 
     pub async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM webhooks WHERE organisation_id = ? AND id = ?")
-            .bind(organisation_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        Ok(
+            sqlx::query("DELETE FROM webhooks WHERE organisation_id = ? AND id = ?")
+                .bind(organisation_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
     }
 
     /// Writes events to the outbox of every active webhook of the organisation.
@@ -1153,16 +1248,23 @@ impl Store {
     }
 
     pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?")
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Records a failed attempt: retried at `retry_at`, or given up on.
-    pub async fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<&str>) -> Result<()> {
+    pub async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
              next_attempt_at = COALESCE(?, next_attempt_at), failed_at = CASE WHEN ? IS NULL THEN ? END \
@@ -1221,7 +1323,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(white_label_from).ok_or_else(|| {
-            Error::Invalid(format!("a white label for {data_source_type} exists already"))
+            Error::Invalid(format!(
+                "a white label for {data_source_type} exists already"
+            ))
         })
     }
 
@@ -1259,7 +1363,11 @@ impl Store {
             .await?
             .get(0);
         let mut b = filtered("SELECT *", organisation_id, ids, types);
-        b.push(if descending { " ORDER BY created_at DESC" } else { " ORDER BY created_at ASC" });
+        b.push(if descending {
+            " ORDER BY created_at DESC"
+        } else {
+            " ORDER BY created_at ASC"
+        });
         b.push(", id ASC LIMIT ");
         b.push_bind(limit);
         b.push(" OFFSET ");
@@ -1310,7 +1418,11 @@ impl Store {
     }
 
     /// An organisation's own OAuth app for a source type, secret decrypted.
-    pub async fn oauth_app(&self, organisation_id: &str, data_source_type: &str) -> Result<Option<OAuthAppRow>> {
+    pub async fn oauth_app(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+    ) -> Result<Option<OAuthAppRow>> {
         let row = sqlx::query(
             "SELECT client_id, redirect_uri, client_secret FROM white_labels \
              WHERE organisation_id = ? AND data_source_type = ?",
@@ -1337,7 +1449,11 @@ impl Store {
     // The item tree.
 
     /// Replaces a connection's item tree with a new listing.
-    pub async fn replace_source_items(&self, connection_id: &str, items: &[NewSourceItem]) -> Result<()> {
+    pub async fn replace_source_items(
+        &self,
+        connection_id: &str,
+        items: &[NewSourceItem],
+    ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let at = now();
@@ -1369,17 +1485,23 @@ impl Store {
             .bind(&at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE connections SET source_items_synced_at = ?, updated_at = ? WHERE id = ?")
-            .bind(&at)
-            .bind(&at)
-            .bind(connection_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE connections SET source_items_synced_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&at)
+        .bind(&at)
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn source_items(&self, connection_id: &str, query: &ItemQuery) -> Result<(Vec<SourceItem>, i64)> {
+    pub async fn source_items(
+        &self,
+        connection_id: &str,
+        query: &ItemQuery,
+    ) -> Result<(Vec<SourceItem>, i64)> {
         fn filtered<'a>(
             select: &str,
             connection_id: &'a str,
@@ -1423,7 +1545,9 @@ impl Store {
         let name = query.name.as_ref().map(|n| {
             format!(
                 "%{}%",
-                n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             )
         });
         let count: i64 = filtered("SELECT COUNT(*)", connection_id, query, &name)
@@ -1432,7 +1556,11 @@ impl Store {
             .await?
             .get(0);
         let mut b = filtered("SELECT *", connection_id, query, &name);
-        b.push(if query.order_by_id { " ORDER BY id" } else { " ORDER BY name" });
+        b.push(if query.order_by_id {
+            " ORDER BY id"
+        } else {
+            " ORDER BY name"
+        });
         b.push(if query.descending { " DESC" } else { " ASC" });
         b.push(", id ASC LIMIT ");
         b.push_bind(query.limit);
@@ -1450,31 +1578,25 @@ fn tag_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// Outbox rows for every active webhook of the organisation, one
+/// statement per event (writing first, so the transaction never has to
+/// upgrade a read).
 async fn emit(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     organisation_id: &str,
     events: &[String],
 ) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let hooks: Vec<i64> = sqlx::query("SELECT id FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'")
-        .bind(organisation_id)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.get("id"))
-        .collect();
     let at = now();
-    for hook in hooks {
-        for body in events {
-            sqlx::query("INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) VALUES (?, ?, ?)")
-                .bind(hook)
-                .bind(body)
-                .bind(&at)
-                .execute(&mut **tx)
-                .await?;
-        }
+    for body in events {
+        sqlx::query(
+            "INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) \
+             SELECT id, ?, ? FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'",
+        )
+        .bind(body)
+        .bind(&at)
+        .bind(organisation_id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

@@ -15,11 +15,11 @@ mod api;
 mod search;
 mod secret;
 
+pub use api::*;
 pub use search::{
     vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,
     ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
 };
-pub use api::*;
 pub use secret::Cipher;
 
 use serde::{Deserialize, Serialize};
@@ -240,11 +240,11 @@ impl Store {
             "INSERT INTO organisations (id, name, created_at, number) \
              VALUES (?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM organisations))",
         )
-            .bind(&id)
-            .bind(name)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        .bind(&id)
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(id)
     }
 

@@ -699,11 +699,12 @@ impl Store {
             .execute(&self.pool)
             .await?;
         // Another request may have created it first: read back the winner.
-        let row = sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
-            .bind(organisation_id)
-            .bind(customer_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(organisation_id)
+                .bind(customer_id)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.get("id"))
     }
 

@@ -337,34 +337,46 @@ impl Engine {
         report.spaces = spaces.len();
         // Spaces are independent: several at a time, so that latency to
         // Confluence is paid in parallel. Each writes its own checkpoints.
-        let roots = &roots;
-        let mut per_space = futures::stream::iter(spaces.iter().map(|space| async move {
-            let mut report = Report::default();
-            // Chosen spaces are synced whole; other spaces only hold the
-            // chosen pages' subtrees.
-            let whole = roots.is_none() || self.options.spaces.contains(&space.key);
-            match roots.as_ref().filter(|_| !whole) {
-                None => {
-                    self.sync_content(run, space, false, None, &mut report)
-                        .await?;
-                    self.sync_content(run, space, true, None, &mut report)
-                        .await?;
-                }
-                Some(roots) => {
-                    let allowed = self.descendants(space, roots).await?;
-                    self.sync_content(run, space, false, Some(&allowed), &mut report)
-                        .await?;
-                }
-            }
-            Ok::<_, Error>(report)
-        }))
-        .buffer_unordered(self.options.space_concurrency.max(1));
+        // (The futures are collected first: a stream that maps with a
+        // closure makes the whole run !Send for a spawned task.)
+        let jobs: Vec<_> = spaces
+            .iter()
+            .map(|space| self.sync_space(run, space, roots.as_ref()))
+            .collect();
+        let mut per_space =
+            futures::stream::iter(jobs).buffer_unordered(self.options.space_concurrency.max(1));
         while let Some(space_report) = per_space.next().await {
             report.add(&space_report?);
         }
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
         Ok(())
+    }
+
+    /// One space's pages and blog posts: chosen spaces whole, other spaces
+    /// only the chosen pages' subtrees.
+    async fn sync_space(
+        &self,
+        run: i64,
+        space: &SpaceRow,
+        roots: Option<&HashMap<String, String>>,
+    ) -> Result<Report> {
+        let mut report = Report::default();
+        let whole = roots.is_none() || self.options.spaces.contains(&space.key);
+        match roots.filter(|_| !whole) {
+            None => {
+                self.sync_content(run, space, false, None, &mut report)
+                    .await?;
+                self.sync_content(run, space, true, None, &mut report)
+                    .await?;
+            }
+            Some(roots) => {
+                let allowed = self.descendants(space, roots).await?;
+                self.sync_content(run, space, false, Some(&allowed), &mut report)
+                    .await?;
+            }
+        }
+        Ok(report)
     }
 
     /// The chosen pages and their spaces, when the sync is scoped to pages.
@@ -907,18 +919,14 @@ impl Engine {
                     }
                 }
             }
-            let fetched: Vec<_> = futures::stream::iter(downloads.into_iter().map(
-                |(attachment, space_id, is_new)| async move {
-                    let link = self
-                        .client
-                        .resolve(attachment.download_link.as_deref().unwrap_or_default());
-                    let result = self.download(&link, attachment.file_size).await;
-                    (attachment, space_id, is_new, result)
-                },
-            ))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+            let fetches: Vec<_> = downloads
+                .into_iter()
+                .map(|(attachment, space_id, is_new)| self.fetch(attachment, space_id, is_new))
+                .collect();
+            let fetched: Vec<_> = futures::stream::iter(fetches)
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
             for (attachment, space_id, is_new, result) in fetched {
                 match result {
                     Ok(bytes) => {
@@ -975,6 +983,25 @@ impl Engine {
         self.committed();
         report.attachments.deleted += deleted;
         Ok(())
+    }
+
+    /// Downloads an attachment, keeping what the caller needs with it.
+    async fn fetch(
+        &self,
+        attachment: Attachment,
+        space_id: Option<String>,
+        is_new: bool,
+    ) -> (
+        Attachment,
+        Option<String>,
+        bool,
+        std::result::Result<bytes::Bytes, confluence::Error>,
+    ) {
+        let link = self
+            .client
+            .resolve(attachment.download_link.as_deref().unwrap_or_default());
+        let result = self.download(&link, attachment.file_size).await;
+        (attachment, space_id, is_new, result)
     }
 
     /// Downloads a file and checks its size against the metadata: a body

@@ -1,0 +1,258 @@
+//! `confsync serve`, `confsync admin create-org`, and `confsync demo`
+//! (a simulated site connected and synced through the HTTP API).
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the store and index live (overrides the config file)
+    #[arg(long, env = "CONFSYNC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (overrides the config file; default 127.0.0.1:8080)
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// A TOML configuration file (see docs/CONFIGURATION.md)
+    #[arg(long, env = "CONFSYNC_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = server::Config::load(args.config.as_deref()).map_err(anyhow::Error::msg)?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(addr) = args.addr {
+        config.addr = addr;
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let running = server::start(config, listener)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!(url = %running.url(), "serving; the API's description is at /openapi.json");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    running.stop().await;
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an organisation; prints one JSON line with its id and API key
+    CreateOrg(CreateOrgArgs),
+}
+
+#[derive(Args)]
+pub struct CreateOrgArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
+    data_dir: PathBuf,
+}
+
+pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateOrg(args) => {
+            anyhow::ensure!(
+                !args.name.trim().is_empty() && args.name.len() <= 200,
+                "--name must be 1 to 200 characters"
+            );
+            let store = store::Store::open(&args.data_dir)
+                .await
+                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+            let (organisation, key) = server::create_organisation(&store, &args.name).await?;
+            println!(
+                "{}",
+                json!({"organization_id": organisation.number, "id": organisation.id, "name": organisation.name, "api_key": key})
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Pages of the simulated site
+    #[arg(long, default_value_t = 2000)]
+    pages: u32,
+    /// Spaces of the simulated site
+    #[arg(long, default_value_t = 6)]
+    spaces: u32,
+    /// Where the store lives
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-demo")]
+    data_dir: PathBuf,
+    /// Address of the simulated site (fixed, so that running the demo
+    /// again finds the same connection and syncs it incrementally)
+    #[arg(long, default_value = "127.0.0.1:8990")]
+    sim_addr: SocketAddr,
+    /// Address of the API
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Stop once the sample search is printed (instead of serving until Ctrl-C)
+    #[arg(long)]
+    exit: bool,
+}
+
+/// The demo on the embedded default: a simulated Confluence site, the
+/// server over a store under `--data-dir`, the site connected through the
+/// API and synced, then a sample search through /embeddings.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let sim = confluence_sim::Simulator::spawn(
+        confluence_sim::SimConfig {
+            site: confluence_sim::SiteConfig {
+                seed: 1,
+                spaces: args.spaces,
+                pages: args.pages,
+            },
+            ..Default::default()
+        },
+        args.sim_addr,
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.sim_addr))?;
+    let creds = sim.credentials();
+    let config = demo_config(&args, &creds);
+    let store = store::Store::open(&args.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    // One organisation for the demo; a fresh key each run (keys are only
+    // ever shown once).
+    let organisation = store.ensure_organisation("demo").await?;
+    let key = format!("csk_demo_{}", hex::encode(rand_bytes()));
+    store
+        .add_api_key(&organisation, &server::hash_secret(&key))
+        .await?;
+    drop(store);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let running = server::start(config, listener)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let api = running.url();
+    eprintln!(
+        "simulated Confluence site at {}\nconfsync API at {api}",
+        creds.base_url
+    );
+    let http = reqwest::Client::new();
+    let call = |path: &str, body: Value| {
+        http.post(format!("{api}{path}"))
+            .bearer_auth(&key)
+            .header("customer-id", "demo-user")
+            .json(&body)
+            .send()
+    };
+    let connected: Value = call(
+        "/integrations/connect",
+        json!({"authentication": {"source": "CONFLUENCE", "subdomain": "demo", "username": creds.email, "access_token": creds.api_token}}),
+    )
+    .await?
+    .error_for_status()
+    .context("connecting the simulated site")?
+    .json()
+    .await?;
+    let data_source_id = connected["data_source"]["id"].as_i64().unwrap_or_default();
+    eprintln!("connected: data source {data_source_id}; syncing");
+    let started = std::time::Instant::now();
+    loop {
+        let sources: Value = call(
+            "/user_data_sources",
+            json!({"filters": {"ids": [data_source_id]}}),
+        )
+        .await?
+        .json()
+        .await?;
+        let status = sources["results"][0]["sync_status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if status == "READY" {
+            break;
+        }
+        anyhow::ensure!(
+            status != "SYNC_ERROR",
+            "the sync failed: {}",
+            sources["results"][0]["data_source_metadata"]["error"]
+        );
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the sync did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let files: Value = call("/user_files_v2", json!({"pagination": {"limit": 1}}))
+        .await?
+        .json()
+        .await?;
+    eprintln!(
+        "synced {} files in {:.1} s",
+        files["count"],
+        started.elapsed().as_secs_f64()
+    );
+    let query = "release plan";
+    let found: Value = call("/embeddings", json!({"query": query, "k": 3}))
+        .await?
+        .json()
+        .await?;
+    println!("search {query:?}:");
+    for doc in found["documents"].as_array().into_iter().flatten() {
+        println!(
+            "  {:.2}  {}  {}",
+            doc["score"].as_f64().unwrap_or_default(),
+            doc["source"].as_str().unwrap_or(""),
+            doc["source_url"].as_str().unwrap_or("")
+        );
+    }
+    eprintln!(
+        "\nUse the API (Carbon's shape; its description is at {api}/openapi.json):\n  \
+         curl -s -H 'content-type: application/json' {api}/embeddings -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"query\": \"release plan\", \"k\": 5}}'\n  \
+         curl -s -H 'content-type: application/json' {api}/user_files_v2 -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"pagination\": {{\"limit\": 5}}}}'\n  \
+         curl -s -H 'content-type: application/json' {api}/integrations/oauth_url -H 'authorization: Bearer {key}' -H 'customer-id: someone' -d '{{\"service\": \"CONFLUENCE\", \"confluence_subdomain\": \"demo\"}}'\n\
+         Change the site, then resync:\n  \
+         curl -X POST {sim}/_sim/mutate -d '{{\"seed\": 1, \"random_changes\": 20}}'\n  \
+         curl -s -H 'content-type: application/json' {api}/integrations/items/sync -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"data_source_id\": {data_source_id}}}'",
+        sim = creds.base_url,
+    );
+    if args.exit {
+        running.stop().await;
+        return Ok(());
+    }
+    eprintln!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    running.stop().await;
+    Ok(())
+}
+
+fn rand_bytes() -> [u8; 16] {
+    use rand::Rng;
+    rand::thread_rng().gen()
+}
+
+fn demo_config(args: &DemoArgs, creds: &confluence_sim::Credentials) -> server::Config {
+    let mut config = server::Config {
+        addr: args.addr,
+        data_dir: args.data_dir.clone(),
+        ..Default::default()
+    };
+    config.sites = vec![server::config::SiteConfig {
+        name: "demo".into(),
+        base_url: creds.base_url.clone(),
+        context_path: "/wiki".into(),
+    }];
+    config.atlassian.authorize_url = format!("{}/authorize", creds.base_url);
+    config.atlassian.token_url = format!("{}/oauth/token", creds.base_url);
+    config.atlassian.api_url = creds.base_url.clone();
+    config.oauth.client_id = Some(creds.oauth_client_id.clone());
+    config.oauth.client_secret = Some(creds.oauth_client_secret.clone());
+    config.webhooks.allow_private_targets = true;
+    config
+}

@@ -1,0 +1,350 @@
+//! The server's configuration: a TOML file (every key optional), with the
+//! OAuth app's secret preferably from the environment.
+//!
+//! Where confsync may send requests is decided here and only here: the
+//! Atlassian endpoints (or the operator's replacements, such as the
+//! simulator's) and the sites the operator names. A caller chooses among
+//! them by subdomain or site name; it can never supply a host.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The URL callers reach this server at (OAuth redirects come back to
+    /// `{public_url}/integrations/confluence/oauth`); `http://{addr}` when unset.
+    pub public_url: Option<String>,
+    /// Sync jobs running at once.
+    pub workers: usize,
+    /// Hours between scheduled syncs unless a customer's setting says otherwise.
+    pub sync_interval_hours: u32,
+    /// How often the scheduler looks for due connections, in seconds.
+    pub scheduler_tick_secs: u64,
+    /// Request bodies larger than this are refused (413).
+    pub max_body_bytes: usize,
+    /// How long an OAuth consent may take, from oauth_url to the callback.
+    pub oauth_state_ttl_secs: u64,
+    pub oauth: OAuthConfig,
+    pub atlassian: AtlassianConfig,
+    /// Sites the operator allows by name: a Data Center, or a stand-in for
+    /// Confluence Cloud (the simulator).
+    pub sites: Vec<SiteConfig>,
+    pub webhooks: WebhookConfig,
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+/// The default OAuth app (an organisation may bring its own through
+/// /white_label).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    pub client_id: Option<String>,
+    /// Prefer `CONFSYNC_OAUTH_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AtlassianConfig {
+    pub authorize_url: String,
+    pub token_url: String,
+    /// The API gateway (`{api_url}/ex/confluence/{cloudId}`) and home of
+    /// `oauth/token/accessible-resources`.
+    pub api_url: String,
+    /// Cloud sites are `https://{subdomain}.{cloud_domain}`.
+    pub cloud_domain: String,
+    /// Scopes asked for at consent.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// What callers give as `subdomain` to choose this site.
+    pub name: String,
+    /// Its base URL (without the context path).
+    pub base_url: String,
+    #[serde(default = "default_context")]
+    pub context_path: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Deliver to loopback and private addresses (tests, internal hooks);
+    /// refused by default, so that a webhook cannot reach the operator's
+    /// own network.
+    pub allow_private_targets: bool,
+    /// First retry after this many milliseconds, doubling after.
+    pub retry_base_ms: u64,
+    pub max_attempts: u32,
+    pub timeout_secs: u64,
+    /// At most this many webhooks per organisation (Carbon allows 3).
+    pub max_per_organisation: usize,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    pub url: String,
+    #[serde(default = "default_model")]
+    pub model: String,
+}
+
+fn default_context() -> String {
+    "/wiki".into()
+}
+
+fn default_model() -> String {
+    "text-embedding-3-small".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("confsync-data"),
+            public_url: None,
+            workers: 2,
+            sync_interval_hours: 24,
+            scheduler_tick_secs: 30,
+            max_body_bytes: 1 << 20,
+            oauth_state_ttl_secs: 15 * 60,
+            oauth: OAuthConfig::default(),
+            atlassian: AtlassianConfig::default(),
+            sites: Vec::new(),
+            webhooks: WebhookConfig::default(),
+            embeddings: None,
+        }
+    }
+}
+
+impl Default for AtlassianConfig {
+    fn default() -> Self {
+        AtlassianConfig {
+            authorize_url: "https://auth.atlassian.com/authorize".into(),
+            token_url: "https://auth.atlassian.com/oauth/token".into(),
+            api_url: "https://api.atlassian.com".into(),
+            cloud_domain: "atlassian.net".into(),
+            scopes: [
+                "read:confluence-space.summary",
+                "read:confluence-content.all",
+                "read:confluence-content.summary",
+                "read:confluence-content.permission",
+                "read:confluence-user",
+                "read:confluence-groups",
+                "search:confluence",
+                "offline_access",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            allow_private_targets: false,
+            retry_base_ms: 1000,
+            max_attempts: 6,
+            timeout_secs: 10,
+            max_per_organisation: 3,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("workers", &self.workers)
+            .field("oauth_client_id", &self.oauth.client_id)
+            .field(
+                "sites",
+                &self.sites.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; the OAuth secret may come from the environment.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Config, String> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                toml::from_str::<Config>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(secret) = std::env::var("CONFSYNC_OAUTH_CLIENT_SECRET") {
+            config.oauth.client_secret = Some(secret);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for url in [
+            &self.atlassian.authorize_url,
+            &self.atlassian.token_url,
+            &self.atlassian.api_url,
+        ] {
+            check_http_url(url)?;
+        }
+        for site in &self.sites {
+            check_http_url(&site.base_url)?;
+            if site.name.is_empty() || site.name.len() > 63 {
+                return Err(format!(
+                    "site name {:?} must be 1 to 63 characters",
+                    site.name
+                ));
+            }
+        }
+        if let Some(public) = &self.public_url {
+            check_http_url(public)?;
+        }
+        if !(1..=24 * 30).contains(&self.sync_interval_hours) {
+            return Err("sync_interval_hours must be between 1 and 720".into());
+        }
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    pub fn callback_url(&self) -> String {
+        format!("{}/integrations/confluence/oauth", self.public_url())
+    }
+
+    pub fn accessible_resources_url(&self) -> String {
+        format!(
+            "{}/oauth/token/accessible-resources",
+            self.atlassian.api_url.trim_end_matches('/')
+        )
+    }
+}
+
+fn check_http_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{text:?} must be an http(s) URL with a host"));
+    }
+    Ok(())
+}
+
+/// Where a subdomain (or site name) leads: a site the operator named, or
+/// a Cloud site under the Cloud domain. Anything else is refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedSite {
+    pub base_url: String,
+    pub context_path: String,
+    /// A site the operator configured (Data Center, simulator).
+    pub configured: bool,
+}
+
+impl Config {
+    pub fn resolve_site(&self, subdomain: &str) -> Result<ResolvedSite, String> {
+        if let Some(site) = self.sites.iter().find(|s| s.name == subdomain) {
+            return Ok(ResolvedSite {
+                base_url: site.base_url.trim_end_matches('/').to_string(),
+                context_path: site.context_path.trim_end_matches('/').to_string(),
+                configured: true,
+            });
+        }
+        let label = subdomain.to_ascii_lowercase();
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !valid {
+            return Err(
+                "must be the site's subdomain (acme for https://acme.atlassian.net): letters, digits and hyphens"
+                    .into(),
+            );
+        }
+        Ok(ResolvedSite {
+            base_url: format!("https://{label}.{}", self.atlassian.cloud_domain),
+            context_path: "/wiki".into(),
+            configured: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomains_cannot_point_elsewhere() {
+        let config = Config {
+            sites: vec![SiteConfig {
+                name: "sim".into(),
+                base_url: "http://127.0.0.1:9999/".into(),
+                context_path: "/wiki".into(),
+            }],
+            ..Config::default()
+        };
+        assert_eq!(
+            config.resolve_site("acme").unwrap().base_url,
+            "https://acme.atlassian.net"
+        );
+        assert_eq!(
+            config.resolve_site("ACME").unwrap().base_url,
+            "https://acme.atlassian.net"
+        );
+        assert_eq!(
+            config.resolve_site("sim").unwrap().base_url,
+            "http://127.0.0.1:9999"
+        );
+        for evil in [
+            "evil.com",
+            "acme.atlassian.net.evil.com",
+            "evil.com/",
+            "127.0.0.1",
+            "acme@evil.com",
+            "acme:80",
+            "acme/../x",
+            "",
+            "-acme",
+            "a b",
+            "acme#",
+            "ac\u{0}me",
+            "xn--80ak6aa92e.com",
+            &"a".repeat(64),
+        ] {
+            let resolved = config.resolve_site(evil);
+            if let Ok(site) = &resolved {
+                // Only a plain label under the Cloud domain gets through.
+                assert!(
+                    site.base_url.ends_with(".atlassian.net")
+                        && !site.base_url[8..].contains(['/', '@', ':']),
+                    "{evil:?} resolved to {}",
+                    site.base_url
+                );
+                assert_eq!(site.base_url.matches('.').count(), 2, "{evil:?}");
+            }
+        }
+        assert!(config.resolve_site("evil.com").is_err());
+        assert!(config.resolve_site("acme@evil.com").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! Connections as the server holds them: their secrets (encrypted by the
+//! store), the Confluence client built from them, what they sync, and how
+//! the API shows them (Carbon's data sources).
+
+use crate::error::ApiError;
+use crate::model::DataSource;
+use crate::App;
+use confluence::{Client, Credentials, OAuthApp, OAuthTokens, RetryPolicy, SiteUrl};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use store::{Connection, EndUser, Organisation, Store};
+
+/// A connection's secrets, as the store keeps them (encrypted).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Secret {
+    ApiToken {
+        email: String,
+        api_token: String,
+    },
+    Pat {
+        pat: String,
+    },
+    OAuth {
+        oauth: OAuthTokens,
+        /// The organisation's own app (white label) or the server's.
+        own_app: bool,
+    },
+}
+
+/// What a connection syncs: everything readable, or chosen spaces and
+/// pages (with their descendants); nothing until something is chosen
+/// when `all` is false and both lists are empty.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Scope {
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub spaces: Vec<String>,
+    #[serde(default)]
+    pub pages: Vec<String>,
+}
+
+impl Scope {
+    pub fn of(connection: &Connection) -> Scope {
+        let mut scope: Scope = serde_json::from_value(connection.scope.clone()).unwrap_or_default();
+        // A scope written by the CLI has no `all`: empty lists mean everything.
+        if connection.scope.get("all").is_none()
+            && scope.spaces.is_empty()
+            && scope.pages.is_empty()
+        {
+            scope.all = true;
+        }
+        scope
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.spaces.is_empty() && self.pages.is_empty()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Persists rotated OAuth tokens before they are used.
+struct TokenSaver {
+    store: Store,
+    connection_id: String,
+    own_app: bool,
+}
+
+impl confluence::TokenStore for TokenSaver {
+    fn save<'a>(
+        &'a self,
+        tokens: &'a OAuthTokens,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let secret = Secret::OAuth {
+                oauth: tokens.clone(),
+                own_app: self.own_app,
+            };
+            let bytes = serde_json::to_vec(&secret).map_err(|e| e.to_string())?;
+            self.store
+                .set_credentials(&self.connection_id, &bytes)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The OAuth app of an organisation: its own (white label) or the server's.
+pub async fn oauth_app(
+    app: &App,
+    organisation_id: &str,
+) -> Result<(OAuthApp, String, bool), ApiError> {
+    let token_url = app.config.atlassian.token_url.clone();
+    if let Some(own) = app.store.oauth_app(organisation_id, "CONFLUENCE").await? {
+        return Ok((
+            OAuthApp {
+                client_id: own.client_id,
+                client_secret: own.client_secret.unwrap_or_default(),
+                token_url,
+            },
+            own.redirect_uri,
+            true,
+        ));
+    }
+    match (&app.config.oauth.client_id, &app.config.oauth.client_secret) {
+        (Some(id), Some(secret)) => Ok((
+            OAuthApp {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+                token_url,
+            },
+            app.config.callback_url(),
+            false,
+        )),
+        _ => Err(ApiError::bad_request(
+            "oauth_app_not_configured",
+            "no OAuth app: configure one for the server, or create a CONFLUENCE white label",
+        )),
+    }
+}
+
+/// The client a connection syncs with.
+pub async fn client_for(app: &App, connection: &Connection) -> Result<Client, String> {
+    let bytes = app
+        .store
+        .credentials(&connection.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret: Secret = serde_json::from_slice(&bytes)
+        .map_err(|_| "the connection has no usable credentials (revoked?)".to_string())?;
+    let site = SiteUrl {
+        base: connection.site_url.clone(),
+        context: connection.context_path.clone(),
+    };
+    let credentials = match secret {
+        Secret::ApiToken { email, api_token } => Credentials::ApiToken {
+            email,
+            token: api_token,
+        },
+        Secret::Pat { pat } => Credentials::PersonalAccessToken(pat),
+        Secret::OAuth { oauth, own_app } => {
+            let (oauth_app, _, _) = oauth_app(app, &connection.organisation_id)
+                .await
+                .map_err(|_| "the OAuth app of this connection is gone".to_string())?;
+            Credentials::oauth(
+                oauth_app,
+                oauth,
+                Arc::new(TokenSaver {
+                    store: app.store.clone(),
+                    connection_id: connection.id.clone(),
+                    own_app,
+                }),
+            )
+        }
+    };
+    Client::new(site, credentials, RetryPolicy::default()).map_err(|e| e.to_string())
+}
+
+/// Carbon's data source status, from the connection and its queue.
+pub fn sync_status(connection: &Connection, queued: bool, running: bool) -> &'static str {
+    if running {
+        return "SYNCING";
+    }
+    if queued {
+        return "QUEUED_FOR_SYNCING";
+    }
+    match connection.status.as_str() {
+        "SYNC_ERROR" | "NEEDS_REAUTHORIZATION" => "SYNC_ERROR",
+        "SYNCING" => "SYNCING",
+        _ => "READY",
+    }
+}
+
+pub async fn data_source(
+    store: &Store,
+    organisation: &Organisation,
+    user: &EndUser,
+    connection: &Connection,
+) -> Result<DataSource, ApiError> {
+    let (queued, running) = store.sync_state(&connection.id).await?;
+    let status = sync_status(connection, queued, running);
+    Ok(DataSource {
+        id: connection.data_source_id,
+        data_source_external_id: Some(format!(
+            "{}|{}",
+            connection
+                .site_link
+                .as_deref()
+                .unwrap_or(&connection.site_url),
+            connection.account
+        )),
+        data_source_type: "CONFLUENCE".into(),
+        token: None,
+        sync_status: status.into(),
+        source_items_synced_at: connection.source_items_synced_at.clone(),
+        organization_user_id: user.number,
+        organization_id: organisation.number,
+        organization_supplied_user_id: user.customer_id.clone(),
+        revoked_access: connection.revoked,
+        last_synced_at: connection
+            .last_synced_at
+            .clone()
+            .unwrap_or_else(|| connection.created_at.clone()),
+        last_sync_action: connection.last_sync_action.clone(),
+        enable_auto_sync: Some(connection.auto_sync && !connection.revoked),
+        created_at: connection.created_at.clone(),
+        updated_at: connection.updated_at.clone(),
+        files_synced_at: connection.last_synced_at.clone(),
+        data_source_metadata: serde_json::json!({
+            "site_url": connection.site_link.as_deref().unwrap_or(&connection.site_url),
+            "account": connection.account,
+            "auth_kind": connection.auth_kind,
+            "scope": Scope::of(connection),
+            "enforce_permissions": connection.enforce_permissions,
+            "chunk_size": connection.chunk_size,
+            "chunk_overlap": connection.chunk_overlap,
+            "next_sync_at": connection.next_sync_at,
+            "error": connection.error,
+        }),
+        tags: connection.data_source_tags.clone(),
+    })
+}

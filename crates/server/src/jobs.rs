@@ -1,0 +1,345 @@
+//! The sync queue's workers and the scheduler.
+//!
+//! Jobs live in the store (`sync_jobs`): a manual trigger, a connect or the
+//! schedule queues one (a job already queued for the connection absorbs
+//! the new one); workers claim them one connection at a time. A job left
+//! running by a process that died is queued again at start, and the sync
+//! resumes from its checkpoints. Each job records the files it started
+//! from, so that the events it owes (created, ready, error, deleted) are
+//! known after a restart too; they go to the webhook outbox in the same
+//! transaction that finishes the job.
+
+use crate::connection::{client_for, Scope};
+use crate::events;
+use crate::App;
+use rand::Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use store::SyncJob;
+
+/// Workers: claim, run, repeat; idle until nudged (or a few seconds).
+pub async fn worker(app: Arc<App>) {
+    loop {
+        match app.store.claim_sync_job().await {
+            Ok(Some(job)) => run(&app, job).await,
+            Ok(None) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), app.jobs_ready.notified()).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "claiming a sync job failed");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+type Snapshot = BTreeMap<i64, (i64, String)>;
+
+async fn run(app: &Arc<App>, job: SyncJob) {
+    let job_id = job.id;
+    if let Err(error) = run_job(app, job).await {
+        tracing::error!(job = job_id, %error, "sync job failed to finish; it is retried at the next start");
+    }
+}
+
+async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
+    let store = &app.store;
+    let connection = match store.connection(&job.connection_id).await {
+        Ok(connection) => connection,
+        // Disconnected while queued: nothing to do (the row went with it).
+        Err(store::Error::NotFound(_)) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    let organisation = store.organisation(&connection.organisation_id).await?;
+    let customer = match &connection.end_user_id {
+        Some(id) => store.end_user_by_id(id).await?.map(|u| u.customer_id),
+        None => None,
+    }
+    .unwrap_or_default();
+    if connection.revoked {
+        return store
+            .finish_sync_job(job.id, "DONE", None, &organisation.id, &[])
+            .await;
+    }
+    let before: Snapshot = match job
+        .snapshot
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+    {
+        Some(snapshot) => snapshot,
+        None => {
+            let snapshot: Snapshot = store
+                .file_versions(&connection.id)
+                .await?
+                .into_iter()
+                .map(|(id, version, status)| (id, (version, status)))
+                .collect();
+            store
+                .set_job_snapshot(
+                    job.id,
+                    &serde_json::to_string(&snapshot).unwrap_or_default(),
+                )
+                .await?;
+            // Files asked for again (resync_file) are syncing now.
+            let syncing: Vec<String> = snapshot
+                .iter()
+                .filter(|(_, (_, status))| status == "QUEUED_FOR_SYNC")
+                .map(|(id, _)| {
+                    events::body(
+                        events::FILE_SYNCING,
+                        &customer,
+                        "FILE",
+                        json!(id),
+                        &[("data_source_id", connection.data_source_id.to_string())],
+                    )
+                })
+                .collect();
+            store.emit_events(&organisation.id, &syncing).await?;
+            app.outbox_ready.notify_one();
+            snapshot
+        }
+    };
+    let scope = Scope::of(&connection);
+    let outcome: Result<(), String> = if scope.is_empty() {
+        store
+            .set_connection_status(&connection.id, sync::READY, None, false)
+            .await?;
+        Ok(())
+    } else {
+        match client_for(app, &connection).await {
+            Err(error) => {
+                store
+                    .set_connection_status(&connection.id, sync::SYNC_ERROR, Some(&error), false)
+                    .await?;
+                Err(error)
+            }
+            Ok(client) => {
+                let options = sync::SyncOptions {
+                    spaces: if scope.all {
+                        Vec::new()
+                    } else {
+                        scope.spaces.clone()
+                    },
+                    pages: if scope.all {
+                        Vec::new()
+                    } else {
+                        scope.pages.clone()
+                    },
+                    allow_personal_spaces: connection.allow_personal_spaces,
+                    download_concurrency: 8,
+                    space_concurrency: 2,
+                };
+                let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
+                    .with_commit_hook(app.follower.hook());
+                engine.run().await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    };
+    // READY means searchable: the index has what the sync wrote.
+    if let Err(error) = app.follower.flush().await {
+        tracing::warn!(%error, "index not caught up after a sync; the next change retries");
+    }
+    let after: Snapshot = store
+        .file_versions(&connection.id)
+        .await?
+        .into_iter()
+        .map(|(id, version, status)| (id, (version, status)))
+        .collect();
+    let mut bodies = file_events(&before, &after, &customer, connection.data_source_id);
+    if outcome.is_ok() {
+        bodies.push(events::body(
+            events::DATA_SOURCE_READY,
+            &customer,
+            "DATA_SOURCE",
+            json!(connection.data_source_id),
+            &[],
+        ));
+    }
+    if connection.auto_sync {
+        let hours = match &connection.end_user_id {
+            Some(id) => store
+                .end_user_by_id(id)
+                .await?
+                .and_then(|u| u.auto_sync_interval)
+                .unwrap_or(app.config.sync_interval_hours as i64),
+            None => app.config.sync_interval_hours as i64,
+        };
+        store
+            .set_next_sync(&connection.id, Some(&next_run(hours)))
+            .await?;
+    }
+    let (status, error) = match &outcome {
+        Ok(()) => ("DONE", None),
+        Err(error) => ("FAILED", Some(error.as_str())),
+    };
+    store
+        .finish_sync_job(job.id, status, error, &organisation.id, &bodies)
+        .await?;
+    app.outbox_ready.notify_one();
+    Ok(())
+}
+
+/// What changed between two snapshots, as Carbon's events.
+fn file_events(
+    before: &Snapshot,
+    after: &Snapshot,
+    customer: &str,
+    data_source_id: i64,
+) -> Vec<String> {
+    let info = || vec![("data_source_id", data_source_id.to_string())];
+    let created: Vec<i64> = after
+        .keys()
+        .filter(|id| !before.contains_key(id))
+        .copied()
+        .collect();
+    let mut out = Vec::new();
+    if !created.is_empty() {
+        out.push(events::body(
+            events::FILES_CREATED,
+            customer,
+            "FILE_LIST",
+            json!(created),
+            &info(),
+        ));
+    }
+    for (id, state) in after {
+        if before.get(id) == Some(state) {
+            continue;
+        }
+        let kind = match state.1.as_str() {
+            "READY" => events::FILE_READY,
+            "SYNC_ERROR" => events::FILE_ERROR,
+            _ => continue,
+        };
+        out.push(events::body(kind, customer, "FILE", json!(id), &info()));
+    }
+    for id in before.keys().filter(|id| !after.contains_key(id)) {
+        out.push(events::body(
+            events::FILE_DELETED,
+            customer,
+            "FILE",
+            json!(id),
+            &info(),
+        ));
+    }
+    out
+}
+
+/// When the next scheduled sync is due: the interval, less up to a tenth
+/// of it at random, so that connections made together drift apart.
+pub fn next_run(hours: i64) -> String {
+    let interval = Duration::from_secs(hours.clamp(1, 24 * 30) as u64 * 3600);
+    let jitter = rand::thread_rng().gen_range(0.0..0.1);
+    let delay = interval.mul_f64(1.0 - jitter);
+    (chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Whether an end user's settings let a source sync on schedule.
+pub fn auto_sync_allowed(sources: Option<&serde_json::Value>) -> bool {
+    match sources {
+        None => true,
+        Some(serde_json::Value::String(all)) => all == "ALL",
+        Some(serde_json::Value::Array(list)) => list.iter().any(|s| s == "CONFLUENCE"),
+        Some(_) => false,
+    }
+}
+
+/// The scheduler: queues a sync of every connection that is due.
+pub async fn scheduler(app: Arc<App>) {
+    let tick = Duration::from_secs(app.config.scheduler_tick_secs.max(1));
+    loop {
+        if let Err(error) = schedule_due(&app).await {
+            tracing::error!(%error, "scheduling failed");
+        }
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// One pass: each due connection is queued once (a run missed while the
+/// server was down runs once, at start) and its next run is set.
+pub async fn schedule_due(app: &App) -> Result<usize, store::Error> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut queued = 0;
+    for (connection, user) in app.store.due_connections(&now).await? {
+        let hours = user
+            .as_ref()
+            .and_then(|u| u.auto_sync_interval)
+            .unwrap_or(app.config.sync_interval_hours as i64);
+        let allowed = auto_sync_allowed(user.as_ref().and_then(|u| u.auto_sync_sources.as_ref()));
+        if allowed && !Scope::of(&connection).is_empty() {
+            app.store.enqueue_sync(&connection.id, "scheduled").await?;
+            queued += 1;
+        }
+        app.store
+            .set_next_sync(&connection.id, Some(&next_run(hours)))
+            .await?;
+    }
+    if queued > 0 {
+        app.jobs_ready.notify_waiters();
+    }
+    Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_follow_the_snapshots() {
+        let before: Snapshot = [
+            (1, (1, "READY".into())),
+            (2, (1, "READY".into())),
+            (3, (-1, "QUEUED_FOR_SYNC".into())),
+        ]
+        .into_iter()
+        .collect();
+        let after: Snapshot = [
+            (1, (1, "READY".into())),
+            (3, (2, "READY".into())),
+            (4, (1, "SYNC_ERROR".into())),
+        ]
+        .into_iter()
+        .collect();
+        let kinds: Vec<String> = file_events(&before, &after, "c", 9)
+            .iter()
+            .map(|b| {
+                let outer: serde_json::Value = serde_json::from_str(b).unwrap();
+                let inner: serde_json::Value =
+                    serde_json::from_str(outer["payload"].as_str().unwrap()).unwrap();
+                format!(
+                    "{} {}",
+                    inner["webhook_type"].as_str().unwrap(),
+                    inner["object"]["object_id"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "FILES_CREATED [4]",
+                "FILE_READY 3",
+                "FILE_ERROR 4",
+                "FILE_DELETED 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn schedule_spreads_within_a_tenth() {
+        let now = chrono::Utc::now();
+        for _ in 0..100 {
+            let next = chrono::DateTime::parse_from_rfc3339(&next_run(24)).unwrap();
+            let hours = (next.with_timezone(&chrono::Utc) - now).num_minutes() as f64 / 60.0;
+            assert!((21.5..=24.01).contains(&hours), "{hours}");
+        }
+        assert!(auto_sync_allowed(None));
+        assert!(auto_sync_allowed(Some(&json!("ALL"))));
+        assert!(auto_sync_allowed(Some(&json!(["CONFLUENCE"]))));
+        assert!(!auto_sync_allowed(Some(&json!([]))));
+        assert!(!auto_sync_allowed(Some(&json!(["NOTION"]))));
+    }
+}

@@ -1,0 +1,297 @@
+//! confsync's HTTP API: Carbon's shape (paths, fields, statuses, webhooks)
+//! over confsync's store, sync engine and index.
+//!
+//! One process holds the store, one index (kept in step by a follower
+//! that every commit nudges), the sync workers and the scheduler, and the
+//! webhook deliverer. Everything durable is in the store: a killed
+//! process loses no queued sync, no schedule and no webhook.
+//!
+//! It knows nothing of Confluence's wire format: the sync engine and the
+//! client do.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod connection;
+pub mod error;
+pub mod events;
+mod extract;
+pub mod jobs;
+pub mod model;
+mod oauth;
+pub mod openapi;
+mod routes;
+pub mod webhooks;
+
+pub use config::Config;
+pub use extract::hash_secret;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use error::ApiError;
+use rand::Rng;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: store::Store,
+    pub index: Arc<index::Index>,
+    pub follower: index::Follower,
+    /// Signs OAuth states.
+    state_key: [u8; 32],
+    /// For Atlassian's OAuth endpoints and credential checks.
+    http: reqwest::Client,
+    /// For webhooks: never follows redirects (a redirect could lead to a
+    /// private address that the target check refused).
+    webhook_http: reqwest::Client,
+    /// Nudged when a job is queued, and when an event is written.
+    pub jobs_ready: tokio::sync::Notify,
+    pub outbox_ready: tokio::sync::Notify,
+}
+
+pub type AppState = Arc<App>;
+
+/// A running server: its address, and its tasks (aborted on drop; `stop`
+/// shuts down in order).
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub app: AppState,
+    serving: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving (letting requests in flight finish), then the workers,
+    /// the scheduler and the deliverer, then the index follower; returns
+    /// when the index is closed, so that another server may open the data
+    /// directory. A sync in progress stops where it is and resumes at the
+    /// next start.
+    pub async fn stop(mut self) {
+        if let Some((stop, serving)) = self.serving.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), serving).await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        let mut app = self.app.clone();
+        drop(self);
+        for _ in 0..500 {
+            match Arc::try_unwrap(app) {
+                Ok(app) => {
+                    app.follower.shutdown().await;
+                    return;
+                }
+                Err(shared) => {
+                    app = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+        tracing::warn!("the server's state is still in use after stopping");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some((_, serving)) = &self.serving {
+            serving.abort();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A new organisation and its first API key (printed once, stored hashed).
+pub async fn create_organisation(
+    store: &store::Store,
+    name: &str,
+) -> store::Result<(store::Organisation, String)> {
+    let organisation = store.create_organisation(name).await?;
+    let key = format!("csk_{}", hex::encode(rand::thread_rng().gen::<[u8; 32]>()));
+    store
+        .add_api_key(&organisation.id, &hash_secret(&key))
+        .await?;
+    Ok((organisation, key))
+}
+
+fn state_key(store_dir: &std::path::Path) -> Result<[u8; 32], String> {
+    // Derived from the data directory's secret key file name space: a key
+    // of its own, kept next to it with the same care.
+    let path = store_dir.join("state.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes =
+                hex::decode(text.trim()).map_err(|_| format!("{} is not hex", path.display()))?;
+            bytes
+                .try_into()
+                .map_err(|_| format!("{} must hold 32 bytes", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::thread_rng().gen();
+            write_private(&path, &hex::encode(key))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Opens the store and index under the configured data directory, starts
+/// the workers, the scheduler and the deliverer, and serves on `listener`.
+pub async fn start(
+    mut config: Config,
+    listener: tokio::net::TcpListener,
+) -> Result<Running, String> {
+    config.validate()?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The address actually bound (port 0 picks one): OAuth redirects come back here.
+    config.addr = addr;
+    let store = store::Store::open(&config.data_dir)
+        .await
+        .map_err(|e| format!("opening the store in {}: {e}", config.data_dir.display()))?;
+    let embedder: Option<Arc<dyn index::Embedder>> = match &config.embeddings {
+        Some(e) => Some(Arc::new(
+            index::OpenAiEmbedder::new(index::OpenAiConfig {
+                base_url: e.url.clone(),
+                model: e.model.clone(),
+                api_key: std::env::var("CONFSYNC_EMBEDDINGS_KEY").ok(),
+                dimensions: None,
+            })
+            .map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let index_dir = config.data_dir.join("index");
+    let index = Arc::new(
+        index::Index::open(&index_dir, &store, embedder)
+            .await
+            .map_err(|e| format!("opening the index in {}: {e}", index_dir.display()))?,
+    );
+    if !index.is_writable() {
+        return Err(format!(
+            "another process is writing the index in {}; stop it first",
+            index_dir.display()
+        ));
+    }
+    let requeued = store
+        .requeue_running_jobs()
+        .await
+        .map_err(|e| e.to_string())?;
+    if requeued > 0 {
+        tracing::info!(requeued, "sync jobs interrupted by a stop are queued again");
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let app = Arc::new(App {
+        state_key: state_key(&config.data_dir)?,
+        follower: index::Follower::start(index.clone(), store.clone()),
+        config,
+        store,
+        index,
+        http: http.clone(),
+        webhook_http: http,
+        jobs_ready: Default::default(),
+        outbox_ready: Default::default(),
+    });
+    let mut tasks = Vec::new();
+    for _ in 0..app.config.workers {
+        tasks.push(tokio::spawn(jobs::worker(app.clone())));
+    }
+    tasks.push(tokio::spawn(jobs::scheduler(app.clone())));
+    tasks.push(tokio::spawn(webhooks::deliverer(app.clone())));
+    let router = router(app.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        app,
+        serving: Some((stop, serving)),
+        tasks,
+    })
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/auth/v1/access_token", get(routes::access_token))
+        .route("/integrations/oauth_url", post(oauth::oauth_url))
+        .route("/integrations/confluence/oauth", get(oauth::callback))
+        .route("/integrations/connect", post(routes::connect))
+        .route("/integrations/items/sync", post(routes::items_sync))
+        .route("/integrations/items/list", post(routes::items_list))
+        .route("/integrations/files/sync", post(routes::files_sync))
+        .route("/user_data_sources", post(routes::user_data_sources))
+        .route("/revoke_access_token", post(routes::revoke_access_token))
+        .route("/user_files_v2", post(routes::user_files_v2))
+        .route("/resync_file", post(routes::resync_file))
+        .route("/delete_files_v2", post(routes::delete_files_v2))
+        .route("/embeddings", post(routes::embeddings))
+        .route("/update_users", post(routes::update_users))
+        .route("/list_users", post(routes::list_users))
+        .route("/delete_users", post(routes::delete_users))
+        .route("/add_webhook", post(routes::add_webhook))
+        .route("/webhooks", post(routes::list_webhooks))
+        .route(
+            "/delete_webhook/{webhook_id}",
+            delete(routes::delete_webhook),
+        )
+        .route("/white_label/create", post(routes::white_label_create))
+        .route("/white_label/list", post(routes::white_label_list))
+        .route("/white_label/update", post(routes::white_label_update))
+        .route("/white_label/delete", post(routes::white_label_delete))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint takes another method",
+            )
+            .into_response()
+        })
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app)
+}

@@ -1,0 +1,627 @@
+//! Request and response bodies, with Carbon's field names and defaults.
+//! Unknown fields are ignored, as Carbon's API does, so that its SDKs'
+//! extra fields pass. Their JSON Schemas make the OpenAPI document.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Pagination {
+    /// 1 to 250.
+    pub limit: i64,
+    pub offset: i64,
+    pub starting_id: i64,
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination {
+            limit: 10,
+            offset: 0,
+            starting_id: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderDir {
+    #[default]
+    Asc,
+    Desc,
+}
+
+// OAuth and connecting.
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OAuthUrlRequest {
+    /// CONFLUENCE (the only source confsync connects).
+    pub service: String,
+    /// The site: `acme` for https://acme.atlassian.net, or the name of a
+    /// site the operator configured.
+    #[serde(default)]
+    pub confluence_subdomain: Option<String>,
+    #[serde(default)]
+    pub chunk_size: Option<i64>,
+    #[serde(default)]
+    pub chunk_overlap: Option<i64>,
+    /// Sync everything the account can read once connected (default true);
+    /// false waits for /integrations/files/sync.
+    #[serde(default)]
+    pub sync_files_on_connection: Option<bool>,
+    #[serde(default)]
+    pub data_source_tags: Option<BTreeMap<String, Value>>,
+    /// Reconnect this data source (its credentials are replaced).
+    #[serde(default)]
+    pub data_source_id: Option<i64>,
+    #[serde(default)]
+    pub connecting_new_account: Option<bool>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// confsync: apply Confluence's space permissions and page
+    /// restrictions to searches (sync as an account that reads everything).
+    #[serde(default)]
+    pub enforce_permissions: Option<bool>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OAuthUrlResponse {
+    pub oauth_url: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConfluenceAuthentication {
+    /// CONFLUENCE.
+    pub source: String,
+    /// The site, as for /integrations/oauth_url.
+    pub subdomain: String,
+    /// An API token (with `username`), a personal access token (Data
+    /// Center), or an OAuth access token (with `refresh_token`).
+    pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The account's email, for an API token.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct SyncOptionsInput {
+    pub chunk_size: Option<i64>,
+    pub chunk_overlap: Option<i64>,
+    pub sync_files_on_connection: Option<bool>,
+    pub data_source_tags: Option<BTreeMap<String, Value>>,
+    pub enforce_permissions: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConnectRequest {
+    pub authentication: ConfluenceAuthentication,
+    #[serde(default)]
+    pub sync_options: SyncOptionsInput,
+}
+
+/// Carbon's OrganizationUserDataSourceAPI.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DataSource {
+    pub id: i64,
+    pub data_source_external_id: Option<String>,
+    pub data_source_type: String,
+    /// Never the credentials: always null.
+    pub token: Option<Value>,
+    /// QUEUED_FOR_SYNCING, SYNCING, READY or SYNC_ERROR.
+    pub sync_status: String,
+    pub source_items_synced_at: Option<String>,
+    pub organization_user_id: i64,
+    pub organization_id: i64,
+    pub organization_supplied_user_id: String,
+    pub revoked_access: bool,
+    pub last_synced_at: String,
+    /// ADD, UPDATE, CANCEL or REVOKE.
+    pub last_sync_action: String,
+    pub enable_auto_sync: Option<bool>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub files_synced_at: Option<String>,
+    pub data_source_metadata: Value,
+    pub tags: Value,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConnectResponse {
+    pub data_source: DataSource,
+    pub sync_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DataSourceIdRequest {
+    pub data_source_id: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SuccessResponse {
+    pub success: bool,
+}
+
+// The item tree.
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ItemFilters {
+    pub external_ids: Option<Vec<String>>,
+    pub ids: Option<Vec<i64>>,
+    pub name: Option<String>,
+    /// SPACE or PAGE.
+    pub item_types: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemOrderBy {
+    #[default]
+    Name,
+    Id,
+    DirectoriesFirst,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ItemsListRequest {
+    pub data_source_id: i64,
+    /// The parent's external id (a space key, or a page id); the spaces
+    /// when absent.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub filters: Option<ItemFilters>,
+    #[serde(default)]
+    pub pagination: Pagination,
+    #[serde(default)]
+    pub order_by: ItemOrderBy,
+    #[serde(default)]
+    pub order_dir: OrderDir,
+}
+
+/// Carbon's ExternalSourceItem.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Item {
+    pub id: i64,
+    pub external_id: String,
+    pub source: String,
+    pub name: String,
+    pub synced_at: String,
+    pub is_selectable: Option<bool>,
+    pub is_expandable: Option<bool>,
+    pub organization_id: i64,
+    pub organization_supplied_user_id: String,
+    pub organization_user_id: i64,
+    pub organization_user_data_source_id: i64,
+    pub organization_user_file_to_sync_id: Option<i64>,
+    pub parent_external_id: Option<String>,
+    /// SPACE or PAGE.
+    pub item_type: Option<String>,
+    pub root_external_id: Option<String>,
+    pub external_url: Option<String>,
+    pub file_format: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ItemsListResponse {
+    pub items: Vec<Item>,
+    pub count: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SyncId {
+    Id(String),
+    WithRoot { id: String, root_id: String },
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FilesSyncRequest {
+    pub data_source_id: i64,
+    /// Space keys (the whole space) and page ids (the page and its
+    /// descendants), as items/list gives them.
+    pub ids: Vec<SyncId>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub chunk_size: Option<i64>,
+    #[serde(default)]
+    pub chunk_overlap: Option<i64>,
+}
+
+// Data sources.
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DataSourceFilters {
+    pub source: Option<String>,
+    pub ids: Option<Vec<i64>>,
+    pub revoked_access: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum CreatedOrUpdated {
+    CreatedAt,
+    #[default]
+    UpdatedAt,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DataSourcesRequest {
+    pub pagination: Pagination,
+    pub order_by: CreatedOrUpdated,
+    pub order_dir: OrderDir,
+    pub filters: DataSourceFilters,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DataSourcesResponse {
+    pub results: Vec<DataSource>,
+    pub count: i64,
+}
+
+// Files.
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct FileFilters {
+    /// CONFLUENCE, or a list of source types.
+    pub source: Option<Value>,
+    pub name: Option<String>,
+    pub tags: Option<BTreeMap<String, Value>>,
+    pub ids: Option<Vec<i64>>,
+    pub external_file_ids: Option<Vec<String>>,
+    pub sync_statuses: Option<Vec<String>>,
+    pub parent_file_ids: Option<Vec<i64>>,
+    pub organization_user_data_source_id: Option<Vec<i64>>,
+    pub include_all_children: bool,
+    pub non_synced_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOrderBy {
+    CreatedAt,
+    #[default]
+    UpdatedAt,
+    Name,
+    LastSync,
+    FileSize,
+    Id,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct UserFilesRequest {
+    pub pagination: Pagination,
+    pub order_by: FileOrderBy,
+    pub order_dir: OrderDir,
+    pub filters: FileFilters,
+}
+
+/// Carbon's UserFile.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserFile {
+    pub id: i64,
+    pub source: String,
+    pub organization_id: i64,
+    pub organization_user_id: Option<i64>,
+    pub organization_supplied_user_id: String,
+    pub organization_user_data_source_id: Option<i64>,
+    pub external_file_id: String,
+    pub external_url: Option<String>,
+    /// QUEUED_FOR_SYNC, SYNCING, READY or SYNC_ERROR.
+    pub sync_status: String,
+    pub sync_error_message: Option<String>,
+    pub last_sync: Option<String>,
+    pub tags: Option<Value>,
+    pub file_statistics: Option<Value>,
+    pub file_metadata: Option<Value>,
+    pub embedding_properties: Option<Value>,
+    pub chunk_size: Option<i64>,
+    pub chunk_overlap: Option<i64>,
+    pub chunk_properties: Option<Value>,
+    pub ocr_properties: Value,
+    pub ocr_job_started_at: Option<String>,
+    pub name: Option<String>,
+    pub parent_id: Option<i64>,
+    pub enable_auto_sync: Option<bool>,
+    pub presigned_url: Option<String>,
+    pub parsed_text_url: Option<String>,
+    pub additional_presigned_urls: Option<Value>,
+    pub skip_embedding_generation: bool,
+    pub source_created_at: Option<String>,
+    pub generate_sparse_vectors: Option<bool>,
+    pub request_id: Option<String>,
+    pub upload_id: Option<String>,
+    pub sync_properties: Value,
+    pub messages_metadata: Value,
+    pub file_contents_deleted: bool,
+    pub supports_cold_storage: bool,
+    pub hot_storage_time_to_live: Option<i64>,
+    pub embedding_storage_status: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserFilesResponse {
+    pub results: Vec<UserFile>,
+    pub count: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ResyncFileRequest {
+    pub file_id: i64,
+    #[serde(default)]
+    pub chunk_size: Option<i64>,
+    #[serde(default)]
+    pub chunk_overlap: Option<i64>,
+    #[serde(default)]
+    pub force_embedding_generation: bool,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DeleteFilesRequest {
+    pub filters: FileFilters,
+    pub send_webhook: bool,
+    pub preserve_file_record: bool,
+}
+
+// Users.
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UpdateUsersRequest {
+    /// 1 to 100 customer ids.
+    pub customer_ids: Vec<String>,
+    /// Source types (CONFLUENCE) or "ALL"; an empty list turns auto-sync off.
+    #[serde(default)]
+    pub auto_sync_enabled_sources: Option<Value>,
+    /// Hours: 3, 6, 12 or 24.
+    #[serde(default)]
+    pub auto_sync_interval: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ListUsersFilters {
+    pub customer_ids: Option<Vec<String>>,
+    pub carbon_user_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ListUsersRequest {
+    pub pagination: Pagination,
+    pub filters: ListUsersFilters,
+    pub order_by: CreatedOrUpdated,
+    pub order_dir: OrderDir,
+    pub include_count: bool,
+}
+
+impl Default for ListUsersRequest {
+    fn default() -> Self {
+        ListUsersRequest {
+            pagination: Pagination::default(),
+            filters: ListUsersFilters::default(),
+            order_by: CreatedOrUpdated::CreatedAt,
+            order_dir: OrderDir::Desc,
+            include_count: false,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub organization_id: i64,
+    pub organization_supplied_user_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub enabled_features: Option<Value>,
+    pub custom_limits: Value,
+    pub auto_sync_enabled_sources: Vec<Value>,
+    /// confsync: hours between scheduled syncs.
+    pub auto_sync_interval: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListUsersResponse {
+    pub users: Vec<UserOut>,
+    pub count: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DeleteUsersRequest {
+    pub customer_ids: Vec<String>,
+}
+
+// Search.
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HybridTuning {
+    pub weight_a: f32,
+    pub weight_b: f32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct EmbeddingsRequest {
+    pub query: String,
+    #[serde(default)]
+    pub query_vector: Option<Vec<f32>>,
+    /// 1 to 1000.
+    pub k: i64,
+    #[serde(default)]
+    pub file_ids: Option<Vec<i64>>,
+    #[serde(default)]
+    pub parent_file_ids: Option<Vec<i64>>,
+    #[serde(default)]
+    pub include_all_children: bool,
+    /// Every key must match (a list value: any of its elements).
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub include_tags: Option<bool>,
+    #[serde(default)]
+    pub include_vectors: Option<bool>,
+    #[serde(default)]
+    pub hybrid_search: Option<bool>,
+    #[serde(default)]
+    pub hybrid_search_tuning_parameters: Option<HybridTuning>,
+    /// confsync: who the results are for (audience segments, and the
+    /// Confluence account and groups where permissions are enforced):
+    /// {"signed_in", "agent", "tags", "organization_ids", "group_ids",
+    /// "confluence_account_id", "confluence_groups"}. Anonymous when absent.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, Value>>")]
+    pub viewer: Option<Value>,
+    /// confsync: only these data sources.
+    #[serde(default)]
+    pub data_source_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Document {
+    pub content: String,
+    pub file_id: i64,
+    pub parent_file_id: Option<i64>,
+    pub source: Option<String>,
+    pub source_url: Option<String>,
+    pub source_type: Option<String>,
+    pub presigned_url: Option<String>,
+    pub tags: Option<Value>,
+    pub vector: Option<Vec<f32>>,
+    pub score: Option<f32>,
+    pub rank: Option<i64>,
+    pub content_metadata: Option<Value>,
+    pub chunk_index: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EmbeddingsResponse {
+    pub documents: Vec<Document>,
+}
+
+// Webhooks.
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AddWebhookRequest {
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WebhookOut {
+    pub id: i64,
+    pub organization_id: i64,
+    pub url: String,
+    /// Shown once, here: it signs every delivery (Carbon-Signature).
+    pub signing_key: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WebhookNoKey {
+    pub id: i64,
+    pub organization_id: i64,
+    pub url: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WebhookFilters {
+    pub ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WebhooksRequest {
+    pub pagination: Pagination,
+    pub order_by: CreatedOrUpdated,
+    pub order_dir: OrderDir,
+    pub filters: WebhookFilters,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WebhooksResponse {
+    pub results: Vec<WebhookNoKey>,
+    pub count: i64,
+}
+
+// White labels.
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WhiteLabelCredentials {
+    pub client_id: String,
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WhiteLabelInput {
+    /// CONFLUENCE.
+    pub data_source_type: String,
+    pub credentials: WhiteLabelCredentials,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhiteLabelOut {
+    pub id: i64,
+    pub organization_id: i64,
+    pub data_source_type: String,
+    /// The client id and redirect URI; never the secret.
+    pub credentials: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WhiteLabelFilters {
+    pub ids: Option<Vec<i64>>,
+    pub data_source_type: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct WhiteLabelListRequest {
+    pub pagination: Pagination,
+    pub order_dir: OrderDir,
+    pub filters: WhiteLabelFilters,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhiteLabelListResponse {
+    pub results: Vec<WhiteLabelOut>,
+    pub count: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WhiteLabelDeleteRequest {
+    pub ids: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+}

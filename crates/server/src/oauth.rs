@@ -1,0 +1,436 @@
+//! OAuth 2.0 (3LO) with Atlassian: the state parameter, the authorize URL,
+//! and the callback (code exchange, accessible-resources, connection).
+//!
+//! The state is `base64url(claims).base64url(HMAC-SHA256(key, claims))`,
+//! its claims naming a nonce, the organisation, the customer and the
+//! expiry. The signature says the server issued it; the nonce's row in the
+//! store makes it single-use (consumed atomically at the callback) and
+//! carries the request's settings.
+
+use crate::connection::{oauth_app, Secret};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Caller};
+use crate::model::{OAuthUrlRequest, OAuthUrlResponse};
+use crate::routes::{connection_settings, finish_connect, ConnectSettings};
+use crate::{App, AppState};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// The nonce.
+    pub n: String,
+    /// Organisation id.
+    pub o: String,
+    /// Customer id.
+    pub c: String,
+    /// Expiry, seconds since the epoch.
+    pub e: i64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum StateError {
+    Malformed,
+    BadSignature,
+    Expired,
+    Used,
+}
+
+impl StateError {
+    fn api(&self) -> ApiError {
+        let (code, message) = match self {
+            StateError::Malformed => ("invalid_state", "the state parameter is malformed"),
+            StateError::BadSignature => (
+                "invalid_state",
+                "the state parameter was not issued by this server",
+            ),
+            StateError::Expired => (
+                "state_expired",
+                "the authorization took too long; start again",
+            ),
+            StateError::Used => ("state_used", "this authorization was already completed"),
+        };
+        ApiError::bad_request(code, message)
+    }
+}
+
+fn mac(key: &[u8]) -> Hmac<sha2::Sha256> {
+    Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+pub fn sign(key: &[u8], claims: &Claims) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let mut mac = mac(key);
+    mac.update(body.as_bytes());
+    format!(
+        "{body}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Checks the signature and the expiry (not the single use: that is the store's).
+pub fn verify(key: &[u8], state: &str, now: i64) -> Result<Claims, StateError> {
+    let (body, signature) = state.split_once('.').ok_or(StateError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| StateError::Malformed)?;
+    let mut mac = mac(key);
+    mac.update(body.as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| StateError::BadSignature)?;
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(body)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(StateError::Malformed)?;
+    if claims.e <= now {
+        return Err(StateError::Expired);
+    }
+    Ok(claims)
+}
+
+/// POST /integrations/oauth_url
+pub async fn oauth_url(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<OAuthUrlRequest>,
+) -> ApiResult<Json<OAuthUrlResponse>> {
+    let customer = caller.customer()?.to_string();
+    if request.service != "CONFLUENCE" {
+        return Err(ApiError::field(
+            &["service"],
+            "only CONFLUENCE is supported",
+        ));
+    }
+    let subdomain = request
+        .confluence_subdomain
+        .clone()
+        .ok_or_else(|| ApiError::field(&["confluence_subdomain"], "required for CONFLUENCE"))?;
+    app.config
+        .resolve_site(&subdomain)
+        .map_err(|message| ApiError::field(&["confluence_subdomain"], message))?;
+    let settings = connection_settings(
+        request.chunk_size,
+        request.chunk_overlap,
+        request.sync_files_on_connection,
+        request.data_source_tags.clone(),
+        request.enforce_permissions,
+    )?;
+    if let Some(id) = request.data_source_id {
+        // Reconnecting: it must be this customer's.
+        let user = app
+            .store
+            .end_user(&caller.organisation.id, &customer)
+            .await?;
+        let owned = match user {
+            Some(user) => {
+                app.store
+                    .data_source(&caller.organisation.id, &user.id, id)
+                    .await?
+            }
+            None => None,
+        };
+        if owned.is_none() {
+            return Err(ApiError::not_found("data source"));
+        }
+    }
+    let (oauth, redirect_uri, _) = oauth_app(&app, &caller.organisation.id).await?;
+    let nonce = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+    let expires = chrono::Utc::now()
+        + chrono::Duration::seconds(app.config.oauth_state_ttl_secs.clamp(1, 86_400) as i64);
+    let claims = Claims {
+        n: nonce.clone(),
+        o: caller.organisation.id.clone(),
+        c: customer.clone(),
+        e: expires.timestamp(),
+    };
+    let saved = serde_json::json!({
+        "subdomain": subdomain,
+        "settings": settings,
+        "data_source_id": request.data_source_id,
+    });
+    app.store
+        .save_oauth_state(
+            &nonce,
+            &caller.organisation.id,
+            &customer,
+            &saved,
+            &expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .await?;
+    let state = sign(&app.state_key, &claims);
+    let mut url =
+        url::Url::parse(&app.config.atlassian.authorize_url).map_err(ApiError::internal)?;
+    url.query_pairs_mut()
+        .append_pair("audience", "api.atlassian.com")
+        .append_pair("client_id", &oauth.client_id)
+        .append_pair("scope", &app.config.atlassian.scopes.join(" "))
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("state", &state)
+        .append_pair("response_type", "code")
+        .append_pair("prompt", "consent");
+    Ok(Json(OAuthUrlResponse {
+        oauth_url: url.to_string(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    expires_in: i64,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    id: String,
+    url: String,
+}
+
+/// GET /integrations/confluence/oauth: Atlassian sends the browser here.
+pub async fn callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    match complete(&app, query.as_deref().unwrap_or("")).await {
+        Ok(data_source_id) if browser => Html(format!(
+            "<!DOCTYPE html><html><head><title>Connected</title></head><body>\
+             <h1>Confluence is connected</h1><p>Data source {data_source_id}. You can close this window.</p>\
+             </body></html>"
+        ))
+        .into_response(),
+        Ok(data_source_id) => {
+            Json(serde_json::json!({"success": true, "data_source_id": data_source_id})).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn complete(app: &App, query: &str) -> ApiResult<i64> {
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    let state = params
+        .get("state")
+        .ok_or_else(|| ApiError::bad_request("invalid_state", "the state parameter is missing"))?;
+    let claims =
+        verify(&app.state_key, state, chrono::Utc::now().timestamp()).map_err(|e| e.api())?;
+    let saved = match app.store.consume_oauth_state(&claims.n).await? {
+        store::StateOutcome::Valid {
+            organisation_id,
+            customer_id,
+            request,
+        } if organisation_id == claims.o && customer_id == claims.c => request,
+        store::StateOutcome::Valid { .. } | store::StateOutcome::Unknown => {
+            return Err(StateError::BadSignature.api())
+        }
+        store::StateOutcome::Used => return Err(StateError::Used.api()),
+        store::StateOutcome::Expired => return Err(StateError::Expired.api()),
+    };
+    let organisation = app.store.organisation(&claims.o).await?;
+    if params.contains_key("error") {
+        // The user said no: Carbon's CANCEL event.
+        app.store
+            .emit_events(
+                &organisation.id,
+                &[crate::events::body(
+                    crate::events::CANCEL,
+                    &claims.c,
+                    "NONE",
+                    serde_json::Value::Null,
+                    &[],
+                )],
+            )
+            .await?;
+        app.outbox_ready.notify_one();
+        return Err(ApiError::bad_request(
+            "access_denied",
+            "the authorization was cancelled",
+        ));
+    }
+    let code = params
+        .get("code")
+        .ok_or_else(|| ApiError::bad_request("invalid_request", "the code parameter is missing"))?;
+    let subdomain = saved["subdomain"].as_str().unwrap_or_default().to_string();
+    let site = app
+        .config
+        .resolve_site(&subdomain)
+        .map_err(|m| ApiError::bad_request("invalid_subdomain", m))?;
+    let settings: ConnectSettings =
+        serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
+    let (oauth, redirect_uri, own_app) = oauth_app(app, &organisation.id).await?;
+    // The code for tokens.
+    let answer = app
+        .http
+        .post(&oauth.token_url)
+        .json(&serde_json::json!({
+            "grant_type": "authorization_code",
+            "client_id": oauth.client_id,
+            "client_secret": oauth.client_secret,
+            "code": code,
+            "redirect_uri": redirect_uri,
+        }))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "atlassian_unreachable",
+                "Atlassian's token endpoint could not be reached",
+            )
+        })?;
+    if !answer.status().is_success() {
+        return Err(ApiError::bad_request(
+            "code_exchange_failed",
+            format!(
+                "Atlassian refused the authorization code ({})",
+                answer.status()
+            ),
+        ));
+    }
+    let tokens: TokenAnswer = answer.json().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "atlassian_bad_answer",
+            "Atlassian's token answer was not understood",
+        )
+    })?;
+    let refresh_token = tokens.refresh_token.ok_or_else(|| {
+        ApiError::bad_request(
+            "no_refresh_token",
+            "no refresh token: the app must ask for offline_access",
+        )
+    })?;
+    // Which site: the one whose URL the subdomain names.
+    let resources: Vec<Resource> = app
+        .http
+        .get(app.config.accessible_resources_url())
+        .bearer_auth(&tokens.access_token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "atlassian_unreachable",
+                "accessible-resources could not be reached",
+            )
+        })?
+        .json()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "atlassian_bad_answer",
+                "accessible-resources was not understood",
+            )
+        })?;
+    let resource = resources
+        .iter()
+        .find(|r| {
+            r.url
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(&site.base_url)
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "site_not_accessible",
+                format!("the account that consented cannot reach {}", site.base_url),
+            )
+        })?;
+    if resource.id.is_empty()
+        || !resource
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "atlassian_bad_answer",
+            "the site's cloud id is malformed",
+        ));
+    }
+    let gateway = format!(
+        "{}/ex/confluence/{}",
+        app.config.atlassian.api_url.trim_end_matches('/'),
+        resource.id
+    );
+    let secret = Secret::OAuth {
+        oauth: confluence::OAuthTokens {
+            access_token: tokens.access_token,
+            refresh_token,
+            expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
+            lifetime_secs: tokens.expires_in,
+        },
+        own_app,
+    };
+    let reconnect = saved["data_source_id"].as_i64();
+    let connection = finish_connect(
+        app,
+        &organisation,
+        &claims.c,
+        "oauth",
+        &gateway,
+        "/wiki",
+        Some(&site.base_url),
+        secret,
+        &settings,
+        reconnect,
+    )
+    .await?;
+    Ok(connection.data_source_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_signed_and_expire() {
+        let key = [7u8; 32];
+        let claims = Claims {
+            n: "abc".into(),
+            o: "org_1".into(),
+            c: "customer".into(),
+            e: 2_000,
+        };
+        let state = sign(&key, &claims);
+        assert_eq!(verify(&key, &state, 1_000), Ok(claims));
+        assert_eq!(verify(&key, &state, 2_000), Err(StateError::Expired));
+        assert_eq!(
+            verify(&[8u8; 32], &state, 1_000),
+            Err(StateError::BadSignature)
+        );
+        // Changing the claims (another customer) breaks the signature.
+        let (_, signature) = state.split_once('.').unwrap();
+        let forged = Claims {
+            n: "abc".into(),
+            o: "org_1".into(),
+            c: "someone else".into(),
+            e: 2_000,
+        };
+        let forged_body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        assert_eq!(
+            verify(&key, &format!("{forged_body}.{signature}"), 1_000),
+            Err(StateError::BadSignature)
+        );
+        assert_eq!(verify(&key, "garbage", 1_000), Err(StateError::Malformed));
+        assert_eq!(verify(&key, "a.b!", 1_000), Err(StateError::Malformed));
+    }
+}

@@ -1,0 +1,350 @@
+//! The OpenAPI document, generated from the code: the endpoint table
+//! below (which a test checks against the router) and the JSON Schemas
+//! that schemars derives from the request and response types.
+
+use crate::model::*;
+use schemars::gen::{SchemaGenerator, SchemaSettings};
+use schemars::schema::Schema;
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Auth {
+    /// API key with customer-id, or a customer token.
+    Customer,
+    /// API key; the organisation's own settings.
+    Organisation,
+    /// None (the OAuth callback, the document itself).
+    Public,
+}
+
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub auth: Auth,
+    pub request: Option<fn(&mut SchemaGenerator) -> Schema>,
+    pub response: fn(&mut SchemaGenerator) -> Schema,
+}
+
+fn s<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+fn any(_: &mut SchemaGenerator) -> Schema {
+    Schema::Bool(true)
+}
+
+macro_rules! endpoint {
+    ($method:literal, $path:literal, $auth:ident, $summary:literal, $request:ty, $response:ty) => {
+        Endpoint {
+            method: $method,
+            path: $path,
+            summary: $summary,
+            auth: Auth::$auth,
+            request: Some(s::<$request>),
+            response: s::<$response>,
+        }
+    };
+    ($method:literal, $path:literal, $auth:ident, $summary:literal, $response:ty) => {
+        Endpoint {
+            method: $method,
+            path: $path,
+            summary: $summary,
+            auth: Auth::$auth,
+            request: None,
+            response: s::<$response>,
+        }
+    };
+}
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint!(
+            "get",
+            "/auth/v1/access_token",
+            Customer,
+            "A customer token (an hour) for calls as one customer",
+            TokenResponse
+        ),
+        endpoint!(
+            "post",
+            "/integrations/oauth_url",
+            Customer,
+            "The URL that starts Atlassian's consent",
+            OAuthUrlRequest,
+            OAuthUrlResponse
+        ),
+        Endpoint {
+            method: "get",
+            path: "/integrations/confluence/oauth",
+            summary: "OAuth callback: Atlassian redirects the browser here with code and state",
+            auth: Auth::Public,
+            request: None,
+            response: any,
+        },
+        endpoint!(
+            "post",
+            "/integrations/connect",
+            Customer,
+            "Connect with an API token or a personal access token",
+            ConnectRequest,
+            ConnectResponse
+        ),
+        endpoint!(
+            "post",
+            "/integrations/items/sync",
+            Customer,
+            "List the site's spaces and pages for a picker",
+            DataSourceIdRequest,
+            DataSource
+        ),
+        endpoint!(
+            "post",
+            "/integrations/items/list",
+            Customer,
+            "Browse the listed spaces and pages",
+            ItemsListRequest,
+            ItemsListResponse
+        ),
+        endpoint!(
+            "post",
+            "/integrations/files/sync",
+            Customer,
+            "Sync chosen spaces and pages",
+            FilesSyncRequest,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/user_data_sources",
+            Customer,
+            "The customer's data sources",
+            DataSourcesRequest,
+            DataSourcesResponse
+        ),
+        endpoint!(
+            "post",
+            "/revoke_access_token",
+            Customer,
+            "Revoke a data source's access",
+            DataSourceIdRequest,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/user_files_v2",
+            Customer,
+            "The customer's files, with sync statuses",
+            UserFilesRequest,
+            UserFilesResponse
+        ),
+        endpoint!(
+            "post",
+            "/resync_file",
+            Customer,
+            "Fetch a file again",
+            ResyncFileRequest,
+            UserFile
+        ),
+        endpoint!(
+            "post",
+            "/delete_files_v2",
+            Customer,
+            "Delete files by filter",
+            DeleteFilesRequest,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/embeddings",
+            Customer,
+            "Search the customer's chunks",
+            EmbeddingsRequest,
+            EmbeddingsResponse
+        ),
+        endpoint!(
+            "post",
+            "/update_users",
+            Organisation,
+            "Auto-sync settings of up to 100 customers",
+            UpdateUsersRequest,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/list_users",
+            Organisation,
+            "The organisation's customers",
+            ListUsersRequest,
+            ListUsersResponse
+        ),
+        endpoint!(
+            "post",
+            "/delete_users",
+            Organisation,
+            "Delete customers and everything synced for them",
+            DeleteUsersRequest,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/add_webhook",
+            Organisation,
+            "Add a webhook (its signing key is shown once)",
+            AddWebhookRequest,
+            WebhookOut
+        ),
+        endpoint!(
+            "post",
+            "/webhooks",
+            Organisation,
+            "The organisation's webhooks",
+            WebhooksRequest,
+            WebhooksResponse
+        ),
+        endpoint!(
+            "delete",
+            "/delete_webhook/{webhook_id}",
+            Organisation,
+            "Delete a webhook",
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/white_label/create",
+            Organisation,
+            "Bring your own OAuth app",
+            Vec<WhiteLabelInput>,
+            Vec<WhiteLabelOut>
+        ),
+        endpoint!(
+            "post",
+            "/white_label/list",
+            Organisation,
+            "The organisation's OAuth apps",
+            WhiteLabelListRequest,
+            WhiteLabelListResponse
+        ),
+        endpoint!(
+            "post",
+            "/white_label/update",
+            Organisation,
+            "Replace an OAuth app",
+            WhiteLabelInput,
+            WhiteLabelOut
+        ),
+        endpoint!(
+            "post",
+            "/white_label/delete",
+            Organisation,
+            "Delete OAuth apps",
+            WhiteLabelDeleteRequest,
+            SuccessResponse
+        ),
+    ]
+}
+
+fn validation_error() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "detail": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["loc", "msg", "type"],
+                    "properties": {
+                        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                        "msg": {"type": "string"},
+                        "type": {"type": "string"}
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn error() -> Value {
+    json!({
+        "type": "object",
+        "required": ["detail", "code"],
+        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}}
+    })
+}
+
+pub fn document() -> Value {
+    // OpenAPI 3.1's schemas are JSON Schema: draft 7's output (nullable
+    // as `["string", "null"]`) is valid there, and any JSON Schema
+    // validator can check responses against it.
+    let mut settings = SchemaSettings::draft07();
+    settings.definitions_path = "#/components/schemas/".into();
+    settings.meta_schema = None;
+    let mut generator = settings.into_generator();
+    let mut paths: Map<String, Value> = Map::new();
+    for endpoint in endpoints() {
+        let mut operation = json!({
+            "summary": endpoint.summary,
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": (endpoint.response)(&mut generator)}}
+                },
+                "422": {
+                    "description": "Validation error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}
+                },
+                "default": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                }
+            }
+        });
+        if let Some(request) = endpoint.request {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": request(&mut generator)}}
+            });
+        }
+        match endpoint.auth {
+            Auth::Customer => {
+                operation["security"] =
+                    json!([{"apiKey": [], "customerId": []}, {"customerToken": []}]);
+            }
+            Auth::Organisation => operation["security"] = json!([{"apiKey": []}]),
+            Auth::Public => operation["security"] = json!([]),
+        }
+        if endpoint.path.contains("{webhook_id}") {
+            operation["parameters"] = json!([{
+                "name": "webhook_id", "in": "path", "required": true, "schema": {"type": "integer"}
+            }]);
+        }
+        paths
+            .entry(endpoint.path.to_string())
+            .or_insert_with(|| json!({}))[endpoint.method] = operation;
+    }
+    let mut schemas: Map<String, Value> = generator
+        .take_definitions()
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or_default()))
+        .collect();
+    schemas.insert("HTTPValidationError".into(), validation_error());
+    schemas.insert("Error".into(), error());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "confsync",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A self-hosted Confluence connector with a Carbon-compatible API: connect a customer's Confluence, sync it, search it."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "The organisation's API key"},
+                "customerId": {"type": "apiKey", "in": "header", "name": "customer-id"},
+                "customerToken": {"type": "apiKey", "in": "header", "name": "authorization", "description": "Token <customer access token>"}
+            }
+        }
+    })
+}

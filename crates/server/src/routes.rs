@@ -1,0 +1,1784 @@
+//! The API's handlers. Each resolves the caller's organisation (and
+//! customer) first, and every lookup by id goes through it: another
+//! tenant's id reads as not found, exactly as an id that does not exist.
+
+use crate::connection::{client_for, data_source, Scope, Secret};
+use crate::error::{ApiError, ApiResult};
+use crate::events;
+use crate::extract::{hash_secret, valid_customer_id, Body, Caller};
+use crate::jobs::next_run;
+use crate::model::*;
+use crate::{App, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use futures::TryStreamExt;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use store::{Connection, EndUser, Organisation};
+
+// Shared pieces.
+
+pub const MAX_LIMIT: i64 = 250;
+
+fn page(pagination: &Pagination) -> ApiResult<(i64, i64)> {
+    if !(1..=MAX_LIMIT).contains(&pagination.limit) {
+        return Err(ApiError::field(
+            &["pagination", "limit"],
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    if pagination.offset < 0 {
+        return Err(ApiError::field(
+            &["pagination", "offset"],
+            "must not be negative",
+        ));
+    }
+    Ok((pagination.limit, pagination.offset))
+}
+
+fn check_ids<T>(path: &[&str], ids: &Option<Vec<T>>, max: usize) -> ApiResult<()> {
+    if ids.as_ref().is_some_and(|ids| ids.len() > max) {
+        return Err(ApiError::field(path, format!("at most {max} values")));
+    }
+    Ok(())
+}
+
+/// The caller's customer, if it exists yet (a customer is created by its
+/// first connection).
+async fn end_user(app: &App, caller: &Caller) -> ApiResult<Option<EndUser>> {
+    let customer = caller.customer()?;
+    Ok(app
+        .store
+        .end_user(&caller.organisation.id, customer)
+        .await?)
+}
+
+/// The caller's data source, or 404 (whoever else's it may be).
+async fn owned_source(app: &App, caller: &Caller, id: i64) -> ApiResult<(EndUser, Connection)> {
+    let user = end_user(app, caller)
+        .await?
+        .ok_or_else(|| ApiError::not_found("data source"))?;
+    let connection = app
+        .store
+        .data_source(&caller.organisation.id, &user.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("data source"))?;
+    Ok((user, connection))
+}
+
+/// Settings a connect request carries, checked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnectSettings {
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
+    pub sync_files_on_connection: bool,
+    pub tags: BTreeMap<String, Value>,
+    pub enforce_permissions: bool,
+}
+
+pub fn check_chunking(
+    chunk_size: Option<i64>,
+    chunk_overlap: Option<i64>,
+) -> ApiResult<(i64, i64)> {
+    let size = chunk_size.unwrap_or(1500);
+    let overlap = chunk_overlap.unwrap_or(20);
+    if !(50..=20_000).contains(&size) {
+        return Err(ApiError::field(
+            &["chunk_size"],
+            "must be between 50 and 20000 tokens",
+        ));
+    }
+    if overlap < 0 || overlap >= size / 2 {
+        return Err(ApiError::field(
+            &["chunk_overlap"],
+            "must be at least 0 and less than half of chunk_size",
+        ));
+    }
+    Ok((size, overlap))
+}
+
+fn check_tags(tags: &BTreeMap<String, Value>) -> ApiResult<()> {
+    if tags.len() > 50 {
+        return Err(ApiError::field(&["tags"], "at most 50 tags"));
+    }
+    for (key, value) in tags {
+        if key.is_empty() || key.len() > 100 {
+            return Err(ApiError::field(
+                &["tags"],
+                "tag keys must be 1 to 100 characters",
+            ));
+        }
+        if value.to_string().len() > 1000 {
+            return Err(ApiError::field(
+                &["tags", key],
+                "tag values must be under 1000 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn connection_settings(
+    chunk_size: Option<i64>,
+    chunk_overlap: Option<i64>,
+    sync_files_on_connection: Option<bool>,
+    tags: Option<BTreeMap<String, Value>>,
+    enforce_permissions: Option<bool>,
+) -> ApiResult<ConnectSettings> {
+    let (chunk_size, chunk_overlap) = check_chunking(chunk_size, chunk_overlap)?;
+    let tags = tags.unwrap_or_default();
+    check_tags(&tags)?;
+    Ok(ConnectSettings {
+        chunk_size,
+        chunk_overlap,
+        sync_files_on_connection: sync_files_on_connection.unwrap_or(true),
+        tags,
+        enforce_permissions: enforce_permissions.unwrap_or(false),
+    })
+}
+
+fn auth_header(secret: &Secret) -> String {
+    use base64::Engine as _;
+    match secret {
+        Secret::ApiToken { email, api_token } => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{email}:{api_token}"))
+        ),
+        Secret::Pat { pat } => format!("Bearer {pat}"),
+        Secret::OAuth { oauth, .. } => format!("Bearer {}", oauth.access_token),
+    }
+}
+
+/// Who the credentials are: Confluence's current user. Wrong credentials
+/// are the caller's error (400), an unreachable site a 502.
+async fn current_account(
+    app: &App,
+    site_url: &str,
+    context: &str,
+    secret: &Secret,
+) -> ApiResult<String> {
+    let url = format!("{site_url}{context}/rest/api/user/current");
+    let response = app
+        .http
+        .get(&url)
+        .header("authorization", auth_header(secret))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "confluence_unreachable",
+                "the Confluence site could not be reached",
+            )
+        })?;
+    if matches!(response.status().as_u16(), 401 | 403) {
+        return Err(ApiError::bad_request(
+            "invalid_credentials",
+            "Confluence refused these credentials",
+        ));
+    }
+    if !response.status().is_success() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "confluence_error",
+            format!("Confluence answered {}", response.status()),
+        ));
+    }
+    let user: Value = response.json().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "confluence_error",
+            "Confluence's answer was not understood",
+        )
+    })?;
+    let account = ["accountId", "userKey", "username"]
+        .iter()
+        .find_map(|k| user[*k].as_str().filter(|v| !v.is_empty()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "confluence_error",
+                "Confluence did not say who the user is",
+            )
+        })?;
+    Ok(account.to_string())
+}
+
+/// Creates (or updates, when reconnecting) a customer's connection, then
+/// announces it (ADD) and queues its first sync.
+#[allow(clippy::too_many_arguments)] // what a connection is made of, from two different flows
+pub async fn finish_connect(
+    app: &App,
+    organisation: &Organisation,
+    customer: &str,
+    auth_kind: &str,
+    site_url: &str,
+    context: &str,
+    site_link: Option<&str>,
+    secret: Secret,
+    settings: &ConnectSettings,
+    reconnect: Option<i64>,
+) -> ApiResult<Connection> {
+    let account = current_account(app, site_url, context, &secret).await?;
+    let user_id = app
+        .store
+        .ensure_end_user(&organisation.id, customer)
+        .await?;
+    let user = app
+        .store
+        .end_user_by_id(&user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("end user vanished"))?;
+    let secret_bytes = serde_json::to_vec(&secret).map_err(ApiError::internal)?;
+    let existing = match reconnect {
+        Some(id) => Some(
+            app.store
+                .data_source(&organisation.id, &user.id, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("data source"))?,
+        ),
+        None => {
+            let (mine, _) = app
+                .store
+                .data_sources(
+                    &organisation.id,
+                    &user.id,
+                    &[],
+                    None,
+                    true,
+                    false,
+                    10_000,
+                    0,
+                )
+                .await?;
+            mine.into_iter()
+                .find(|c| c.site_url == site_url && c.account == account)
+        }
+    };
+    let (connection, is_new) = match existing {
+        Some(connection) => {
+            app.store
+                .set_credentials(&connection.id, &secret_bytes)
+                .await?;
+            (connection, false)
+        }
+        None => {
+            let scope = Scope {
+                all: settings.sync_files_on_connection,
+                ..Scope::default()
+            };
+            let connection = app
+                .store
+                .create_connection(store::NewConnection {
+                    organisation_id: &organisation.id,
+                    site_url,
+                    auth_kind,
+                    account: &account,
+                    credentials: &secret_bytes,
+                    allow_personal_spaces: true,
+                    scope: scope.to_json(),
+                })
+                .await?;
+            (connection, true)
+        }
+    };
+    app.store
+        .set_connection_settings(
+            &connection.id,
+            &user.id,
+            context,
+            site_link,
+            settings.chunk_size,
+            settings.chunk_overlap,
+            &serde_json::to_value(&settings.tags).unwrap_or_default(),
+        )
+        .await?;
+    app.store
+        .set_enforce_permissions(&connection.id, settings.enforce_permissions)
+        .await?;
+    let hours = user
+        .auto_sync_interval
+        .unwrap_or(app.config.sync_interval_hours as i64);
+    app.store
+        .set_next_sync(&connection.id, Some(&next_run(hours)))
+        .await?;
+    app.store
+        .set_last_sync_action(&connection.id, "ADD")
+        .await?;
+    let connection = app.store.connection(&connection.id).await?;
+    if is_new {
+        app.store
+            .emit_events(
+                &organisation.id,
+                &[events::body(
+                    events::ADD,
+                    customer,
+                    "DATA_SOURCE",
+                    json!(connection.data_source_id),
+                    &[("data_source_type", "CONFLUENCE".into())],
+                )],
+            )
+            .await?;
+        app.outbox_ready.notify_one();
+    }
+    if !Scope::of(&connection).is_empty() {
+        queue(app, &connection.id, "connect").await?;
+    }
+    Ok(connection)
+}
+
+async fn queue(app: &App, connection_id: &str, reason: &str) -> ApiResult<()> {
+    app.store.enqueue_sync(connection_id, reason).await?;
+    app.jobs_ready.notify_one();
+    Ok(())
+}
+
+// Integrations.
+
+/// POST /integrations/connect: API token, personal access token, or OAuth tokens.
+pub async fn connect(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<ConnectRequest>,
+) -> ApiResult<Json<ConnectResponse>> {
+    let customer = caller.customer()?.to_string();
+    let auth = &request.authentication;
+    if auth.source != "CONFLUENCE" {
+        return Err(ApiError::field(
+            &["authentication", "source"],
+            "only CONFLUENCE is supported",
+        ));
+    }
+    if auth.access_token.is_empty() || auth.access_token.len() > 4096 {
+        return Err(ApiError::field(
+            &["authentication", "access_token"],
+            "must be 1 to 4096 characters",
+        ));
+    }
+    let site = app
+        .config
+        .resolve_site(&auth.subdomain)
+        .map_err(|m| ApiError::field(&["authentication", "subdomain"], m))?;
+    let options = &request.sync_options;
+    let settings = connection_settings(
+        options.chunk_size,
+        options.chunk_overlap,
+        options.sync_files_on_connection,
+        options.data_source_tags.clone(),
+        options.enforce_permissions,
+    )?;
+    let connection = match (&auth.username, &auth.refresh_token) {
+        (Some(email), _) => {
+            if email.is_empty() || email.len() > 320 {
+                return Err(ApiError::field(&["authentication", "username"], "must be the account's email"));
+            }
+            let secret = Secret::ApiToken {
+                email: email.clone(),
+                api_token: auth.access_token.clone(),
+            };
+            finish_connect(
+                &app,
+                &caller.organisation,
+                &customer,
+                "api_token",
+                &site.base_url,
+                &site.context_path,
+                None,
+                secret,
+                &settings,
+                None,
+            )
+            .await?
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "use_oauth_url",
+                "OAuth connections are made through /integrations/oauth_url, so that confsync holds the refresh token it rotates",
+            ))
+        }
+        (None, None) => {
+            if !site.configured {
+                return Err(ApiError::field(
+                    &["authentication", "username"],
+                    "an API token needs the account's email; personal access tokens are for Data Center sites the operator configured",
+                ));
+            }
+            let secret = Secret::Pat {
+                pat: auth.access_token.clone(),
+            };
+            finish_connect(
+                &app,
+                &caller.organisation,
+                &customer,
+                "pat",
+                &site.base_url,
+                &site.context_path,
+                None,
+                secret,
+                &settings,
+                None,
+            )
+            .await?
+        }
+    };
+    let user = end_user(&app, &caller)
+        .await?
+        .ok_or_else(|| ApiError::internal("end user vanished"))?;
+    Ok(Json(ConnectResponse {
+        data_source: data_source(&app.store, &caller.organisation, &user, &connection).await?,
+        sync_url: None,
+    }))
+}
+
+fn web_link(connection: &Connection, webui: Option<&str>) -> Option<String> {
+    let webui = webui?;
+    if webui.starts_with("http://") || webui.starts_with("https://") {
+        return Some(webui.to_string());
+    }
+    let base = connection
+        .site_link
+        .as_deref()
+        .unwrap_or(&connection.site_url);
+    let context = if connection.site_link.is_some() {
+        "/wiki"
+    } else {
+        connection.context_path.as_str()
+    };
+    Some(format!("{base}{context}{webui}"))
+}
+
+/// POST /integrations/items/sync: lists the spaces and pages of the site
+/// (metadata only) for a picker to browse with items/list.
+pub async fn items_sync(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DataSourceIdRequest>,
+) -> ApiResult<Json<DataSource>> {
+    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    if connection.revoked {
+        return Err(ApiError::bad_request(
+            "access_revoked",
+            "this data source's access was revoked",
+        ));
+    }
+    let client = client_for(&app, &connection)
+        .await
+        .map_err(|e| ApiError::bad_request("no_credentials", e))?;
+    let upstream = |e: confluence::Error| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "confluence_error",
+            format!("listing the site failed: {e}"),
+        )
+    };
+    let spaces: Vec<confluence::model::Space> = client
+        .stream::<confluence::model::Space>(client.spaces_url(&[]))
+        .try_collect()
+        .await
+        .map_err(upstream)?;
+    let mut items = Vec::new();
+    for space in spaces
+        .iter()
+        .filter(|s| connection.allow_personal_spaces || s.space_type != "personal")
+    {
+        let pages: Vec<confluence::model::Content> = client
+            .stream::<confluence::model::Content>(client.space_pages_url(&space.id, false))
+            .try_collect()
+            .await
+            .map_err(upstream)?;
+        let parents: std::collections::HashSet<&str> = pages
+            .iter()
+            .filter_map(|p| p.parent_id.as_deref())
+            .collect();
+        let ids: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
+        items.push(store::NewSourceItem {
+            external_id: space.key.clone(),
+            item_type: "SPACE",
+            name: space.name.clone(),
+            parent_external_id: None,
+            root_external_id: Some(space.key.clone()),
+            external_url: web_link(&connection, Some(&format!("/spaces/{}", space.key))),
+            is_expandable: !pages.is_empty(),
+        });
+        for page in &pages {
+            let parent = page
+                .parent_id
+                .clone()
+                .filter(|p| ids.contains(p.as_str()))
+                .unwrap_or_else(|| space.key.clone());
+            items.push(store::NewSourceItem {
+                external_id: page.id.clone(),
+                item_type: "PAGE",
+                name: page.title.clone(),
+                parent_external_id: Some(parent),
+                root_external_id: Some(space.key.clone()),
+                external_url: web_link(&connection, page.links.webui.as_deref()),
+                is_expandable: parents.contains(page.id.as_str()),
+            });
+        }
+    }
+    app.store
+        .replace_source_items(&connection.id, &items)
+        .await?;
+    let connection = app.store.connection(&connection.id).await?;
+    Ok(Json(
+        data_source(&app.store, &caller.organisation, &user, &connection).await?,
+    ))
+}
+
+/// POST /integrations/items/list
+pub async fn items_list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<ItemsListRequest>,
+) -> ApiResult<Json<ItemsListResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    let filters = request.filters.unwrap_or_default();
+    check_ids(&["filters", "ids"], &filters.ids, 1000)?;
+    check_ids(&["filters", "external_ids"], &filters.external_ids, 1000)?;
+    let item_types = filters.item_types.unwrap_or_default();
+    if let Some(bad) = item_types
+        .iter()
+        .find(|t| !matches!(t.as_str(), "SPACE" | "PAGE"))
+    {
+        return Err(ApiError::field(
+            &["filters", "item_types"],
+            format!("{bad:?} is not SPACE or PAGE"),
+        ));
+    }
+    let query = store::ItemQuery {
+        parent_external_id: request.parent_id.clone(),
+        name: filters.name.filter(|n| !n.is_empty()),
+        item_types,
+        external_ids: filters.external_ids.unwrap_or_default(),
+        ids: filters.ids.unwrap_or_default(),
+        order_by_id: request.order_by == ItemOrderBy::Id,
+        descending: request.order_dir == OrderDir::Desc,
+        limit,
+        offset,
+    };
+    let (items, count) = app.store.source_items(&connection.id, &query).await?;
+    Ok(Json(ItemsListResponse {
+        items: items
+            .into_iter()
+            .map(|item| Item {
+                id: item.id,
+                external_id: item.external_id,
+                source: "CONFLUENCE".into(),
+                name: item.name,
+                synced_at: item.synced_at.clone(),
+                is_selectable: Some(true),
+                is_expandable: Some(item.is_expandable),
+                organization_id: caller.organisation.number,
+                organization_supplied_user_id: user.customer_id.clone(),
+                organization_user_id: user.number,
+                organization_user_data_source_id: connection.data_source_id,
+                organization_user_file_to_sync_id: None,
+                parent_external_id: item.parent_external_id,
+                item_type: Some(item.item_type),
+                root_external_id: item.root_external_id,
+                external_url: item.external_url,
+                file_format: None,
+                created_at: item.created_at,
+                updated_at: item.synced_at,
+            })
+            .collect(),
+        count,
+    }))
+}
+
+/// POST /integrations/files/sync: adds spaces (by key) and pages (by id,
+/// with their descendants) to what the data source syncs, and syncs.
+pub async fn files_sync(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<FilesSyncRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    if request.ids.is_empty() || request.ids.len() > 1000 {
+        return Err(ApiError::field(&["ids"], "give 1 to 1000 ids"));
+    }
+    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
+        check_chunking(request.chunk_size, request.chunk_overlap)?;
+    }
+    if let Some(tags) = &request.tags {
+        check_tags(tags)?;
+    }
+    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    if connection.revoked {
+        return Err(ApiError::bad_request(
+            "access_revoked",
+            "this data source's access was revoked",
+        ));
+    }
+    let mut scope = Scope::of(&connection);
+    for (i, id) in request.ids.iter().enumerate() {
+        let id = match id {
+            SyncId::Id(id) => id,
+            SyncId::WithRoot { id, .. } => id,
+        };
+        let index = i.to_string();
+        if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit()) {
+            if !scope.pages.contains(id) {
+                scope.pages.push(id.clone());
+            }
+        } else if !id.is_empty()
+            && id.len() <= 255
+            && id
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '~' | '-'))
+        {
+            if !scope.spaces.contains(id) {
+                scope.spaces.push(id.clone());
+            }
+        } else {
+            return Err(ApiError::field(
+                &["ids", &index],
+                "not a space key or a page id",
+            ));
+        }
+    }
+    app.store
+        .set_scope(&connection.id, &scope.to_json())
+        .await?;
+    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
+        let (size, overlap) = check_chunking(
+            request.chunk_size.or(Some(connection.chunk_size)),
+            request.chunk_overlap.or(Some(connection.chunk_overlap)),
+        )?;
+        app.store
+            .set_chunking(&connection.id, size, overlap)
+            .await?;
+    }
+    app.store
+        .set_last_sync_action(&connection.id, "UPDATE")
+        .await?;
+    app.store
+        .emit_events(
+            &caller.organisation.id,
+            &[events::body(
+                events::UPDATE,
+                &user.customer_id,
+                "DATA_SOURCE",
+                json!(connection.data_source_id),
+                &[],
+            )],
+        )
+        .await?;
+    app.outbox_ready.notify_one();
+    queue(&app, &connection.id, "files").await?;
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+/// POST /user_data_sources
+pub async fn user_data_sources(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DataSourcesRequest>,
+) -> ApiResult<Json<DataSourcesResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    check_ids(&["filters", "ids"], &request.filters.ids, 1000)?;
+    let Some(user) = end_user(&app, &caller).await? else {
+        return Ok(Json(DataSourcesResponse {
+            results: Vec::new(),
+            count: 0,
+        }));
+    };
+    if request
+        .filters
+        .source
+        .as_deref()
+        .is_some_and(|s| s != "CONFLUENCE")
+    {
+        return Ok(Json(DataSourcesResponse {
+            results: Vec::new(),
+            count: 0,
+        }));
+    }
+    let (connections, count) = app
+        .store
+        .data_sources(
+            &caller.organisation.id,
+            &user.id,
+            request.filters.ids.as_deref().unwrap_or(&[]),
+            request.filters.revoked_access,
+            request.order_by == CreatedOrUpdated::CreatedAt,
+            request.order_dir == OrderDir::Desc,
+            limit,
+            offset,
+        )
+        .await?;
+    let mut results = Vec::with_capacity(connections.len());
+    for connection in &connections {
+        results.push(data_source(&app.store, &caller.organisation, &user, connection).await?);
+    }
+    Ok(Json(DataSourcesResponse { results, count }))
+}
+
+/// POST /revoke_access_token: the credentials are erased and syncing
+/// stops; synced files stay until deleted (/delete_files_v2).
+pub async fn revoke_access_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DataSourceIdRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    app.store.revoke_connection(&connection.id).await?;
+    app.store
+        .emit_events(
+            &caller.organisation.id,
+            &[events::body(
+                events::REVOKE,
+                &user.customer_id,
+                "DATA_SOURCE",
+                json!(connection.data_source_id),
+                &[],
+            )],
+        )
+        .await?;
+    app.outbox_ready.notify_one();
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+// Files.
+
+const STATUSES: [&str; 10] = [
+    "DELAYED",
+    "QUEUED_FOR_SYNC",
+    "SYNCING",
+    "READY",
+    "SYNC_ERROR",
+    "EVALUATING_RESYNC",
+    "RATE_LIMITED",
+    "SYNC_ABORTED",
+    "QUEUED_FOR_OCR",
+    "READY_TO_SYNC",
+];
+
+fn file_query(filters: &FileFilters) -> ApiResult<Option<store::FileQuery>> {
+    check_ids(&["filters", "ids"], &filters.ids, 1000)?;
+    check_ids(
+        &["filters", "external_file_ids"],
+        &filters.external_file_ids,
+        1000,
+    )?;
+    check_ids(
+        &["filters", "parent_file_ids"],
+        &filters.parent_file_ids,
+        1000,
+    )?;
+    check_ids(
+        &["filters", "organization_user_data_source_id"],
+        &filters.organization_user_data_source_id,
+        1000,
+    )?;
+    if let Some(tags) = &filters.tags {
+        check_tags(tags)?;
+    }
+    let statuses = filters.sync_statuses.clone().unwrap_or_default();
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        return Err(ApiError::field(
+            &["filters", "sync_statuses"],
+            format!("{bad:?} is not a sync status"),
+        ));
+    }
+    // Another source than Confluence matches nothing here.
+    let confluence = match &filters.source {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s == "CONFLUENCE",
+        Some(Value::Array(list)) => list.iter().any(|s| s == "CONFLUENCE"),
+        Some(_) => {
+            return Err(ApiError::field(
+                &["filters", "source"],
+                "a source type or a list of them",
+            ))
+        }
+    };
+    if !confluence {
+        return Ok(None);
+    }
+    Ok(Some(store::FileQuery {
+        ids: filters.ids.clone().unwrap_or_default(),
+        external_ids: filters.external_file_ids.clone().unwrap_or_default(),
+        statuses,
+        data_source_ids: filters
+            .organization_user_data_source_id
+            .clone()
+            .unwrap_or_default(),
+        parent_file_ids: filters.parent_file_ids.clone().unwrap_or_default(),
+        name: filters.name.clone().filter(|n| !n.is_empty()),
+        tags: filters.tags.clone().unwrap_or_default(),
+        ..Default::default()
+    }))
+}
+
+/// A file's status as callers see it: READY only once it is searchable.
+fn visible_status(file: &store::ApiFile, pending: &std::collections::HashSet<i64>) -> String {
+    if file.status == "READY" && pending.contains(&file.id) {
+        "SYNCING".into()
+    } else {
+        file.status.clone()
+    }
+}
+
+fn user_file(
+    file: store::ApiFile,
+    status: String,
+    organisation: &Organisation,
+    user: &EndUser,
+) -> UserFile {
+    UserFile {
+        id: file.id,
+        source: "CONFLUENCE".into(),
+        organization_id: organisation.number,
+        organization_user_id: Some(user.number),
+        organization_supplied_user_id: user.customer_id.clone(),
+        organization_user_data_source_id: Some(file.data_source_id),
+        external_file_id: file.external_id.clone(),
+        external_url: file.url.clone(),
+        sync_status: status,
+        sync_error_message: file.error.clone(),
+        last_sync: Some(file.updated_at.clone()),
+        tags: Some(file.tags.clone()),
+        file_statistics: Some(json!({
+            "file_format": if file.kind == "attachment" { "RAW_TEXT" } else { "MD" },
+            "file_size": file.size_bytes.unwrap_or(file.characters),
+            "num_characters": file.characters,
+            "num_embeddings": file.chunks,
+        })),
+        file_metadata: Some(json!({
+            "kind": file.kind,
+            "title": file.title,
+            "version": file.version,
+            "media_type": file.media_type,
+        })),
+        embedding_properties: None,
+        chunk_size: Some(file.chunk_size),
+        chunk_overlap: Some(file.chunk_overlap),
+        chunk_properties: None,
+        ocr_properties: json!({}),
+        ocr_job_started_at: None,
+        name: Some(file.title.clone()),
+        parent_id: file.parent_file_id,
+        enable_auto_sync: Some(true),
+        presigned_url: None,
+        parsed_text_url: None,
+        additional_presigned_urls: None,
+        skip_embedding_generation: false,
+        source_created_at: file.created_at.clone(),
+        generate_sparse_vectors: Some(false),
+        request_id: None,
+        upload_id: None,
+        sync_properties: json!({}),
+        messages_metadata: json!({}),
+        file_contents_deleted: false,
+        supports_cold_storage: false,
+        hot_storage_time_to_live: None,
+        embedding_storage_status: "HOT_STORAGE".into(),
+        created_at: file
+            .created_at
+            .clone()
+            .unwrap_or_else(|| file.updated_at.clone()),
+        updated_at: file.updated_at,
+    }
+}
+
+/// POST /user_files_v2
+pub async fn user_files_v2(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<UserFilesRequest>,
+) -> ApiResult<Json<UserFilesResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    let query = file_query(&request.filters)?;
+    let (Some(user), Some(mut query)) = (end_user(&app, &caller).await?, query) else {
+        return Ok(Json(UserFilesResponse {
+            results: Vec::new(),
+            count: 0,
+        }));
+    };
+    query.order_by = match request.order_by {
+        FileOrderBy::CreatedAt => store::FileOrder::CreatedAt,
+        FileOrderBy::UpdatedAt | FileOrderBy::LastSync => store::FileOrder::UpdatedAt,
+        FileOrderBy::Name => store::FileOrder::Name,
+        FileOrderBy::FileSize => store::FileOrder::FileSize,
+        FileOrderBy::Id => store::FileOrder::Id,
+    };
+    query.descending = request.order_dir == OrderDir::Desc;
+    query.limit = limit;
+    query.offset = offset;
+    let (files, count) = app
+        .store
+        .api_files(&caller.organisation.id, &user.id, &query)
+        .await?;
+    let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
+    let pending = app
+        .store
+        .pending_index(&ids, app.index.applied_seq())
+        .await?;
+    let results = files
+        .into_iter()
+        .map(|file| {
+            let status = visible_status(&file, &pending);
+            user_file(file, status, &caller.organisation, &user)
+        })
+        .collect();
+    Ok(Json(UserFilesResponse { results, count }))
+}
+
+/// POST /resync_file: the file is fetched again by a sync of its data source.
+pub async fn resync_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<ResyncFileRequest>,
+) -> ApiResult<Json<UserFile>> {
+    let user = end_user(&app, &caller)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let connection = app
+        .store
+        .file_connection(&caller.organisation.id, &user.id, request.file_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    if connection.revoked {
+        return Err(ApiError::bad_request(
+            "access_revoked",
+            "this file's data source was revoked",
+        ));
+    }
+    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
+        let (size, overlap) = check_chunking(
+            request.chunk_size.or(Some(connection.chunk_size)),
+            request.chunk_overlap.or(Some(connection.chunk_overlap)),
+        )?;
+        app.store
+            .set_chunking(&connection.id, size, overlap)
+            .await?;
+    }
+    app.store.invalidate_file(request.file_id).await?;
+    queue(&app, &connection.id, "resync_file").await?;
+    let query = store::FileQuery {
+        ids: vec![request.file_id],
+        limit: 1,
+        ..Default::default()
+    };
+    let (mut files, _) = app
+        .store
+        .api_files(&caller.organisation.id, &user.id, &query)
+        .await?;
+    let file = files.pop().ok_or_else(|| ApiError::not_found("file"))?;
+    let status = file.status.clone();
+    Ok(Json(user_file(file, status, &caller.organisation, &user)))
+}
+
+/// POST /delete_files_v2: removes the matching files and their chunks
+/// (gone from search as soon as the index applies the change).
+pub async fn delete_files_v2(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DeleteFilesRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    let query = file_query(&request.filters)?;
+    let f = &request.filters;
+    let unfiltered = f.ids.is_none()
+        && f.external_file_ids.is_none()
+        && f.sync_statuses.is_none()
+        && f.parent_file_ids.is_none()
+        && f.organization_user_data_source_id.is_none()
+        && f.name.is_none()
+        && f.tags.is_none();
+    if unfiltered {
+        return Err(ApiError::field(
+            &["filters"],
+            "give at least one filter (ids, external_file_ids, ...)",
+        ));
+    }
+    let (Some(user), Some(mut query)) = (end_user(&app, &caller).await?, query) else {
+        return Ok(Json(SuccessResponse { success: true }));
+    };
+    let mut doomed: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    query.limit = 10_000;
+    query.order_by = store::FileOrder::Id;
+    loop {
+        let (files, _) = app
+            .store
+            .api_files(&caller.organisation.id, &user.id, &query)
+            .await?;
+        let n = files.len() as i64;
+        for file in files {
+            let (connections, _) = app
+                .store
+                .data_sources(
+                    &caller.organisation.id,
+                    &user.id,
+                    &[file.data_source_id],
+                    None,
+                    true,
+                    false,
+                    1,
+                    0,
+                )
+                .await?;
+            if let Some(connection) = connections.first() {
+                doomed
+                    .entry(connection.id.clone())
+                    .or_default()
+                    .push((file.id, file.data_source_id));
+            }
+        }
+        if n < query.limit {
+            break;
+        }
+        query.offset += n;
+    }
+    let mut bodies = Vec::new();
+    for (connection_id, files) in &doomed {
+        let ids: Vec<i64> = files.iter().map(|(id, _)| *id).collect();
+        app.store.delete_files(connection_id, &ids).await?;
+        if request.send_webhook {
+            bodies.extend(files.iter().map(|(id, source)| {
+                events::body(
+                    events::FILE_DELETED,
+                    &user.customer_id,
+                    "FILE",
+                    json!(id),
+                    &[("data_source_id", source.to_string())],
+                )
+            }));
+        }
+    }
+    app.follower.nudge();
+    app.store
+        .emit_events(&caller.organisation.id, &bodies)
+        .await?;
+    app.outbox_ready.notify_one();
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+// Users.
+
+fn check_customer_ids(ids: &[String]) -> ApiResult<()> {
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ApiError::field(
+            &["customer_ids"],
+            "give 1 to 100 customer ids",
+        ));
+    }
+    if let Some(i) = ids.iter().position(|id| !valid_customer_id(id)) {
+        return Err(ApiError::field(
+            &["customer_ids", &i.to_string()],
+            "not a valid customer id",
+        ));
+    }
+    Ok(())
+}
+
+/// POST /update_users
+pub async fn update_users(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<UpdateUsersRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    check_customer_ids(&request.customer_ids)?;
+    let sources = match &request.auto_sync_enabled_sources {
+        None | Some(Value::Null) => None,
+        Some(Value::String(all)) if all == "ALL" => Some(json!("ALL")),
+        Some(Value::Array(list)) => {
+            let mut names = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let name = item
+                    .as_str()
+                    .filter(|s| {
+                        !s.is_empty()
+                            && s.len() <= 64
+                            && s.chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    })
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            &["auto_sync_enabled_sources", &i.to_string()],
+                            "a data source type",
+                        )
+                    })?;
+                names.push(json!(name));
+            }
+            Some(Value::Array(names))
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                &["auto_sync_enabled_sources"],
+                "a list of data source types, or \"ALL\"",
+            ))
+        }
+    };
+    if let Some(hours) = request.auto_sync_interval {
+        if ![3, 6, 12, 24].contains(&hours) {
+            return Err(ApiError::field(
+                &["auto_sync_interval"],
+                "must be 3, 6, 12 or 24 (hours)",
+            ));
+        }
+    }
+    app.store
+        .update_end_users(
+            &caller.organisation.id,
+            &request.customer_ids,
+            sources.as_ref(),
+            request.auto_sync_interval,
+        )
+        .await?;
+    if let Some(hours) = request.auto_sync_interval {
+        // The new interval takes effect from the last sync.
+        for customer in &request.customer_ids {
+            let Some(user) = app
+                .store
+                .end_user(&caller.organisation.id, customer)
+                .await?
+            else {
+                continue;
+            };
+            for connection in app.store.connections_of_end_user(&user.id).await? {
+                if !connection.auto_sync || connection.revoked {
+                    continue;
+                }
+                let from = connection
+                    .last_synced_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_else(chrono::Utc::now);
+                let next = (from + chrono::Duration::hours(hours))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                app.store.set_next_sync(&connection.id, Some(&next)).await?;
+            }
+        }
+    }
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
+    let sources = match &user.auto_sync_sources {
+        None => vec![json!("ALL")],
+        Some(Value::Array(list)) => list.clone(),
+        Some(other) => vec![other.clone()],
+    };
+    UserOut {
+        id: user.number,
+        organization_id: organisation.number,
+        organization_supplied_user_id: user.customer_id,
+        created_at: user.created_at,
+        updated_at: user.updated_at,
+        deleted_at: None,
+        enabled_features: None,
+        custom_limits: json!({}),
+        auto_sync_enabled_sources: sources,
+        auto_sync_interval: user
+            .auto_sync_interval
+            .unwrap_or(app.config.sync_interval_hours as i64),
+    }
+}
+
+/// POST /list_users
+pub async fn list_users(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<ListUsersRequest>,
+) -> ApiResult<Json<ListUsersResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    check_ids(
+        &["filters", "customer_ids"],
+        &request.filters.customer_ids,
+        1000,
+    )?;
+    check_ids(
+        &["filters", "carbon_user_ids"],
+        &request.filters.carbon_user_ids,
+        1000,
+    )?;
+    let query = store::UserQuery {
+        customer_ids: request.filters.customer_ids.clone().unwrap_or_default(),
+        numbers: request.filters.carbon_user_ids.clone().unwrap_or_default(),
+        by_updated: request.order_by == CreatedOrUpdated::UpdatedAt,
+        descending: request.order_dir == OrderDir::Desc,
+        limit,
+        offset,
+    };
+    let (users, count) = app
+        .store
+        .list_end_users(&caller.organisation.id, &query)
+        .await?;
+    Ok(Json(ListUsersResponse {
+        users: users
+            .into_iter()
+            .map(|u| user_out(&app, &caller.organisation, u))
+            .collect(),
+        count: request.include_count.then_some(count),
+    }))
+}
+
+/// POST /delete_users: the customers, their connections and everything
+/// synced through them.
+pub async fn delete_users(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DeleteUsersRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    check_customer_ids(&request.customer_ids)?;
+    let mut deleted = Vec::new();
+    for customer in &request.customer_ids {
+        if let Some(user) = app
+            .store
+            .end_user(&caller.organisation.id, customer)
+            .await?
+        {
+            deleted.push(user);
+        }
+    }
+    let customers: Vec<String> = deleted.iter().map(|u| u.customer_id.clone()).collect();
+    app.store
+        .delete_end_users(&caller.organisation.id, &customers)
+        .await?;
+    app.follower.nudge();
+    let bodies: Vec<String> = deleted
+        .iter()
+        .map(|u| {
+            events::body(
+                events::ORGANIZATION_USER_DELETED,
+                &u.customer_id,
+                "ORGANIZATION_USER",
+                json!(u.number),
+                &[],
+            )
+        })
+        .collect();
+    app.store
+        .emit_events(&caller.organisation.id, &bodies)
+        .await?;
+    app.outbox_ready.notify_one();
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+/// GET /auth/v1/access_token: a customer token (an hour) for a browser
+/// to call the API as that customer only.
+pub async fn access_token(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<TokenResponse>> {
+    let customer = caller.customer()?.to_string();
+    let (access, refresh) = {
+        let mut rng = rand::thread_rng();
+        (
+            hex::encode(rng.gen::<[u8; 32]>()),
+            hex::encode(rng.gen::<[u8; 32]>()),
+        )
+    };
+    let hour = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let month = (chrono::Utc::now() + chrono::Duration::days(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    app.store
+        .add_customer_token(
+            &hash_secret(&access),
+            &caller.organisation.id,
+            &customer,
+            "access",
+            &hour,
+        )
+        .await?;
+    app.store
+        .add_customer_token(
+            &hash_secret(&refresh),
+            &caller.organisation.id,
+            &customer,
+            "refresh",
+            &month,
+        )
+        .await?;
+    Ok(Json(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+    }))
+}
+
+// Search.
+
+/// POST /embeddings: the chunks that best answer a query, among the
+/// customer's, as the viewer may see them.
+pub async fn embeddings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<EmbeddingsRequest>,
+) -> ApiResult<Json<EmbeddingsResponse>> {
+    let customer = caller.customer()?.to_string();
+    if !(1..=1000).contains(&request.k) {
+        return Err(ApiError::field(&["k"], "must be between 1 and 1000"));
+    }
+    if request.query.len() > 10_000 {
+        return Err(ApiError::field(&["query"], "at most 10000 characters"));
+    }
+    if request.query.trim().is_empty() && request.query_vector.is_none() {
+        return Err(ApiError::field(&["query"], "must not be empty"));
+    }
+    check_ids(&["file_ids"], &request.file_ids, 10_000)?;
+    check_ids(&["parent_file_ids"], &request.parent_file_ids, 1000)?;
+    check_ids(&["data_source_ids"], &request.data_source_ids, 1000)?;
+    if let Some(tags) = &request.tags {
+        check_tags(tags)?;
+    }
+    if request
+        .query_vector
+        .as_ref()
+        .is_some_and(|v| v.is_empty() || v.len() > 8192 || v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(ApiError::field(
+            &["query_vector"],
+            "1 to 8192 finite numbers",
+        ));
+    }
+    let viewer: index::Viewer = match &request.viewer {
+        None | Some(Value::Null) => index::Viewer::default(),
+        Some(value) => serde_json::from_value(value.clone())
+            .map_err(|e| ApiError::field(&["viewer"], e.to_string()))?,
+    };
+    let hybrid = match (
+        request.hybrid_search.unwrap_or(false),
+        &request.hybrid_search_tuning_parameters,
+    ) {
+        (false, _) => None,
+        (true, None) => Some(index::HybridWeights::default()),
+        (true, Some(t)) => {
+            if !(t.weight_a.is_finite() && t.weight_b.is_finite())
+                || t.weight_a < 0.0
+                || t.weight_b < 0.0
+                || ((t.weight_a + t.weight_b) - 1.0).abs() > 0.001
+            {
+                return Err(ApiError::field(
+                    &["hybrid_search_tuning_parameters"],
+                    "weight_a and weight_b must be at least 0 and sum to 1",
+                ));
+            }
+            Some(index::HybridWeights {
+                weight_a: t.weight_a,
+                weight_b: t.weight_b,
+            })
+        }
+    };
+    let Some(user) = app
+        .store
+        .end_user(&caller.organisation.id, &customer)
+        .await?
+    else {
+        return Ok(Json(EmbeddingsResponse {
+            documents: Vec::new(),
+        }));
+    };
+    let mut filters = index::Filters {
+        tags: request.tags.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut file_ids: Option<Vec<i64>> = request.file_ids.clone();
+    if let Some(parents) = &request.parent_file_ids {
+        let mut children = Vec::new();
+        for parent in parents {
+            // Only the customer's own files are expanded.
+            if app
+                .store
+                .file_connection(&caller.organisation.id, &user.id, *parent)
+                .await?
+                .is_none()
+            {
+                continue;
+            }
+            if request.include_all_children {
+                children.extend(
+                    app.store
+                        .subtree(*parent)
+                        .await?
+                        .into_iter()
+                        .filter(|id| id != parent),
+                );
+            } else {
+                let query = store::FileQuery {
+                    parent_file_ids: vec![*parent],
+                    limit: 10_000,
+                    ..Default::default()
+                };
+                let (files, _) = app
+                    .store
+                    .api_files(&caller.organisation.id, &user.id, &query)
+                    .await?;
+                children.extend(files.iter().map(|f| f.id));
+            }
+        }
+        file_ids = Some(match file_ids {
+            Some(ids) => ids.into_iter().filter(|id| children.contains(id)).collect(),
+            None => children,
+        });
+    }
+    if let Some(ids) = file_ids {
+        if ids.is_empty() {
+            return Ok(Json(EmbeddingsResponse {
+                documents: Vec::new(),
+            }));
+        }
+        filters.file_ids = ids;
+    }
+    if let Some(sources) = &request.data_source_ids {
+        let (connections, _) = app
+            .store
+            .data_sources(
+                &caller.organisation.id,
+                &user.id,
+                sources,
+                None,
+                true,
+                false,
+                1000,
+                0,
+            )
+            .await?;
+        if connections.is_empty() {
+            return Ok(Json(EmbeddingsResponse {
+                documents: Vec::new(),
+            }));
+        }
+        filters.connection_ids = connections.into_iter().map(|c| c.id).collect();
+    }
+    let search = index::SearchRequest {
+        organisation_id: caller.organisation.id.clone(),
+        customer_id: Some(customer.clone()),
+        viewer,
+        query: request.query.clone(),
+        query_vector: request.query_vector.clone(),
+        k: request.k as usize,
+        filters,
+        hybrid,
+        include_vectors: request.include_vectors.unwrap_or(false),
+    };
+    let hits = app
+        .index
+        .search(&app.store, &search)
+        .await
+        .map_err(|e| match e {
+            index::Error::Invalid(message) => ApiError::bad_request("invalid_search", message),
+            index::Error::Embed(message) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "embedding_failed",
+                format!("the embedding provider failed: {message}"),
+            ),
+            other => ApiError::internal(other),
+        })?;
+    let include_tags = request.include_tags.unwrap_or(false);
+    let mut tags_of: BTreeMap<i64, Value> = BTreeMap::new();
+    if include_tags && !hits.is_empty() {
+        let query = store::FileQuery {
+            ids: hits.iter().map(|h| h.file_id).collect(),
+            limit: 1000,
+            ..Default::default()
+        };
+        let (files, _) = app
+            .store
+            .api_files(&caller.organisation.id, &user.id, &query)
+            .await?;
+        tags_of = files.into_iter().map(|f| (f.id, f.tags)).collect();
+    }
+    let documents = hits
+        .into_iter()
+        .enumerate()
+        .map(|(rank, hit)| Document {
+            content: hit.content,
+            file_id: hit.file_id,
+            parent_file_id: None,
+            source: Some(hit.title.clone()),
+            source_url: hit.url.clone(),
+            source_type: Some("CONFLUENCE".into()),
+            presigned_url: None,
+            tags: include_tags.then(|| tags_of.get(&hit.file_id).cloned().unwrap_or(json!({}))),
+            vector: hit.vector,
+            score: Some(hit.score),
+            rank: Some(rank as i64 + 1),
+            content_metadata: Some(json!({
+                "title": hit.title,
+                "heading_path": hit.heading_path,
+                "space_key": hit.space_key,
+                "kind": hit.kind,
+                "external_id": hit.external_id,
+                "labels": hit.labels,
+                "snippet": hit.snippet,
+            })),
+            chunk_index: Some(hit.chunk_index),
+        })
+        .collect();
+    Ok(Json(EmbeddingsResponse { documents }))
+}
+
+// Webhooks.
+
+fn webhook_no_key(organisation: &Organisation, hook: store::WebhookRow) -> WebhookNoKey {
+    WebhookNoKey {
+        id: hook.id,
+        organization_id: organisation.number,
+        url: hook.url,
+        status: hook.status,
+        status_reason: hook.status_reason,
+        created_at: hook.created_at,
+        updated_at: hook.updated_at,
+    }
+}
+
+/// POST /add_webhook
+pub async fn add_webhook(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<AddWebhookRequest>,
+) -> ApiResult<Json<WebhookOut>> {
+    if request.url.len() > 2048 {
+        return Err(ApiError::field(&["url"], "at most 2048 characters"));
+    }
+    crate::webhooks::check_target(&request.url, app.config.webhooks.allow_private_targets)
+        .await
+        .map_err(|reason| ApiError::field(&["url"], format!("the webhook URL {reason}")))?;
+    let (_, count) = app
+        .store
+        .webhooks(&caller.organisation.id, &[], true, false, 1, 0)
+        .await?;
+    if count as usize >= app.config.webhooks.max_per_organisation {
+        return Err(ApiError::bad_request(
+            "webhook_limit",
+            format!(
+                "an organisation may have {} webhooks; delete one first",
+                app.config.webhooks.max_per_organisation
+            ),
+        ));
+    }
+    let key = hex::encode(rand::thread_rng().gen::<[u8; 32]>());
+    let hook = app
+        .store
+        .add_webhook(&caller.organisation.id, &request.url, key.as_bytes())
+        .await?;
+    Ok(Json(WebhookOut {
+        id: hook.id,
+        organization_id: caller.organisation.number,
+        url: hook.url,
+        signing_key: key,
+        status: hook.status,
+        status_reason: hook.status_reason,
+        created_at: hook.created_at,
+        updated_at: hook.updated_at,
+    }))
+}
+
+/// POST /webhooks
+pub async fn list_webhooks(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<WebhooksRequest>,
+) -> ApiResult<Json<WebhooksResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    check_ids(&["filters", "ids"], &request.filters.ids, 1000)?;
+    let (hooks, count) = app
+        .store
+        .webhooks(
+            &caller.organisation.id,
+            request.filters.ids.as_deref().unwrap_or(&[]),
+            request.order_by == CreatedOrUpdated::CreatedAt,
+            request.order_dir == OrderDir::Desc,
+            limit,
+            offset,
+        )
+        .await?;
+    Ok(Json(WebhooksResponse {
+        results: hooks
+            .into_iter()
+            .map(|h| webhook_no_key(&caller.organisation, h))
+            .collect(),
+        count,
+    }))
+}
+
+/// DELETE /delete_webhook/{webhook_id}
+pub async fn delete_webhook(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SuccessResponse>> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::Validation(vec![crate::error::FieldError {
+            loc: vec![json!("path"), json!("webhook_id")],
+            msg: "must be an integer".into(),
+            kind: "int_parsing",
+        }])
+    })?;
+    if !app
+        .store
+        .delete_webhook(&caller.organisation.id, id)
+        .await?
+    {
+        return Err(ApiError::not_found("webhook"));
+    }
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+// White labels: an organisation's own OAuth app.
+
+fn check_white_label(input: &WhiteLabelInput, at: &str) -> ApiResult<()> {
+    if input.data_source_type != "CONFLUENCE" {
+        return Err(ApiError::field(
+            &[at, "data_source_type"],
+            "only CONFLUENCE is supported",
+        ));
+    }
+    let c = &input.credentials;
+    if c.client_id.is_empty() || c.client_id.len() > 255 {
+        return Err(ApiError::field(
+            &[at, "credentials", "client_id"],
+            "1 to 255 characters",
+        ));
+    }
+    if c.client_secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 1024)
+    {
+        return Err(ApiError::field(
+            &[at, "credentials", "client_secret"],
+            "1 to 1024 characters",
+        ));
+    }
+    let redirect = url::Url::parse(&c.redirect_uri)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if redirect.is_none() || c.redirect_uri.len() > 2048 {
+        return Err(ApiError::field(
+            &[at, "credentials", "redirect_uri"],
+            "an http(s) URL",
+        ));
+    }
+    Ok(())
+}
+
+fn white_label_out(organisation: &Organisation, label: store::WhiteLabel) -> WhiteLabelOut {
+    WhiteLabelOut {
+        id: label.id,
+        organization_id: organisation.number,
+        data_source_type: label.data_source_type,
+        credentials: json!({
+            "client_id": label.client_id,
+            "redirect_uri": label.redirect_uri,
+            "has_client_secret": label.has_client_secret,
+        }),
+        created_at: label.created_at,
+        updated_at: label.updated_at,
+    }
+}
+
+/// POST /white_label/create (a list of inputs)
+pub async fn white_label_create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(inputs): Body<Vec<WhiteLabelInput>>,
+) -> ApiResult<Json<Vec<WhiteLabelOut>>> {
+    if inputs.is_empty() || inputs.len() > 20 {
+        return Err(ApiError::field(&[], "give 1 to 20 white labels"));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        check_white_label(input, &i.to_string())?;
+    }
+    let mut out = Vec::new();
+    for input in &inputs {
+        let label = app
+            .store
+            .create_white_label(
+                &caller.organisation.id,
+                &input.data_source_type,
+                &input.credentials.client_id,
+                &input.credentials.redirect_uri,
+                input.credentials.client_secret.as_deref(),
+            )
+            .await
+            .map_err(|e| match e {
+                store::Error::Invalid(m) => {
+                    ApiError::new(StatusCode::CONFLICT, "white_label_exists", m)
+                }
+                other => other.into(),
+            })?;
+        out.push(white_label_out(&caller.organisation, label));
+    }
+    Ok(Json(out))
+}
+
+/// POST /white_label/list
+pub async fn white_label_list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<WhiteLabelListRequest>,
+) -> ApiResult<Json<WhiteLabelListResponse>> {
+    let (limit, offset) = page(&request.pagination)?;
+    check_ids(&["filters", "ids"], &request.filters.ids, 1000)?;
+    check_ids(
+        &["filters", "data_source_type"],
+        &request.filters.data_source_type,
+        100,
+    )?;
+    let (labels, count) = app
+        .store
+        .white_labels(
+            &caller.organisation.id,
+            request.filters.ids.as_deref().unwrap_or(&[]),
+            request.filters.data_source_type.as_deref().unwrap_or(&[]),
+            request.order_dir == OrderDir::Desc,
+            limit,
+            offset,
+        )
+        .await?;
+    Ok(Json(WhiteLabelListResponse {
+        results: labels
+            .into_iter()
+            .map(|l| white_label_out(&caller.organisation, l))
+            .collect(),
+        count,
+    }))
+}
+
+/// POST /white_label/update
+pub async fn white_label_update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(input): Body<WhiteLabelInput>,
+) -> ApiResult<Json<WhiteLabelOut>> {
+    check_white_label(&input, "credentials")?;
+    let label = app
+        .store
+        .update_white_label(
+            &caller.organisation.id,
+            &input.data_source_type,
+            &input.credentials.client_id,
+            &input.credentials.redirect_uri,
+            input.credentials.client_secret.as_deref(),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("white label"))?;
+    Ok(Json(white_label_out(&caller.organisation, label)))
+}
+
+/// POST /white_label/delete
+pub async fn white_label_delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(request): Body<WhiteLabelDeleteRequest>,
+) -> ApiResult<Json<SuccessResponse>> {
+    if request.ids.is_empty() || request.ids.len() > 100 {
+        return Err(ApiError::field(&["ids"], "give 1 to 100 ids"));
+    }
+    let removed = app
+        .store
+        .delete_white_labels(&caller.organisation.id, &request.ids)
+        .await?;
+    if removed == 0 {
+        return Err(ApiError::not_found("white label"));
+    }
+    Ok(Json(SuccessResponse { success: true }))
+}

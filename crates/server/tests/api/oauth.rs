@@ -1,0 +1,198 @@
+//! OAuth states forged, replayed or expired are refused; subdomains that
+//! try to point elsewhere are refused; a cancelled consent is announced.
+
+use super::*;
+use base64::Engine as _;
+
+/// Runs oauth_url and the simulator's consent; returns the callback URL.
+async fn consent(api: &Api, sim: &RunningSimulator, subdomain: &str, decision: &str) -> String {
+    let answer = api
+        .ok(
+            "/integrations/oauth_url",
+            json!({"service": "CONFLUENCE", "confluence_subdomain": subdomain}),
+        )
+        .await;
+    let url = url::Url::parse(answer["oauth_url"].as_str().unwrap()).unwrap();
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    let response = api
+        .http
+        .post(format!("{}/authorize/consent", sim.base_url()))
+        .form(&[
+            ("client_id", params["client_id"].as_str()),
+            ("redirect_uri", params["redirect_uri"].as_str()),
+            ("scope", params["scope"].as_str()),
+            ("state", params["state"].as_str()),
+            ("account", "admin@example.com"),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+fn with_param(callback: &str, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == name {
+                (k, value.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+async fn get(api: &Api, url: &str) -> (u16, Value) {
+    answer(api.http.get(url).send().await.unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn states_must_be_ours_unused_and_fresh() {
+    let sim = simulator(1, 5).await;
+    let dir = TempDir::new("oauth");
+    let mut config = config(&sim, &dir);
+    config.oauth_state_ttl_secs = 2;
+    let running = start(config).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("c1");
+    let (receiver, hook_url) = Receiver::start(0).await;
+    let key = org.ok("/add_webhook", json!({"url": hook_url})).await["signing_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Forged: a state we never issued; one whose claims were changed; none.
+    let callback = consent(&api, &sim, "acme", "accept").await;
+    let state = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let (body, signature) = state.split_once('.').unwrap();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&engine.decode(body).unwrap()).unwrap();
+    claims["c"] = json!("someone-else");
+    let tampered = format!("{}.{signature}", engine.encode(claims.to_string()));
+    for forged in [
+        "not-a-state".to_string(),
+        format!("{body}.{}", engine.encode([0u8; 32])),
+        tampered,
+        String::new(),
+    ] {
+        let (status, answer) = get(&api, &with_param(&callback, "state", &forged)).await;
+        assert_eq!(status, 400, "{forged}: {answer}");
+        assert_eq!(answer["code"], "invalid_state");
+    }
+    let without = callback.split('?').next().unwrap().to_string() + "?code=x";
+    assert_eq!(get(&api, &without).await.1["code"], "invalid_state");
+    // The genuine one still works (forgeries did not consume it), once.
+    let (status, done) = get(&api, &callback).await;
+    assert_eq!(status, 200, "{done}");
+    let (status, replay) = get(&api, &callback).await;
+    assert_eq!((status, replay["code"].as_str()), (400, Some("state_used")));
+    assert_eq!(api.ok("/user_data_sources", json!({})).await["count"], 1);
+
+    // Expired: the consent took longer than the state lives.
+    let late = consent(&api, &sim, "acme", "accept").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, answer) = get(&api, &late).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("state_expired")),
+        "{answer}"
+    );
+
+    // Cancelled: an error page, and Carbon's CANCEL event.
+    let cancelled = consent(&api, &sim, "acme", "deny").await;
+    let (status, answer) = get(&api, &cancelled).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("access_denied"))
+    );
+    receiver
+        .wait_for(&key, |events| events.iter().any(|(t, _)| t == "CANCEL"))
+        .await;
+
+    // A valid subdomain of a site the consenting account cannot reach:
+    // refused after the exchange, without calling that site.
+    let elsewhere = consent(&api, &sim, "other-site", "accept").await;
+    let (status, answer) = get(&api, &elsewhere).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("site_not_accessible")),
+        "{answer}"
+    );
+    assert_eq!(api.ok("/user_data_sources", json!({})).await["count"], 1);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdomains_cannot_point_elsewhere() {
+    let sim = simulator(1, 5).await;
+    let dir = TempDir::new("subdomain");
+    let running = start(config(&sim, &dir)).await;
+    let api = Api::new(&running, "org").await.customer("c1");
+    let creds = sim.credentials();
+    for evil in [
+        "evil.com",
+        "acme.atlassian.net.evil.com",
+        "127.0.0.1",
+        "localhost:8080",
+        "acme@evil.com",
+        "acme/../../evil",
+        "http://evil.com",
+        "",
+        "a b",
+        &sim.base_url(),
+    ] {
+        let (status, answer) = api
+            .post(
+                "/integrations/oauth_url",
+                json!({"service": "CONFLUENCE", "confluence_subdomain": evil}),
+            )
+            .await;
+        assert_eq!(status, 422, "{evil:?}: {answer}");
+        assert_eq!(
+            answer["detail"][0]["loc"],
+            json!(["body", "confluence_subdomain"])
+        );
+        let (status, answer) = api
+            .post(
+                "/integrations/connect",
+                json!({"authentication": {"source": "CONFLUENCE", "subdomain": evil, "username": creds.email, "access_token": creds.api_token}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{evil:?}: {answer}");
+    }
+    // A personal access token is for a site the operator named, never a
+    // Cloud subdomain.
+    let (status, _) = api
+        .post(
+            "/integrations/connect",
+            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "somecompany", "access_token": "pat"}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    // Wrong credentials for the named site: a clear 400.
+    let (status, answer) = api
+        .post(
+            "/integrations/connect",
+            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme", "username": creds.email, "access_token": "wrong"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid_credentials"))
+    );
+    running.stop().await;
+}

@@ -1,0 +1,154 @@
+//! The scheduler: every connection resynced on its interval, with jitter;
+//! durable across restarts (a run missed while down runs once at start; a
+//! sync interrupted by a stop runs again); customers' settings obeyed.
+
+use super::*;
+use confluence_sim::Change;
+
+fn hours_until(at: &str) -> f64 {
+    let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds() as f64 / 3600.0
+}
+
+fn past() -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_syncs_survive_restarts() {
+    let sim = simulator(1, 10).await;
+    let dir = TempDir::new("schedule");
+    let running = start(config(&sim, &dir)).await;
+    let mut org = Api::new(&running, "org").await;
+    let mut api = org.customer("c1");
+    let source = api.connect(&sim, true).await;
+    let files = api.wait_ready(source).await;
+    let store = running.app.store.clone();
+    let organisation = store
+        .organisation_by_key(&server::hash_secret(&org.key))
+        .await
+        .unwrap()
+        .unwrap();
+    let user = store
+        .end_user(&organisation.id, "c1")
+        .await
+        .unwrap()
+        .unwrap();
+    let connection = store
+        .data_source(&organisation.id, &user.id, source)
+        .await
+        .unwrap()
+        .unwrap();
+    // The next run: a day ahead, less up to a tenth (jitter).
+    let hours = hours_until(connection.next_sync_at.as_deref().unwrap());
+    assert!((21.5..=24.0).contains(&hours), "{hours}");
+    // A customer's interval moves it: from the last sync.
+    org.ok(
+        "/update_users",
+        json!({"customer_ids": ["c1"], "auto_sync_interval": 3}),
+    )
+    .await;
+    let connection = store.connection(&connection.id).await.unwrap();
+    let hours = hours_until(connection.next_sync_at.as_deref().unwrap());
+    assert!((2.9..=3.0).contains(&hours), "{hours}");
+    let users = org
+        .ok("/list_users", json!({"filters": {"customer_ids": ["c1"]}}))
+        .await;
+    assert_eq!(users["users"][0]["auto_sync_interval"], 3);
+    let (status, _) = org
+        .post(
+            "/update_users",
+            json!({"customer_ids": ["c1"], "auto_sync_interval": 5}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let too_many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+    let (status, _) = org
+        .post("/update_users", json!({"customer_ids": too_many}))
+        .await;
+    assert_eq!(status, 422);
+    running.stop().await;
+
+    // Down while the run fell due, and the site changed meanwhile.
+    store
+        .set_next_sync(&connection.id, Some(&past()))
+        .await
+        .unwrap();
+    let target = files
+        .iter()
+        .find(|f| f["file_metadata"]["kind"] == "page")
+        .unwrap();
+    sim.apply(Change::Edit {
+        id: target["external_file_id"].as_str().unwrap().into(),
+        body: Some("<p>Wombat ledger reconciliation.</p>".into()),
+    })
+    .unwrap();
+    let jobs_before = store.sync_jobs(&connection.id, 100).await.unwrap().len();
+    let running = start(config(&sim, &dir)).await;
+    org.base = running.url();
+    api.base = running.url();
+    let started = Instant::now();
+    while api.search("wombat ledger", 3).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the missed run did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.wait_ready(source).await;
+    // Once: then the next run is hours away again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let jobs = store.sync_jobs(&connection.id, 100).await.unwrap();
+    let scheduled: Vec<_> = jobs[..jobs.len() - jobs_before].iter().collect();
+    assert_eq!(scheduled.len(), 1, "{jobs:?}");
+    assert_eq!(scheduled[0], &("scheduled".to_string(), "DONE".to_string()));
+    let hours = hours_until(
+        store
+            .connection(&connection.id)
+            .await
+            .unwrap()
+            .next_sync_at
+            .as_deref()
+            .unwrap(),
+    );
+    assert!((2.6..=3.0).contains(&hours), "{hours}");
+
+    // A customer with auto-sync off for Confluence is not synced on schedule.
+    org.ok(
+        "/update_users",
+        json!({"customer_ids": ["c1"], "auto_sync_enabled_sources": []}),
+    )
+    .await;
+    store
+        .set_next_sync(&connection.id, Some(&past()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        store.sync_jobs(&connection.id, 100).await.unwrap().len(),
+        jobs.len()
+    );
+    org.ok(
+        "/update_users",
+        json!({"customer_ids": ["c1"], "auto_sync_enabled_sources": "ALL"}),
+    )
+    .await;
+    running.stop().await;
+
+    // A sync interrupted by a stop (its job left RUNNING) runs again at start.
+    store.enqueue_sync(&connection.id, "manual").await.unwrap();
+    let claimed = store.claim_sync_job().await.unwrap().unwrap();
+    assert_eq!(claimed.reason, "manual");
+    let running = start(config(&sim, &dir)).await;
+    let started = Instant::now();
+    loop {
+        let latest = store.sync_jobs(&connection.id, 1).await.unwrap();
+        if latest[0] == ("manual".to_string(), "DONE".to_string()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{latest:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+}
