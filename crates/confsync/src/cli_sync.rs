@@ -145,6 +145,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         allow_personal_spaces: !args.no_personal_spaces,
         download_concurrency: args.download_concurrency,
         space_concurrency: args.space_concurrency,
+        link_base: None,
     };
     store
         .set_enforce_permissions(&connection.id, args.enforce_permissions)

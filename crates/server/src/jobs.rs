@@ -131,6 +131,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                     allow_personal_spaces: connection.allow_personal_spaces,
                     download_concurrency: 8,
                     space_concurrency: 2,
+                    link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
                 };
                 let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
                     .with_commit_hook(app.follower.hook());

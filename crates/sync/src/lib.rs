@@ -69,6 +69,11 @@ pub struct SyncOptions {
     pub download_concurrency: usize,
     /// Spaces synced at once.
     pub space_concurrency: usize,
+    /// The site as people open it, with its context path
+    /// (`https://acme.atlassian.net/wiki`), when the API is reached
+    /// elsewhere (OAuth goes through Atlassian's gateway): files' URLs and
+    /// links in bodies use it. `None`: the client's own address.
+    pub link_base: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
@@ -560,7 +565,13 @@ impl Engine {
     }
 
     fn url_of(&self, webui: Option<&str>) -> Option<String> {
-        webui.map(|w| self.client.resolve(w))
+        webui.map(|w| match &self.options.link_base {
+            // `webui` is relative to the context path (`_links.base`).
+            Some(base) if !w.starts_with("http://") && !w.starts_with("https://") => {
+                format!("{}{w}", base.trim_end_matches('/'))
+            }
+            _ => self.client.resolve(w),
+        })
     }
 
     /// Pages or blog posts of one space (only `allowed` ones when given).
@@ -836,7 +847,10 @@ impl Engine {
 
     /// A storage-format body to Markdown and chunks.
     fn convert(&self, storage: &str, space_key: &str, page_id: &str) -> (String, Vec<NewChunk>) {
-        let site = self.client.resolve("");
+        let site = match &self.options.link_base {
+            Some(base) => base.clone(),
+            None => self.client.resolve(""),
+        };
         let resolver = SiteResolver {
             site: site.trim_end_matches('/'),
             space_key,
