@@ -243,16 +243,12 @@ fn demo_config(args: &DemoArgs, creds: &confluence_sim::Credentials) -> server::
         data_dir: args.data_dir.clone(),
         ..Default::default()
     };
-    config.sites = vec![server::config::SiteConfig {
-        name: "demo".into(),
-        base_url: creds.base_url.clone(),
-        context_path: "/wiki".into(),
-    }];
-    config.atlassian.authorize_url = format!("{}/authorize", creds.base_url);
-    config.atlassian.token_url = format!("{}/oauth/token", creds.base_url);
-    config.atlassian.api_url = creds.base_url.clone();
-    config.oauth.client_id = Some(creds.oauth_client_id.clone());
-    config.oauth.client_secret = Some(creds.oauth_client_secret.clone());
+    config.stand_in(
+        "demo",
+        &creds.base_url,
+        &creds.oauth_client_id,
+        &creds.oauth_client_secret,
+    );
     config.webhooks.allow_private_targets = true;
     config
 }

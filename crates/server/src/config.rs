@@ -221,6 +221,24 @@ impl Config {
         Ok(())
     }
 
+    /// Points Atlassian's endpoints (consent, tokens, gateway,
+    /// accessible-resources) and a site called `name` at one stand-in for
+    /// Atlassian: the simulator, in the demo and the tests.
+    pub fn stand_in(&mut self, name: &str, base_url: &str, client_id: &str, client_secret: &str) {
+        let base = base_url.trim_end_matches('/');
+        self.sites.retain(|s| s.name != name);
+        self.sites.push(SiteConfig {
+            name: name.into(),
+            base_url: base.into(),
+            context_path: "/wiki".into(),
+        });
+        self.atlassian.authorize_url = format!("{base}/authorize");
+        self.atlassian.token_url = format!("{base}/oauth/token");
+        self.atlassian.api_url = base.into();
+        self.oauth.client_id = Some(client_id.into());
+        self.oauth.client_secret = Some(client_secret.into());
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()

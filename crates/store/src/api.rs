@@ -281,6 +281,33 @@ where
 }
 
 impl Store {
+    /// Counts the rows `filtered` selects, then reads one page of them
+    /// (`columns`, in `order`): the shape of every list the API answers.
+    async fn page_of<'a, T>(
+        &self,
+        filtered: impl Fn(&str) -> QueryBuilder<'a, Sqlite>,
+        columns: &str,
+        order: &str,
+        limit: i64,
+        offset: i64,
+        map: impl Fn(&sqlx::sqlite::SqliteRow) -> T,
+    ) -> Result<(Vec<T>, i64)> {
+        let count: i64 = filtered("SELECT COUNT(*)")
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered(&format!("SELECT {columns}"));
+        b.push(" ORDER BY ");
+        b.push(order);
+        b.push(" LIMIT ");
+        b.push_bind(limit);
+        b.push(" OFFSET ");
+        b.push_bind(offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(map).collect(), count))
+    }
+
     // Organisations and their keys.
 
     /// A new organisation (names need not be unique).
@@ -513,24 +540,23 @@ impl Store {
             }
             b
         }
-        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, query)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        let mut b = filtered("SELECT *", organisation_id, query);
-        b.push(if query.by_updated {
-            " ORDER BY updated_at"
-        } else {
-            " ORDER BY created_at"
-        });
-        b.push(if query.descending { " DESC" } else { " ASC" });
-        b.push(", number ASC LIMIT ");
-        b.push_bind(query.limit);
-        b.push(" OFFSET ");
-        b.push_bind(query.offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(end_user_from).collect(), count))
+        self.page_of(
+            |select| filtered(select, organisation_id, query),
+            "*",
+            &format!(
+                "{} {}, number ASC",
+                if query.by_updated {
+                    "updated_at"
+                } else {
+                    "created_at"
+                },
+                if query.descending { "DESC" } else { "ASC" }
+            ),
+            query.limit,
+            query.offset,
+            end_user_from,
+        )
+        .await
     }
 
     /// Deletes customers with their connections and everything synced
@@ -611,30 +637,23 @@ impl Store {
             }
             b
         }
-        let count: i64 = filtered(
-            "SELECT COUNT(*)",
-            organisation_id,
-            end_user_id,
-            ids,
-            revoked,
+        self.page_of(
+            |select| filtered(select, organisation_id, end_user_id, ids, revoked),
+            "*",
+            &format!(
+                "{} {}, data_source_id ASC",
+                if by_created {
+                    "created_at"
+                } else {
+                    "COALESCE(updated_at, created_at)"
+                },
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            Self::connection_from,
         )
-        .build()
-        .fetch_one(&self.pool)
-        .await?
-        .get(0);
-        let mut b = filtered("SELECT *", organisation_id, end_user_id, ids, revoked);
-        b.push(if by_created {
-            " ORDER BY created_at"
-        } else {
-            " ORDER BY COALESCE(updated_at, created_at)"
-        });
-        b.push(if descending { " DESC" } else { " ASC" });
-        b.push(", data_source_id ASC LIMIT ");
-        b.push_bind(limit);
-        b.push(" OFFSET ");
-        b.push_bind(offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(Self::connection_from).collect(), count))
+        .await
     }
 
     /// The API's settings of a connection.
@@ -1013,46 +1032,28 @@ impl Store {
                     .replace('_', "\\_")
             )
         });
-        let count: i64 = filtered(
-            "SELECT COUNT(*)",
-            organisation_id,
-            end_user_id,
-            query,
-            &tags,
-            &name,
-        )
-        .build()
-        .fetch_one(&self.pool)
-        .await?
-        .get(0);
-        let mut b = filtered(
-            "SELECT f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
+        let column = match query.order_by {
+            FileOrder::CreatedAt => "f.created_at",
+            FileOrder::UpdatedAt => "f.updated_at",
+            FileOrder::Name => "f.title",
+            FileOrder::FileSize => "f.size_bytes",
+            FileOrder::Id => "f.id",
+        };
+        let order = format!(
+            "{column} {}, f.id ASC",
+            if query.descending { "DESC" } else { "ASC" }
+        );
+        self.page_of(
+            |select| filtered(select, organisation_id, end_user_id, query, &tags, &name),
+            "f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
              p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, f.updated_at, \
              c.chunk_size, c.chunk_overlap, \
              (SELECT COALESCE(LENGTH(fc.markdown), 0) FROM file_contents fc WHERE fc.file_id = f.id) AS characters, \
              (SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id) AS n_chunks",
-            organisation_id,
-            end_user_id,
-            query,
-            &tags,
-            &name,
-        );
-        b.push(match query.order_by {
-            FileOrder::CreatedAt => " ORDER BY f.created_at",
-            FileOrder::UpdatedAt => " ORDER BY f.updated_at",
-            FileOrder::Name => " ORDER BY f.title",
-            FileOrder::FileSize => " ORDER BY f.size_bytes",
-            FileOrder::Id => " ORDER BY f.id",
-        });
-        b.push(if query.descending { " DESC" } else { " ASC" });
-        b.push(", f.id ASC LIMIT ");
-        b.push_bind(query.limit);
-        b.push(" OFFSET ");
-        b.push_bind(query.offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        let files = rows
-            .iter()
-            .map(|r| ApiFile {
+            &order,
+            query.limit,
+            query.offset,
+            |r| ApiFile {
                 id: r.get("id"),
                 data_source_id: r.get::<Option<i64>, _>("data_source_id").unwrap_or(0),
                 kind: r.get("kind"),
@@ -1073,9 +1074,9 @@ impl Store {
                 chunk_overlap: r.get("chunk_overlap"),
                 characters: r.get("characters"),
                 chunks: r.get("n_chunks"),
-            })
-            .collect();
-        Ok((files, count))
+            },
+        )
+        .await
     }
 
     /// Which of these files have changes the index has not applied (log
@@ -1163,24 +1164,23 @@ impl Store {
             }
             b
         }
-        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, ids)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        let mut b = filtered("SELECT *", organisation_id, ids);
-        b.push(if by_created {
-            " ORDER BY created_at"
-        } else {
-            " ORDER BY updated_at"
-        });
-        b.push(if descending { " DESC" } else { " ASC" });
-        b.push(", id ASC LIMIT ");
-        b.push_bind(limit);
-        b.push(" OFFSET ");
-        b.push_bind(offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(webhook_from).collect(), count))
+        self.page_of(
+            |select| filtered(select, organisation_id, ids),
+            "*",
+            &format!(
+                "{} {}, id ASC",
+                if by_created {
+                    "created_at"
+                } else {
+                    "updated_at"
+                },
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            webhook_from,
+        )
+        .await
     }
 
     pub async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool> {
@@ -1357,23 +1357,18 @@ impl Store {
             }
             b
         }
-        let count: i64 = filtered("SELECT COUNT(*)", organisation_id, ids, types)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        let mut b = filtered("SELECT *", organisation_id, ids, types);
-        b.push(if descending {
-            " ORDER BY created_at DESC"
-        } else {
-            " ORDER BY created_at ASC"
-        });
-        b.push(", id ASC LIMIT ");
-        b.push_bind(limit);
-        b.push(" OFFSET ");
-        b.push_bind(offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(white_label_from).collect(), count))
+        self.page_of(
+            |select| filtered(select, organisation_id, ids, types),
+            "*",
+            &format!(
+                "created_at {}, id ASC",
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            white_label_from,
+        )
+        .await
     }
 
     /// Replaces an organisation's app for a source type; `None` if it has none.
@@ -1550,24 +1545,19 @@ impl Store {
                     .replace('_', "\\_")
             )
         });
-        let count: i64 = filtered("SELECT COUNT(*)", connection_id, query, &name)
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        let mut b = filtered("SELECT *", connection_id, query, &name);
-        b.push(if query.order_by_id {
-            " ORDER BY id"
-        } else {
-            " ORDER BY name"
-        });
-        b.push(if query.descending { " DESC" } else { " ASC" });
-        b.push(", id ASC LIMIT ");
-        b.push_bind(query.limit);
-        b.push(" OFFSET ");
-        b.push_bind(query.offset);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(item_from).collect(), count))
+        self.page_of(
+            |select| filtered(select, connection_id, query, &name),
+            "*",
+            &format!(
+                "{} {}, id ASC",
+                if query.order_by_id { "id" } else { "name" },
+                if query.descending { "DESC" } else { "ASC" }
+            ),
+            query.limit,
+            query.offset,
+            item_from,
+        )
+        .await
     }
 }
 
