@@ -1541,7 +1541,9 @@ pub async fn add_webhook(
     }
     crate::webhooks::check_target(&request.url, app.config.webhooks.allow_private_targets)
         .await
-        .map_err(|reason| ApiError::field(&["url"], format!("the webhook URL {reason}")))?;
+        .map_err(|refused| {
+            ApiError::field(&["url"], format!("the webhook URL {}", refused.reason))
+        })?;
     let (_, count) = app
         .store
         .webhooks(&caller.organisation.id, &[], true, false, 1, 0)

@@ -53,28 +53,19 @@ pub async fn deliverer(app: Arc<App>) {
 async fn deliver(app: &App, delivery: store::Delivery) {
     let config = &app.config.webhooks;
     let outcome = match check_target(&delivery.url, config.allow_private_targets).await {
-        Err(reason) => Err((reason, false)),
-        Ok(()) => {
-            let timestamp = chrono::Utc::now().timestamp();
-            let signature = events::signature(&delivery.signing_key, timestamp, &delivery.body);
-            let compact = signature.replacen(",v1=", ",v2=", 1);
-            let sent = app
-                .webhook_http
-                .post(&delivery.url)
-                .header("content-type", "application/json")
-                .header("Carbon-Signature", signature)
-                .header("Carbon-Signature-Compact", compact)
-                .timeout(Duration::from_secs(config.timeout_secs))
-                .body(delivery.body.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err((format!("answered {}", response.status()), true)),
-                Err(error) => Err((
-                    format!("could not be reached: {}", without_url(&error)),
-                    true,
-                )),
+        Err(refused) => Err((format!("the URL {}", refused.reason), refused.transient)),
+        Ok(pinned) => {
+            // Connect to the addresses just checked, not to a new lookup's.
+            let http = match pinned {
+                None => Ok(app.webhook_http.clone()),
+                Some((host, addresses)) => reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .resolve_to_addrs(&host, &addresses)
+                    .build(),
+            };
+            match http {
+                Err(error) => Err((format!("no HTTP client: {error}"), true)),
+                Ok(http) => send(&http, &delivery, config.timeout_secs).await,
             }
         }
     };
@@ -98,6 +89,34 @@ async fn deliver(app: &App, delivery: store::Delivery) {
     };
     if let Err(error) = result {
         tracing::error!(%error, "recording a webhook delivery failed");
+    }
+}
+
+/// One signed POST; `Err((reason, retryable))` unless it answered 2xx.
+async fn send(
+    http: &reqwest::Client,
+    delivery: &store::Delivery,
+    timeout_secs: u64,
+) -> Result<(), (String, bool)> {
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = events::signature(&delivery.signing_key, timestamp, &delivery.body);
+    let compact = signature.replacen(",v1=", ",v2=", 1);
+    let sent = http
+        .post(&delivery.url)
+        .header("content-type", "application/json")
+        .header("Carbon-Signature", signature)
+        .header("Carbon-Signature-Compact", compact)
+        .timeout(Duration::from_secs(timeout_secs))
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err((format!("answered {}", response.status()), true)),
+        Err(error) => Err((
+            format!("could not be reached: {}", without_url(&error)),
+            true,
+        )),
     }
 }
 
@@ -138,38 +157,77 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// A webhook URL must be http(s); unless allowed, every address its host
-/// resolves to must be public.
-pub async fn check_target(url: &str, allow_private: bool) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|_| "not a URL".to_string())?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("must be http or https".into());
+/// resolves to must be public. Returns the host name and the addresses it
+/// resolved to, so that the delivery connects to exactly those (a second
+/// lookup could answer otherwise: DNS rebinding).
+/// Why a webhook target is refused; `transient` when trying again later
+/// may succeed (a lookup failed).
+#[derive(Debug)]
+pub struct Refused {
+    pub reason: &'static str,
+    pub transient: bool,
+}
+
+impl Refused {
+    fn permanent(reason: &'static str) -> Refused {
+        Refused {
+            reason,
+            transient: false,
+        }
     }
-    let host = parsed.host_str().ok_or("has no host")?.to_string();
+
+    fn transient(reason: &'static str) -> Refused {
+        Refused {
+            reason,
+            transient: true,
+        }
+    }
+}
+
+pub async fn check_target(
+    url: &str,
+    allow_private: bool,
+) -> Result<Option<(String, Vec<std::net::SocketAddr>)>, Refused> {
+    let parsed = url::Url::parse(url).map_err(|_| Refused::permanent("is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Refused::permanent("must be http or https"));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or(Refused::permanent("has no host"))?
+        .to_string();
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials".into());
+        return Err(Refused::permanent("must not carry credentials"));
     }
     if allow_private {
-        return Ok(());
+        return Ok(None);
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => {
-            if bare == "localhost" || bare.ends_with(".localhost") {
-                return Err("points at this machine".into());
-            }
-            tokio::net::lookup_host((bare, port))
-                .await
-                .map_err(|_| "its host does not resolve".to_string())?
-                .map(|a| a.ip())
-                .collect()
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        if is_private(ip) {
+            return Err(Refused::permanent(
+                "points at a private or loopback address",
+            ));
         }
-    };
-    if addresses.iter().any(|ip| is_private(*ip)) {
-        return Err("points at a private or loopback address".into());
+        return Ok(None);
     }
-    Ok(())
+    if bare == "localhost" || bare.ends_with(".localhost") {
+        return Err(Refused::permanent("points at this machine"));
+    }
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|_| Refused::transient("its host does not resolve"))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(Refused::transient("its host does not resolve"));
+    }
+    if addresses.iter().any(|a| is_private(a.ip())) {
+        return Err(Refused::permanent(
+            "points at a private or loopback address",
+        ));
+    }
+    Ok(Some((bare.to_string(), addresses)))
 }
 
 #[cfg(test)]

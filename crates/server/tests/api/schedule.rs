@@ -152,3 +152,43 @@ async fn scheduled_syncs_survive_restarts() {
     }
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_wait_out_a_stopped_server_and_a_refusing_receiver() {
+    let sim = simulator(1, 5).await;
+    let dir = TempDir::new("outbox");
+    let mut settings = config(&sim, &dir);
+    settings.webhooks.retry_base_ms = 1500;
+    let running = start(settings.clone()).await;
+    let mut org = Api::new(&running, "org").await;
+    let (receiver, hook_url) = Receiver::start(usize::MAX).await;
+    let key = org.ok("/add_webhook", json!({"url": hook_url})).await["signing_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api = org.customer("c1");
+    let source = api.connect(&sim, true).await;
+    api.wait_ready(source).await;
+    // Refused at least once, then the server stops with events owed.
+    let started = Instant::now();
+    while receiver.received.lock().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await;
+    assert!(receiver.events(&key).is_empty(), "nothing accepted yet");
+    receiver.fail_first.store(0, Ordering::SeqCst);
+    let running = start(settings).await;
+    org.base = running.url();
+    // Delivered after the restart, from the outbox.
+    let events = receiver
+        .wait_for(&key, |events| {
+            ["ADD", "FILES_CREATED", "DATA_SOURCE_READY"]
+                .iter()
+                .all(|w| events.iter().any(|(t, _)| t == w))
+        })
+        .await;
+    let add = events.iter().find(|(t, _)| t == "ADD").unwrap();
+    assert_eq!(add.1["object"]["object_id"], source);
+    running.stop().await;
+}
