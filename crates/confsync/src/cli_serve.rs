@@ -196,6 +196,29 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         files["count"],
         started.elapsed().as_secs_f64()
     );
+    // The picker's view: the site's spaces.
+    call(
+        "/integrations/items/sync",
+        json!({"data_source_id": data_source_id}),
+    )
+    .await?
+    .error_for_status()
+    .context("listing the site's items")?;
+    let spaces: Value = call(
+        "/integrations/items/list",
+        json!({"data_source_id": data_source_id, "pagination": {"limit": 20}}),
+    )
+    .await?
+    .json()
+    .await?;
+    let keys: Vec<String> = spaces["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["external_id"].as_str().map(str::to_string))
+        .collect();
+    println!("spaces: {}", keys.join(" "));
+    let space = keys.first().cloned().unwrap_or_default();
     let query = "release plan";
     let found: Value = call("/embeddings", json!({"query": query, "k": 3}))
         .await?
@@ -215,9 +238,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
          curl -s -H 'content-type: application/json' {api}/embeddings -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"query\": \"release plan\", \"k\": 5}}'\n  \
          curl -s -H 'content-type: application/json' {api}/user_files_v2 -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"pagination\": {{\"limit\": 5}}}}'\n  \
          curl -s -H 'content-type: application/json' {api}/integrations/oauth_url -H 'authorization: Bearer {key}' -H 'customer-id: someone' -d '{{\"service\": \"CONFLUENCE\", \"confluence_subdomain\": \"demo\"}}'\n\
-         Change the site, then resync:\n  \
+         Change the site, then sync again (the schedule does it every 24 hours):\n  \
          curl -X POST {sim}/_sim/mutate -d '{{\"seed\": 1, \"random_changes\": 20}}'\n  \
-         curl -s -H 'content-type: application/json' {api}/integrations/items/sync -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"data_source_id\": {data_source_id}}}'",
+         curl -s -H 'content-type: application/json' {api}/integrations/files/sync -H 'authorization: Bearer {key}' -H 'customer-id: demo-user' -d '{{\"data_source_id\": {data_source_id}, \"ids\": [\"{space}\"]}}'",
         sim = creds.base_url,
     );
     if args.exit {

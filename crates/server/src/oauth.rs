@@ -110,13 +110,17 @@ pub async fn oauth_url(
             "only CONFLUENCE is supported",
         ));
     }
+    // Without a subdomain, the site is picked from accessible-resources
+    // (the only one the account reaches).
     let subdomain = request
         .confluence_subdomain
         .clone()
-        .ok_or_else(|| ApiError::field(&["confluence_subdomain"], "required for CONFLUENCE"))?;
-    app.config
-        .resolve_site(&subdomain)
-        .map_err(|message| ApiError::field(&["confluence_subdomain"], message))?;
+        .filter(|s| !s.is_empty());
+    if let Some(subdomain) = &subdomain {
+        app.config
+            .resolve_site(subdomain)
+            .map_err(|message| ApiError::field(&["confluence_subdomain"], message))?;
+    }
     let settings = connection_settings(
         request.chunk_size,
         request.chunk_overlap,
@@ -266,11 +270,14 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
     let code = params
         .get("code")
         .ok_or_else(|| ApiError::bad_request("invalid_request", "the code parameter is missing"))?;
-    let subdomain = saved["subdomain"].as_str().unwrap_or_default().to_string();
-    let site = app
-        .config
-        .resolve_site(&subdomain)
-        .map_err(|m| ApiError::bad_request("invalid_subdomain", m))?;
+    let site = match saved["subdomain"].as_str() {
+        Some(subdomain) => Some(
+            app.config
+                .resolve_site(subdomain)
+                .map_err(|m| ApiError::bad_request("invalid_subdomain", m))?,
+        ),
+        None => None,
+    };
     let settings: ConnectSettings =
         serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
     let (oauth, redirect_uri, own_app) = oauth_app(app, &organisation.id).await?;
@@ -341,19 +348,50 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
                 "accessible-resources was not understood",
             )
         })?;
-    let resource = resources
+    // Only the gateway (configured) is ever called; the site's URL is kept
+    // for links, and must be an http(s) URL.
+    let resources: Vec<&Resource> = resources
         .iter()
-        .find(|r| {
-            r.url
-                .trim_end_matches('/')
-                .eq_ignore_ascii_case(&site.base_url)
+        .filter(|r| {
+            url::Url::parse(&r.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "site_not_accessible",
-                format!("the account that consented cannot reach {}", site.base_url),
-            )
-        })?;
+        .collect();
+    let resource = match &site {
+        Some(site) => *resources
+            .iter()
+            .find(|r| {
+                r.url
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(&site.base_url)
+            })
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "site_not_accessible",
+                    format!("the account that consented cannot reach {}", site.base_url),
+                )
+            })?,
+        None => match resources.as_slice() {
+            [only] => *only,
+            [] => {
+                return Err(ApiError::bad_request(
+                    "site_not_accessible",
+                    "the account that consented reaches no Confluence site",
+                ))
+            }
+            several => {
+                let urls: Vec<&str> = several.iter().map(|r| r.url.as_str()).collect();
+                return Err(ApiError::bad_request(
+                    "choose_site",
+                    format!(
+                        "the account reaches several sites ({}): give confluence_subdomain",
+                        urls.join(", ")
+                    ),
+                ));
+            }
+        },
+    };
+    let site_link = resource.url.trim_end_matches('/').to_string();
     if resource.id.is_empty()
         || !resource
             .id
@@ -388,7 +426,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         "oauth",
         &gateway,
         "/wiki",
-        Some(&site.base_url),
+        Some(&site_link),
         secret,
         &settings,
         reconnect,
