@@ -1000,6 +1000,25 @@ pub async fn delete_files_v2(
     let (Some(user), Some(mut query)) = (end_user(&app, &caller).await?, query) else {
         return Ok(Json(SuccessResponse { success: true }));
     };
+    // The customer's connections, by data source id: files are deleted
+    // per connection.
+    let (connections, _) = app
+        .store
+        .data_sources(
+            &caller.organisation.id,
+            &user.id,
+            &[],
+            None,
+            true,
+            false,
+            10_000,
+            0,
+        )
+        .await?;
+    let connection_of: BTreeMap<i64, String> = connections
+        .into_iter()
+        .map(|c| (c.data_source_id, c.id))
+        .collect();
     let mut doomed: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     query.limit = 10_000;
     query.order_by = store::FileOrder::Id;
@@ -1010,22 +1029,9 @@ pub async fn delete_files_v2(
             .await?;
         let n = files.len() as i64;
         for file in files {
-            let (connections, _) = app
-                .store
-                .data_sources(
-                    &caller.organisation.id,
-                    &user.id,
-                    &[file.data_source_id],
-                    None,
-                    true,
-                    false,
-                    1,
-                    0,
-                )
-                .await?;
-            if let Some(connection) = connections.first() {
+            if let Some(connection_id) = connection_of.get(&file.data_source_id) {
                 doomed
-                    .entry(connection.id.clone())
+                    .entry(connection_id.clone())
                     .or_default()
                     .push((file.id, file.data_source_id));
             }
