@@ -16,7 +16,7 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the config file; default 127.0.0.1:8080)
     #[arg(long)]
     addr: Option<SocketAddr>,
-    /// A TOML configuration file (see docs/CONFIGURATION.md)
+    /// A TOML configuration file (its keys: README.md, "The HTTP API")
     #[arg(long, env = "CONFSYNC_CONFIG")]
     config: Option<PathBuf>,
 }

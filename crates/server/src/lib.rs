@@ -293,5 +293,31 @@ pub fn router(app: AppState) -> Router {
             .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
+}
+
+/// One line per request: method, route (the matched pattern, so that ids
+/// in paths and query strings, which may carry OAuth codes and states, stay
+/// out of the log), status and time. Headers are never logged.
+async fn access_log(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unrouted)".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(%method, route, status, ms, "request");
+    } else {
+        tracing::info!(%method, route, status, ms, "request");
+    }
+    response
 }
