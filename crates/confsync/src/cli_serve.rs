@@ -125,10 +125,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // One organisation for the demo; a fresh key each run (keys are only
     // ever shown once).
     let organisation = store.ensure_organisation("demo").await?;
-    let key = format!("csk_demo_{}", hex::encode(rand_bytes()));
-    store
-        .add_api_key(&organisation, &server::hash_secret(&key))
-        .await?;
+    let key = server::add_api_key(&store, &organisation).await?;
+
     drop(store);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -253,11 +251,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .context("waiting for ctrl-c")?;
     running.stop().await;
     Ok(())
-}
-
-fn rand_bytes() -> [u8; 16] {
-    use rand::Rng;
-    rand::thread_rng().gen()
 }
 
 fn demo_config(args: &DemoArgs, creds: &confluence_sim::Credentials) -> server::Config {

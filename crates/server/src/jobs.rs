@@ -160,14 +160,12 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         ));
     }
     if connection.auto_sync {
-        let hours = match &connection.end_user_id {
-            Some(id) => store
-                .end_user_by_id(id)
-                .await?
-                .and_then(|u| u.auto_sync_interval)
-                .unwrap_or(app.config.sync_interval_hours as i64),
-            None => app.config.sync_interval_hours as i64,
+        // Read again: the customer's interval may have changed meanwhile.
+        let user = match &connection.end_user_id {
+            Some(id) => store.end_user_by_id(id).await?,
+            None => None,
         };
+        let hours = app.sync_interval_hours(user.as_ref());
         store
             .set_next_sync(&connection.id, Some(&next_run(hours)))
             .await?;
@@ -266,10 +264,7 @@ pub async fn schedule_due(app: &App) -> Result<usize, store::Error> {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut queued = 0;
     for (connection, user) in app.store.due_connections(&now).await? {
-        let hours = user
-            .as_ref()
-            .and_then(|u| u.auto_sync_interval)
-            .unwrap_or(app.config.sync_interval_hours as i64);
+        let hours = app.sync_interval_hours(user.as_ref());
         let allowed = auto_sync_allowed(user.as_ref().and_then(|u| u.auto_sync_sources.as_ref()));
         if allowed && !Scope::of(&connection).is_empty() {
             app.store.enqueue_sync(&connection.id, "scheduled").await?;

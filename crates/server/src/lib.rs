@@ -39,7 +39,7 @@ pub struct App {
     pub store: store::Store,
     pub index: Arc<index::Index>,
     pub follower: index::Follower,
-    /// Signs OAuth states.
+    /// Signs OAuth states (derived from the data directory's secret key).
     state_key: [u8; 32],
     /// For Atlassian's OAuth endpoints and credential checks.
     http: reqwest::Client,
@@ -52,6 +52,14 @@ pub struct App {
 }
 
 pub type AppState = Arc<App>;
+
+impl App {
+    /// Hours between a customer's scheduled syncs: theirs, or the server's.
+    pub fn sync_interval_hours(&self, user: Option<&store::EndUser>) -> i64 {
+        user.and_then(|u| u.auto_sync_interval)
+            .unwrap_or(self.config.sync_interval_hours as i64)
+    }
+}
 
 /// A running server: its address, and its tasks (aborted on drop; `stop`
 /// shuts down in order).
@@ -119,47 +127,17 @@ pub async fn create_organisation(
     name: &str,
 ) -> store::Result<(store::Organisation, String)> {
     let organisation = store.create_organisation(name).await?;
-    let key = format!("csk_{}", hex::encode(rand::thread_rng().gen::<[u8; 32]>()));
-    store
-        .add_api_key(&organisation.id, &hash_secret(&key))
-        .await?;
+    let key = add_api_key(store, &organisation.id).await?;
     Ok((organisation, key))
 }
 
-fn state_key(store_dir: &std::path::Path) -> Result<[u8; 32], String> {
-    // Derived from the data directory's secret key file name space: a key
-    // of its own, kept next to it with the same care.
-    let path = store_dir.join("state.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let bytes =
-                hex::decode(text.trim()).map_err(|_| format!("{} is not hex", path.display()))?;
-            bytes
-                .try_into()
-                .map_err(|_| format!("{} must hold 32 bytes", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: [u8; 32] = rand::thread_rng().gen();
-            write_private(&path, &hex::encode(key))
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            Ok(key)
-        }
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
-    }
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    use std::io::Write;
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+/// A new API key for an organisation: returned once, stored as its hash.
+pub async fn add_api_key(store: &store::Store, organisation_id: &str) -> store::Result<String> {
+    let key = format!("csk_{}", hex::encode(rand::thread_rng().gen::<[u8; 32]>()));
+    store
+        .add_api_key(organisation_id, &hash_secret(&key))
+        .await?;
+    Ok(key)
 }
 
 /// Opens the store and index under the configured data directory, starts
@@ -211,7 +189,7 @@ pub async fn start(
         .build()
         .map_err(|e| e.to_string())?;
     let app = Arc::new(App {
-        state_key: state_key(&config.data_dir)?,
+        state_key: store.derive_key("oauth-state"),
         follower: index::Follower::start(index.clone(), store.clone()),
         config,
         store,

@@ -14,7 +14,7 @@ use crate::model::{OAuthUrlRequest, OAuthUrlResponse};
 use crate::routes::{connection_settings, finish_connect, ConnectSettings};
 use crate::{App, AppState};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -296,8 +296,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         .send()
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            ApiError::bad_gateway(
                 "atlassian_unreachable",
                 "Atlassian's token endpoint could not be reached",
             )
@@ -312,8 +311,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         ));
     }
     let tokens: TokenAnswer = answer.json().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
+        ApiError::bad_gateway(
             "atlassian_bad_answer",
             "Atlassian's token answer was not understood",
         )
@@ -333,8 +331,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         .send()
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            ApiError::bad_gateway(
                 "atlassian_unreachable",
                 "accessible-resources could not be reached",
             )
@@ -342,8 +339,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         .json()
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            ApiError::bad_gateway(
                 "atlassian_bad_answer",
                 "accessible-resources was not understood",
             )
@@ -398,8 +394,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
+        return Err(ApiError::bad_gateway(
             "atlassian_bad_answer",
             "the site's cloud id is malformed",
         ));

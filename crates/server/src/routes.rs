@@ -100,6 +100,23 @@ pub fn check_chunking(
     Ok((size, overlap))
 }
 
+/// New chunk settings for a connection, when a request gives any: what it
+/// gives, the rest as the connection has it, checked together.
+fn new_chunking(
+    connection: &Connection,
+    chunk_size: Option<i64>,
+    chunk_overlap: Option<i64>,
+) -> ApiResult<Option<(i64, i64)>> {
+    if chunk_size.is_none() && chunk_overlap.is_none() {
+        return Ok(None);
+    }
+    check_chunking(
+        chunk_size.or(Some(connection.chunk_size)),
+        chunk_overlap.or(Some(connection.chunk_overlap)),
+    )
+    .map(Some)
+}
+
 fn check_tags(tags: &BTreeMap<String, Value>) -> ApiResult<()> {
     if tags.len() > 50 {
         return Err(ApiError::field(&["tags"], "at most 50 tags"));
@@ -169,8 +186,7 @@ async fn current_account(
         .send()
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            ApiError::bad_gateway(
                 "confluence_unreachable",
                 "the Confluence site could not be reached",
             )
@@ -182,28 +198,19 @@ async fn current_account(
         ));
     }
     if !response.status().is_success() {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
+        return Err(ApiError::bad_gateway(
             "confluence_error",
             format!("Confluence answered {}", response.status()),
         ));
     }
     let user: Value = response.json().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "confluence_error",
-            "Confluence's answer was not understood",
-        )
+        ApiError::bad_gateway("confluence_error", "Confluence's answer was not understood")
     })?;
     let account = ["accountId", "userKey", "username"]
         .iter()
         .find_map(|k| user[*k].as_str().filter(|v| !v.is_empty()))
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "confluence_error",
-                "Confluence did not say who the user is",
-            )
+            ApiError::bad_gateway("confluence_error", "Confluence did not say who the user is")
         })?;
     Ok(account.to_string())
 }
@@ -300,9 +307,7 @@ pub async fn finish_connect(
     app.store
         .set_enforce_permissions(&connection.id, settings.enforce_permissions)
         .await?;
-    let hours = user
-        .auto_sync_interval
-        .unwrap_or(app.config.sync_interval_hours as i64);
+    let hours = app.sync_interval_hours(Some(&user));
     app.store
         .set_next_sync(&connection.id, Some(&next_run(hours)))
         .await?;
@@ -469,11 +474,7 @@ pub async fn items_sync(
         .await
         .map_err(|e| ApiError::bad_request("no_credentials", e))?;
     let upstream = |e: confluence::Error| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "confluence_error",
-            format!("listing the site failed: {e}"),
-        )
+        ApiError::bad_gateway("confluence_error", format!("listing the site failed: {e}"))
     };
     let spaces: Vec<confluence::model::Space> = client
         .stream::<confluence::model::Space>(client.spaces_url(&[]))
@@ -602,13 +603,12 @@ pub async fn files_sync(
     if request.ids.is_empty() || request.ids.len() > 1000 {
         return Err(ApiError::field(&["ids"], "give 1 to 1000 ids"));
     }
-    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
-        check_chunking(request.chunk_size, request.chunk_overlap)?;
-    }
     if let Some(tags) = &request.tags {
         check_tags(tags)?;
     }
     let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    // Checked before anything is written.
+    let chunking = new_chunking(&connection, request.chunk_size, request.chunk_overlap)?;
     if connection.revoked {
         return Err(ApiError::bad_request(
             "access_revoked",
@@ -645,11 +645,7 @@ pub async fn files_sync(
     app.store
         .set_scope(&connection.id, &scope.to_json())
         .await?;
-    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
-        let (size, overlap) = check_chunking(
-            request.chunk_size.or(Some(connection.chunk_size)),
-            request.chunk_overlap.or(Some(connection.chunk_overlap)),
-        )?;
+    if let Some((size, overlap)) = chunking {
         app.store
             .set_chunking(&connection.id, size, overlap)
             .await?;
@@ -950,11 +946,9 @@ pub async fn resync_file(
             "this file's data source was revoked",
         ));
     }
-    if request.chunk_size.is_some() || request.chunk_overlap.is_some() {
-        let (size, overlap) = check_chunking(
-            request.chunk_size.or(Some(connection.chunk_size)),
-            request.chunk_overlap.or(Some(connection.chunk_overlap)),
-        )?;
+    if let Some((size, overlap)) =
+        new_chunking(&connection, request.chunk_size, request.chunk_overlap)?
+    {
         app.store
             .set_chunking(&connection.id, size, overlap)
             .await?;
@@ -1172,6 +1166,7 @@ fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
         Some(Value::Array(list)) => list.clone(),
         Some(other) => vec![other.clone()],
     };
+    let interval = app.sync_interval_hours(Some(&user));
     UserOut {
         id: user.number,
         organization_id: organisation.number,
@@ -1182,9 +1177,7 @@ fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
         enabled_features: None,
         custom_limits: json!({}),
         auto_sync_enabled_sources: sources,
-        auto_sync_interval: user
-            .auto_sync_interval
-            .unwrap_or(app.config.sync_interval_hours as i64),
+        auto_sync_interval: interval,
     }
 }
 
@@ -1471,8 +1464,7 @@ pub async fn embeddings(
         .await
         .map_err(|e| match e {
             index::Error::Invalid(message) => ApiError::bad_request("invalid_search", message),
-            index::Error::Embed(message) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            index::Error::Embed(message) => ApiError::bad_gateway(
                 "embedding_failed",
                 format!("the embedding provider failed: {message}"),
             ),

@@ -914,17 +914,6 @@ impl Store {
         Ok((has("QUEUED"), has("RUNNING")))
     }
 
-    /// Whether a connection has a job queued or running.
-    pub async fn sync_pending(&self, connection_id: &str) -> Result<bool> {
-        Ok(sqlx::query(
-            "SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status IN ('QUEUED', 'RUNNING') LIMIT 1",
-        )
-        .bind(connection_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .is_some())
-    }
-
     /// Each file of a connection: id, version and status.
     pub async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>> {
         let rows = sqlx::query(
@@ -1235,16 +1224,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// The earliest time a pending delivery is due, if any.
-    pub async fn next_delivery_at(&self) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS at FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get("at"))
     }
 
     pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {

@@ -227,6 +227,11 @@ impl Store {
         })
     }
 
+    /// A key for one purpose, derived from the data directory's secret key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.cipher.derive(purpose)
+    }
+
     pub async fn ensure_organisation(&self, name: &str) -> Result<String> {
         if let Some(row) = sqlx::query("SELECT id FROM organisations WHERE name = ?")
             .bind(name)

@@ -10,6 +10,8 @@ use std::path::Path;
 #[derive(Clone)]
 pub struct Cipher {
     cipher: ChaCha20Poly1305,
+    /// The key again, only for `derive`.
+    key: [u8; 32],
 }
 
 impl std::fmt::Debug for Cipher {
@@ -34,6 +36,7 @@ impl Cipher {
     pub fn from_key(key: [u8; 32]) -> Cipher {
         Cipher {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            key,
         }
     }
 
@@ -58,6 +61,19 @@ impl Cipher {
             }
             Err(e) => Err(format!("reading {}: {e}", path.display())),
         }
+    }
+
+    /// A key of its own for one purpose (signing OAuth states, say),
+    /// derived from this one: one secret for the operator to keep, and
+    /// no purpose's key reveals another's or the encryption key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"confsync key derivation\0");
+        hash.update(purpose.as_bytes());
+        hash.update([0]);
+        hash.update(self.key);
+        hash.finalize().into()
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, String> {
@@ -118,5 +134,14 @@ mod tests {
         assert!(cipher.open(&tampered).is_err());
         assert!(Cipher::from_key([8; 32]).open(&sealed).is_err());
         assert!(cipher.open(b"short").is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_key() {
+        let cipher = Cipher::from_key([7; 32]);
+        assert_eq!(cipher.derive("a"), cipher.derive("a"));
+        assert_ne!(cipher.derive("a"), cipher.derive("b"));
+        assert_ne!(cipher.derive("a"), Cipher::from_key([8; 32]).derive("a"));
+        assert_ne!(cipher.derive("a"), [7; 32]);
     }
 }

@@ -19,40 +19,16 @@ async fn carbon_flow_end_to_end() {
     assert_eq!(org.ok("/webhooks", json!({})).await["count"], 1);
 
     // oauth_url: the consent URL on the (simulated) Atlassian, with a state.
-    let url_answer = api
-        .ok(
-            "/integrations/oauth_url",
-            json!({"service": "CONFLUENCE", "confluence_subdomain": "acme",
-                   "chunk_size": 400, "sync_files_on_connection": false}),
-        )
-        .await;
-    let consent_url = url::Url::parse(url_answer["oauth_url"].as_str().unwrap()).unwrap();
-    assert!(consent_url
-        .as_str()
-        .starts_with(&format!("{}/authorize?", sim.base_url())));
-    let params: std::collections::HashMap<String, String> =
-        consent_url.query_pairs().into_owned().collect();
+    let (params, callback) = authorize(
+        &api,
+        &sim,
+        json!({"service": "CONFLUENCE", "confluence_subdomain": "acme",
+               "chunk_size": 400, "sync_files_on_connection": false}),
+        "accept",
+    )
+    .await;
     assert_eq!(params["response_type"], "code");
     assert!(params["scope"].contains("offline_access"));
-    // The consent page renders for that URL; the user accepts.
-    let page = api.http.get(consent_url.clone()).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let consent = api
-        .http
-        .post(format!("{}/authorize/consent", sim.base_url()))
-        .form(&[
-            ("client_id", params["client_id"].as_str()),
-            ("redirect_uri", params["redirect_uri"].as_str()),
-            ("scope", params["scope"].as_str()),
-            ("state", params["state"].as_str()),
-            ("account", "admin@example.com"),
-            ("decision", "accept"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consent.status(), 302);
-    let callback = consent.headers()["location"].to_str().unwrap().to_string();
     assert!(callback.starts_with(&format!("{}/integrations/confluence/oauth?", running.url())));
     // The callback: no API key (it is the browser), the state says who.
     let (status, done) = answer(api.http.get(&callback).send().await.unwrap()).await;

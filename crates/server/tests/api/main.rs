@@ -242,6 +242,46 @@ impl Api {
     }
 }
 
+/// oauth_url with `request`, the consent page as a browser opens it, and
+/// the user's `decision` on it: the consent URL's parameters, and the
+/// callback URL the simulator redirects to.
+pub async fn authorize(
+    api: &Api,
+    sim: &RunningSimulator,
+    request: Value,
+    decision: &str,
+) -> (std::collections::HashMap<String, String>, String) {
+    let answer = api.ok("/integrations/oauth_url", request).await;
+    let url = url::Url::parse(answer["oauth_url"].as_str().unwrap()).unwrap();
+    assert!(url
+        .as_str()
+        .starts_with(&format!("{}/authorize?", sim.base_url())));
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    assert_eq!(
+        api.http.get(url.clone()).send().await.unwrap().status(),
+        200,
+        "the consent page renders"
+    );
+    let response = api
+        .http
+        .post(format!("{}/authorize/consent", sim.base_url()))
+        .form(&[
+            ("client_id", params["client_id"].as_str()),
+            ("redirect_uri", params["redirect_uri"].as_str()),
+            ("scope", params["scope"].as_str()),
+            ("state", params["state"].as_str()),
+            ("account", "admin@example.com"),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let callback = response.headers()["location"].to_str().unwrap().to_string();
+    (params, callback)
+}
+
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

@@ -4,33 +4,10 @@
 use super::*;
 use base64::Engine as _;
 
-/// Runs oauth_url and the simulator's consent; returns the callback URL.
+/// oauth_url for a subdomain and the simulator's consent: the callback URL.
 async fn consent(api: &Api, sim: &RunningSimulator, subdomain: &str, decision: &str) -> String {
-    let answer = api
-        .ok(
-            "/integrations/oauth_url",
-            json!({"service": "CONFLUENCE", "confluence_subdomain": subdomain}),
-        )
-        .await;
-    let url = url::Url::parse(answer["oauth_url"].as_str().unwrap()).unwrap();
-    let params: std::collections::HashMap<String, String> =
-        url.query_pairs().into_owned().collect();
-    let response = api
-        .http
-        .post(format!("{}/authorize/consent", sim.base_url()))
-        .form(&[
-            ("client_id", params["client_id"].as_str()),
-            ("redirect_uri", params["redirect_uri"].as_str()),
-            ("scope", params["scope"].as_str()),
-            ("state", params["state"].as_str()),
-            ("account", "admin@example.com"),
-            ("decision", decision),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
-    response.headers()["location"].to_str().unwrap().to_string()
+    let request = json!({"service": "CONFLUENCE", "confluence_subdomain": subdomain});
+    authorize(api, sim, request, decision).await.1
 }
 
 fn with_param(callback: &str, name: &str, value: &str) -> String {
