@@ -32,6 +32,10 @@ pub enum Error {
     TokenStore(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A link or redirect to another origin than the site's: never
+    /// followed, so that the site's credentials go nowhere else.
+    #[error("refused a link to another host than the site's: {0}")]
+    ForeignOrigin(String),
 }
 
 impl Error {

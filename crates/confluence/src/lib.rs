@@ -63,6 +63,21 @@ impl SiteUrl {
     }
 }
 
+/// Scheme, host and port (the default port made explicit).
+type Origin = (String, String, u16);
+
+fn origin_of(url: &str) -> Option<Origin> {
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some((
+        url.scheme().to_string(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
+}
+
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -70,6 +85,9 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
+    /// The site's scheme, host and port: the only origin that requests
+    /// (with their credentials) are sent to.
+    origin: Origin,
     site: SiteUrl,
     credentials: Credentials,
     policy: RetryPolicy,
@@ -92,7 +110,22 @@ const RESTRICTIONS: &str =
 
 impl Client {
     pub fn new(site: SiteUrl, credentials: Credentials, policy: RetryPolicy) -> Result<Client> {
+        let origin = origin_of(&site.base)
+            .ok_or_else(|| Error::Config(format!("not an http(s) URL: {}", site.base)))?;
+        let allowed = origin.clone();
+        // Redirects are followed on the site's own origin only; any other
+        // stops at the 3xx, which `once` turns into `ForeignOrigin`.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if origin_of(attempt.url().as_str()).as_ref() == Some(&allowed) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(policy.request_timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("confsync/", env!("CARGO_PKG_VERSION")))
@@ -101,6 +134,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                origin,
                 site,
                 credentials,
                 governor: retry::Governor::default(),
@@ -118,6 +152,12 @@ impl Client {
 
     pub fn retries(&self) -> u64 {
         self.inner.retries.load(Ordering::Relaxed)
+    }
+
+    /// Whether a URL is on the site's own origin, where the site's
+    /// credentials may be sent.
+    pub fn on_site(&self, url: &str) -> bool {
+        origin_of(url).as_ref() == Some(&self.inner.origin)
     }
 
     pub fn site(&self) -> &SiteUrl {

@@ -186,6 +186,11 @@ pub(crate) async fn run(client: &Client, url: &str, json: bool) -> Result<bytes:
 
 async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
     let inner = &client.inner;
+    // A link from a response (a next page, a download) is followed only on
+    // the site's own origin: credentials are never sent anywhere else.
+    if !client.on_site(url) {
+        return Err(Error::ForeignOrigin(foreign(url)));
+    }
     let authorization = inner.credentials.header(&inner.http).await?;
     let response = inner
         .http
@@ -196,6 +201,15 @@ async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
         .await
         .map_err(|e| Error::Transport(e.without_url().to_string()))?;
     let status = response.status();
+    if status.is_redirection() {
+        // The redirect policy stopped here: another origin.
+        let target = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("");
+        return Err(Error::ForeignOrigin(foreign(target)));
+    }
     let headers = response.headers().clone();
     if near_limit(&headers) {
         inner.governor.slow_down();
@@ -241,6 +255,15 @@ async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
             message: format!("unexpected status: {message}"),
         },
     })
+}
+
+/// A foreign URL as an error names it: scheme and host only (a query
+/// could carry anything).
+fn foreign(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(url) => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+        Err(_) => "an unparseable URL".into(),
+    }
 }
 
 #[cfg(test)]

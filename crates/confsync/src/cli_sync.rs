@@ -43,9 +43,13 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 4)]
     space_concurrency: usize,
     /// Apply Confluence's own permissions (space permissions, page
-    /// restrictions) to searches; sync as an account that reads everything
-    #[arg(long)]
+    /// restrictions) to searches; sync as an account that reads everything.
+    /// Stored with the connection: later runs keep it unless told otherwise
+    #[arg(long, conflicts_with = "no_enforce_permissions")]
     enforce_permissions: bool,
+    /// Stop applying Confluence's own permissions to the stored connection
+    #[arg(long)]
+    no_enforce_permissions: bool,
     #[command(flatten)]
     embeddings: crate::cli_search::EmbeddingArgs,
 }
@@ -147,9 +151,19 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         space_concurrency: args.space_concurrency,
         link_base: None,
     };
-    store
-        .set_enforce_permissions(&connection.id, args.enforce_permissions)
-        .await?;
+    // A stored connection's enforcement changes only when asked: a run
+    // without either flag keeps it (switching it off silently would show
+    // restricted pages to everyone).
+    let enforce = match (args.enforce_permissions, args.no_enforce_permissions) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    if let Some(enforce) = enforce {
+        store
+            .set_enforce_permissions(&connection.id, enforce)
+            .await?;
+    }
     // The index follows the store as the sync commits.
     let index = crate::cli_search::open_index(&args.data_dir, &store, &args.embeddings).await?;
     let follower = index::Follower::start(index.clone(), store.clone());

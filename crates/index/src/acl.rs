@@ -51,6 +51,22 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// Whether this viewer may see no more than `other`: every rule here
+    /// (segments, space permissions, page restrictions) admits a viewer for
+    /// what it holds, so holding a subset of `other`'s attributes never
+    /// sees more. A customer token's search may narrow its viewer this way.
+    pub fn within(&self, other: &Viewer) -> bool {
+        let subset = |mine: &[String], theirs: &[String]| mine.iter().all(|m| theirs.contains(m));
+        (!self.signed_in || other.signed_in || other.agent)
+            && (!self.agent || other.agent)
+            && subset(&self.tags, &other.tags)
+            && subset(&self.organization_ids, &other.organization_ids)
+            && subset(&self.group_ids, &other.group_ids)
+            && (self.confluence_account_id.is_none()
+                || self.confluence_account_id == other.confluence_account_id)
+            && subset(&self.confluence_groups, &other.confluence_groups)
+    }
+
     /// Zendesk's rule: the user type first (staff segments admit agents
     /// only), then every condition that is set: all of `tags`, at least
     /// one of `or_tags`, of `organization_ids` and of `group_ids`.

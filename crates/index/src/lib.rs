@@ -71,7 +71,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Bumped whenever the schema or the way documents are built changes: an
 /// index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 3;
+/// 4: the scope key carries whether the chunk was indexed with its
+/// connection's Confluence permissions enforced.
+const SCHEMA_VERSION: u32 = 4;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
@@ -176,6 +178,16 @@ struct Payload {
 /// The terms of a scope: connection and space.
 fn scope_term(connection_id: &str, space_id: &str) -> String {
     format!("{connection_id}/{space_id}")
+}
+
+/// The admission key of a scope, which also says whether the chunk was
+/// indexed with Confluence's permissions enforced (restriction tokens
+/// written). A search reaches only chunks indexed the way their connection
+/// is now: when enforcement is switched on, chunks indexed without it are
+/// shown to nobody until they are indexed again, instead of to everyone.
+fn scope_key(connection_id: &str, space_id: &str, enforced: bool) -> u64 {
+    let mode = if enforced { "enforced" } else { "open" };
+    admit::key(&format!("{}/{mode}", scope_term(connection_id, space_id)))
 }
 
 /// A tag as indexed and filtered: `key=value` (strings bare, other JSON
@@ -622,7 +634,7 @@ impl Index {
                     f.scope => scope_term(&file.connection_id, &space),
                     f.org_key => admit::key(&file.organisation_id),
                     f.customer_key => admit::key(file.customer_id.as_deref().unwrap_or("")),
-                    f.scope_key => admit::key(&scope_term(&file.connection_id, &space)),
+                    f.scope_key => scope_key(&file.connection_id, &space, file.enforce_permissions),
                     f.connection => file.connection_id.as_str(),
                     f.space => space.as_str(),
                     f.kind => file.kind.as_str(),
@@ -672,7 +684,7 @@ impl Index {
             .await?;
         let segments = store.segments(&request.organisation_id).await?;
         let mut space_keys: HashMap<String, String> = HashMap::new();
-        let allowed: Vec<String> = scopes
+        let allowed: HashSet<u64> = scopes
             .iter()
             .filter(|s| {
                 request.filters.connection_ids.is_empty()
@@ -686,7 +698,7 @@ impl Index {
             .map(|s| {
                 let term = scope_term(&s.connection_id, &s.space_id);
                 space_keys.insert(term.clone(), s.space_key.clone());
-                term
+                scope_key(&s.connection_id, &s.space_id, s.enforce_permissions)
             })
             .collect();
         if allowed.is_empty() {
@@ -697,7 +709,7 @@ impl Index {
             &searcher,
             &request.organisation_id,
             request.customer_id.as_deref(),
-            allowed.iter().map(|s| admit::key(s)).collect(),
+            allowed,
             self.exclusions(&searcher, &request.viewer)?,
         )?);
         let filters = self.caller_filters(&request.filters);

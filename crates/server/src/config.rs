@@ -35,6 +35,42 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     pub webhooks: WebhookConfig,
     pub embeddings: Option<EmbeddingsConfig>,
+    pub limits: LimitsConfig,
+}
+
+/// What one client, or one organisation, may cost the server: slow
+/// clients are cut off, connections are capped, every request has a time
+/// limit, and each organisation has a request rate (429 with Retry-After
+/// past it), so that no tenant can slow the others.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// A client must send a request's headers within this time (an idle
+    /// kept-alive connection is closed after it too).
+    pub header_read_timeout_secs: u64,
+    /// ... and its body within this time.
+    pub body_read_timeout_secs: u64,
+    /// A request is answered (503 `request_timeout`) within this time.
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Requests per second each organisation may make (its API key and
+    /// its customers' tokens together), and the burst allowed above it.
+    pub organisation_requests_per_second: u32,
+    pub organisation_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            request_timeout_secs: 60,
+            max_connections: 1024,
+            organisation_requests_per_second: 100,
+            organisation_burst: 200,
+        }
+    }
 }
 
 /// The default OAuth app (an organisation may bring its own through
@@ -119,6 +155,7 @@ impl Default for Config {
             sites: Vec::new(),
             webhooks: WebhookConfig::default(),
             embeddings: None,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -217,6 +254,19 @@ impl Config {
         }
         if self.workers == 0 {
             return Err("workers must be at least 1".into());
+        }
+        let l = &self.limits;
+        if l.header_read_timeout_secs == 0
+            || l.body_read_timeout_secs == 0
+            || l.request_timeout_secs == 0
+        {
+            return Err("limits: timeouts must be at least 1 second".into());
+        }
+        if l.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
+        }
+        if l.organisation_requests_per_second == 0 || l.organisation_burst == 0 {
+            return Err("limits: the organisation rate and burst must be at least 1".into());
         }
         Ok(())
     }

@@ -25,6 +25,10 @@ pub enum Secret {
         oauth: OAuthTokens,
         /// The organisation's own app (white label) or the server's.
         own_app: bool,
+        /// The client id of the app that issued the tokens: only that app
+        /// can refresh them, whatever app the organisation has now.
+        #[serde(default)]
+        client_id: Option<String>,
     },
 }
 
@@ -42,16 +46,30 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn of(connection: &Connection) -> Scope {
-        let mut scope: Scope = serde_json::from_value(connection.scope.clone()).unwrap_or_default();
-        // A scope written by the CLI has no `all`: empty lists mean everything.
-        if connection.scope.get("all").is_none()
-            && scope.spaces.is_empty()
-            && scope.pages.is_empty()
-        {
-            scope.all = true;
+    /// The connection's stored scope. One that does not read as a scope
+    /// is an error, never "the whole site": the connection then syncs
+    /// nothing and shows SYNC_ERROR.
+    pub fn of(connection: &Connection) -> Result<Scope, String> {
+        let unreadable =
+            || "the connection's stored scope is unreadable; choose its spaces again".to_string();
+        let value = &connection.scope;
+        let object = value.as_object().ok_or_else(unreadable)?;
+        let mut scope: Scope = serde_json::from_value(value.clone()).map_err(|_| unreadable())?;
+        if !object.contains_key("all") {
+            // A scope written by the CLI has no `all` but both lists:
+            // empty lists mean everything.
+            if !(object.contains_key("spaces") && object.contains_key("pages")) {
+                return Err(unreadable());
+            }
+            scope.all = scope.spaces.is_empty() && scope.pages.is_empty();
         }
-        scope
+        Ok(scope)
+    }
+
+    /// Whether a connection with this stored scope has anything to sync
+    /// (an unreadable scope does: its sync reports the error).
+    pub fn wants_sync(connection: &Connection) -> bool {
+        Scope::of(connection).map_or(true, |scope| !scope.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,6 +86,7 @@ struct TokenSaver {
     store: Store,
     connection_id: String,
     own_app: bool,
+    client_id: Option<String>,
 }
 
 impl confluence::TokenStore for TokenSaver {
@@ -79,6 +98,7 @@ impl confluence::TokenStore for TokenSaver {
             let secret = Secret::OAuth {
                 oauth: tokens.clone(),
                 own_app: self.own_app,
+                client_id: self.client_id.clone(),
             };
             let bytes = serde_json::to_vec(&secret).map_err(|e| e.to_string())?;
             self.store
@@ -123,6 +143,55 @@ pub async fn oauth_app(
     }
 }
 
+/// The app that issued a connection's (or a consent's) tokens, as long as
+/// the organisation still has it: its own app (white label) when `own_app`,
+/// else the server's; `client_id`, where recorded, must still match. An app
+/// created, replaced or deleted since is never given another app's tokens.
+pub async fn issuing_app(
+    app: &App,
+    organisation_id: &str,
+    own_app: bool,
+    client_id: Option<&str>,
+) -> Result<(OAuthApp, String), String> {
+    let token_url = app.config.atlassian.token_url.clone();
+    let (found, redirect_uri) = if own_app {
+        match app
+            .store
+            .oauth_app(organisation_id, "CONFLUENCE")
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(own) => (
+                OAuthApp {
+                    client_id: own.client_id,
+                    client_secret: own.client_secret.unwrap_or_default(),
+                    token_url,
+                },
+                own.redirect_uri,
+            ),
+            None => return Err("the organisation's OAuth app that issued this connection's tokens was deleted; connect again".into()),
+        }
+    } else {
+        match (&app.config.oauth.client_id, &app.config.oauth.client_secret) {
+            (Some(id), Some(secret)) => (
+                OAuthApp {
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    token_url,
+                },
+                app.config.callback_url(),
+            ),
+            _ => return Err("the server's OAuth app that issued this connection's tokens is no longer configured".into()),
+        }
+    };
+    if client_id.is_some_and(|id| id != found.client_id) {
+        return Err(
+            "the OAuth app that issued this connection's tokens was replaced; connect again".into(),
+        );
+    }
+    Ok((found, redirect_uri))
+}
+
 /// The client a connection syncs with.
 pub async fn client_for(app: &App, connection: &Connection) -> Result<Client, String> {
     let bytes = app
@@ -142,17 +211,26 @@ pub async fn client_for(app: &App, connection: &Connection) -> Result<Client, St
             token: api_token,
         },
         Secret::Pat { pat } => Credentials::PersonalAccessToken(pat),
-        Secret::OAuth { oauth, own_app } => {
-            let (oauth_app, _, _) = oauth_app(app, &connection.organisation_id)
-                .await
-                .map_err(|_| "the OAuth app of this connection is gone".to_string())?;
+        Secret::OAuth {
+            oauth,
+            own_app,
+            client_id,
+        } => {
+            let (issuer, _) = issuing_app(
+                app,
+                &connection.organisation_id,
+                own_app,
+                client_id.as_deref(),
+            )
+            .await?;
             Credentials::oauth(
-                oauth_app,
+                issuer,
                 oauth,
                 Arc::new(TokenSaver {
                     store: app.store.clone(),
                     connection_id: connection.id.clone(),
                     own_app,
+                    client_id,
                 }),
             )
         }
@@ -214,7 +292,7 @@ pub async fn data_source(
             "site_url": connection.site_link.as_deref().unwrap_or(&connection.site_url),
             "account": connection.account,
             "auth_kind": connection.auth_kind,
-            "scope": Scope::of(connection),
+            "scope": Scope::of(connection).ok(),
             "enforce_permissions": connection.enforce_permissions,
             "chunk_size": connection.chunk_size,
             "chunk_overlap": connection.chunk_overlap,

@@ -18,6 +18,8 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// 429 `rate_limited`, with Retry-After in whole seconds.
+    RateLimited { retry_after_secs: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,15 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => (status, Json(json!({"detail": message, "code": code}))).into_response(),
+            ApiError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, retry_after_secs.to_string())],
+                Json(json!({
+                    "detail": format!("too many requests for this organisation; retry after {retry_after_secs} s"),
+                    "code": "rate_limited",
+                })),
+            )
+                .into_response(),
         }
     }
 }

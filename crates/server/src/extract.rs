@@ -30,7 +30,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             }
         }
         let limit = state.config.max_body_bytes;
-        let bytes = read_limited(request.into_body(), limit).await?;
+        let time = std::time::Duration::from_secs(state.config.limits.body_read_timeout_secs);
+        let bytes = read_limited(request.into_body(), limit, time).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -43,7 +44,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 /// Reads a body of at most `limit` bytes. A larger one is read on (and
 /// thrown away) up to eight times the limit, so that the client hears the
 /// 413 instead of a broken connection; beyond that the connection closes.
-async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// A body that does not arrive whole within `time` is refused (408), so a
+/// slow client cannot hold a connection by trickling its body.
+async fn read_limited(
+    body: axum::body::Body,
+    limit: usize,
+    time: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
     use futures::StreamExt;
     let too_large = || {
         ApiError::new(
@@ -55,7 +62,18 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, A
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
+    let deadline = tokio::time::Instant::now() + time;
+    let slow = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} s", time.as_secs()),
+        )
+    };
+    while let Some(chunk) = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .map_err(|_| slow())?
+    {
         let chunk = chunk
             .map_err(|_| ApiError::bad_request("unreadable_body", "the body could not be read"))?;
         total += chunk.len();
@@ -120,24 +138,60 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
-/// Who is calling: an organisation, and the customer it acts for.
+/// What the credentials of a request are, before a handler says which
+/// authority it needs.
+enum Credential {
+    /// `Bearer <API key>`, and the customer named by `customer-id`, if any.
+    ApiKey {
+        organisation: store::Organisation,
+        customer_id: Option<String>,
+    },
+    /// `Token <customer token>`: one customer, and the viewer the
+    /// organisation gave when it minted the token.
+    Token {
+        organisation: store::Organisation,
+        customer_id: String,
+        viewer: index::Viewer,
+    },
+}
+
+/// The organisation's own authority: an API key. Organisation operations
+/// (customers, webhooks, white labels, minting customer tokens) take this
+/// extractor; a customer token is refused with 403 `customer_token_forbidden`,
+/// whatever else it carries.
 #[derive(Clone, Debug)]
-pub struct Caller {
+pub struct OrgCaller {
     pub organisation: store::Organisation,
+    /// The customer named by `customer-id`, for the few organisation
+    /// operations that act on one customer (minting their token).
     pub customer_id: Option<String>,
 }
 
-impl Caller {
-    /// The customer, required by customer-scoped endpoints.
+impl OrgCaller {
     pub fn customer(&self) -> Result<&str, ApiError> {
-        self.customer_id.as_deref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "customer_id_required",
-                "send the customer-id header (or authenticate with a customer token)",
-            )
-        })
+        self.customer_id.as_deref().ok_or_else(customer_required)
     }
+}
+
+/// One customer's authority: an API key with `customer-id`, or that
+/// customer's own token. Customer operations take this extractor and can
+/// reach nothing outside the customer.
+#[derive(Clone, Debug)]
+pub struct CustomerCaller {
+    pub organisation: store::Organisation,
+    pub customer_id: String,
+    /// The viewer a customer token was minted for: a search made with the
+    /// token sees at most what this viewer may see. `None` for an API key,
+    /// whose caller (the organisation) says who the viewer is.
+    pub token_viewer: Option<index::Viewer>,
+}
+
+fn customer_required() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "customer_id_required",
+        "send the customer-id header (or authenticate with a customer token)",
+    )
 }
 
 pub const MAX_CUSTOMER_ID: usize = 255;
@@ -146,64 +200,127 @@ pub fn valid_customer_id(id: &str) -> bool {
     !id.trim().is_empty() && id.len() <= MAX_CUSTOMER_ID && !id.chars().any(char::is_control)
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppState> for OrgCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .trim();
-        let (scheme, credential) = authorization.split_once(' ').unwrap_or((authorization, ""));
-        let credential = credential.trim();
-        if credential.is_empty() {
-            return Err(ApiError::unauthorized(
-                "send authorization: Bearer <api key> (with customer-id) or Token <customer token>",
-            ));
-        }
-        match scheme.to_ascii_lowercase().as_str() {
-            "bearer" => {
-                let organisation = state
-                    .store
-                    .organisation_by_key(&hash_secret(credential))
-                    .await?
-                    .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
-                let customer_id = match parts.headers.get("customer-id") {
-                    None => None,
-                    Some(value) => {
-                        let id = value.to_str().ok().filter(|id| valid_customer_id(id)).ok_or_else(|| {
-                            ApiError::bad_request(
-                                "invalid_customer_id",
-                                format!("customer-id must be 1 to {MAX_CUSTOMER_ID} printable characters"),
-                            )
-                        })?;
-                        Some(id.to_string())
-                    }
-                };
-                Ok(Caller {
-                    organisation,
-                    customer_id,
-                })
-            }
-            "token" => {
-                let (organisation, customer) = state
-                    .store
-                    .customer_token(&hash_secret(credential), "access")
-                    .await?
-                    .ok_or_else(|| ApiError::unauthorized("invalid or expired customer token"))?;
-                Ok(Caller {
-                    organisation,
-                    customer_id: Some(customer),
-                })
-            }
-            _ => Err(ApiError::unauthorized(
-                "unknown authorization scheme: use Bearer or Token",
+        match authenticate(parts, state).await? {
+            Credential::ApiKey {
+                organisation,
+                customer_id,
+            } => Ok(OrgCaller {
+                organisation,
+                customer_id,
+            }),
+            Credential::Token { .. } => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "customer_token_forbidden",
+                "this operation acts for the organisation: it takes the organisation's API key, not a customer token",
             )),
         }
+    }
+}
+
+impl FromRequestParts<AppState> for CustomerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, state).await? {
+            Credential::ApiKey {
+                organisation,
+                customer_id,
+            } => Ok(CustomerCaller {
+                organisation,
+                customer_id: customer_id.ok_or_else(customer_required)?,
+                token_viewer: None,
+            }),
+            Credential::Token {
+                organisation,
+                customer_id,
+                viewer,
+            } => Ok(CustomerCaller {
+                organisation,
+                customer_id,
+                token_viewer: Some(viewer),
+            }),
+        }
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Credential, ApiError> {
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
+    let (scheme, credential) = authorization.split_once(' ').unwrap_or((authorization, ""));
+    let credential = credential.trim();
+    if credential.is_empty() {
+        return Err(ApiError::unauthorized(
+            "send authorization: Bearer <api key> (with customer-id) or Token <customer token>",
+        ));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => {
+            let organisation = state
+                .store
+                .organisation_by_key(&hash_secret(credential))
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+            state.admit(&organisation.id)?;
+            let customer_id = match parts.headers.get("customer-id") {
+                None => None,
+                Some(value) => {
+                    let id = value
+                        .to_str()
+                        .ok()
+                        .filter(|id| valid_customer_id(id))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_customer_id",
+                                format!(
+                                    "customer-id must be 1 to {MAX_CUSTOMER_ID} printable characters"
+                                ),
+                            )
+                        })?;
+                    Some(id.to_string())
+                }
+            };
+            Ok(Credential::ApiKey {
+                organisation,
+                customer_id,
+            })
+        }
+        "token" => {
+            let token = state
+                .store
+                .customer_token(&hash_secret(credential), "access")
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("invalid or expired customer token"))?;
+            state.admit(&token.organisation.id)?;
+            // A token's viewer was checked when it was minted; one that no
+            // longer reads (a newer field, a damaged row) is the narrowest
+            // viewer, never a wider one.
+            let viewer = token
+                .viewer
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default();
+            Ok(Credential::Token {
+                organisation: token.organisation,
+                customer_id: token.customer_id,
+                viewer,
+            })
+        }
+        _ => Err(ApiError::unauthorized(
+            "unknown authorization scheme: use Bearer or Token",
+        )),
     }
 }

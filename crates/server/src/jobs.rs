@@ -102,14 +102,20 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             snapshot
         }
     };
-    let scope = Scope::of(&connection);
-    let outcome: Result<(), String> = if scope.is_empty() {
-        store
-            .set_connection_status(&connection.id, sync::READY, None, false)
-            .await?;
-        Ok(())
-    } else {
-        match client_for(app, &connection).await {
+    let outcome: Result<(), String> = match Scope::of(&connection) {
+        Err(error) => {
+            store
+                .set_connection_status(&connection.id, sync::SYNC_ERROR, Some(&error), false)
+                .await?;
+            Err(error)
+        }
+        Ok(scope) if scope.is_empty() => {
+            store
+                .set_connection_status(&connection.id, sync::READY, None, false)
+                .await?;
+            Ok(())
+        }
+        Ok(scope) => match client_for(app, &connection).await {
             Err(error) => {
                 store
                     .set_connection_status(&connection.id, sync::SYNC_ERROR, Some(&error), false)
@@ -117,17 +123,14 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                 Err(error)
             }
             Ok(client) => {
+                let (spaces, pages) = if scope.all {
+                    (Vec::new(), Vec::new())
+                } else {
+                    (scope.spaces, scope.pages)
+                };
                 let options = sync::SyncOptions {
-                    spaces: if scope.all {
-                        Vec::new()
-                    } else {
-                        scope.spaces.clone()
-                    },
-                    pages: if scope.all {
-                        Vec::new()
-                    } else {
-                        scope.pages.clone()
-                    },
+                    spaces,
+                    pages,
                     allow_personal_spaces: connection.allow_personal_spaces,
                     download_concurrency: 8,
                     space_concurrency: 2,
@@ -137,7 +140,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                     .with_commit_hook(app.follower.hook());
                 engine.run().await.map(|_| ()).map_err(|e| e.to_string())
             }
-        }
+        },
     };
     // READY means searchable: the index has what the sync wrote.
     if let Err(error) = app.follower.flush().await {
@@ -266,7 +269,7 @@ pub async fn schedule_due(app: &App) -> Result<usize, store::Error> {
     for (connection, user) in app.store.due_connections(&now).await? {
         let hours = app.sync_interval_hours(user.as_ref());
         let allowed = auto_sync_allowed(user.as_ref().and_then(|u| u.auto_sync_sources.as_ref()));
-        if allowed && !Scope::of(&connection).is_empty() {
+        if allowed && Scope::wants_sync(&connection) {
             app.store.enqueue_sync(&connection.id, "scheduled").await?;
             queued += 1;
         }

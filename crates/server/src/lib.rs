@@ -49,12 +49,28 @@ pub struct App {
     /// Nudged when a job is queued, and when an event is written.
     pub jobs_ready: tokio::sync::Notify,
     pub outbox_ready: tokio::sync::Notify,
+    /// Requests per organisation (`limits`): 429 past the rate.
+    rate: governor::DefaultKeyedRateLimiter<String>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
     /// Hours between a customer's scheduled syncs: theirs, or the server's.
+    /// Counts a request against its organisation's rate; `Err` with the
+    /// 429 to answer when it is over.
+    pub fn admit(&self, organisation_id: &str) -> Result<(), ApiError> {
+        use governor::clock::Clock;
+        self.rate
+            .check_key(&organisation_id.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            })
+    }
+
     pub fn sync_interval_hours(&self, user: Option<&store::EndUser>) -> i64 {
         user.and_then(|u| u.auto_sync_interval)
             .unwrap_or(self.config.sync_interval_hours as i64)
@@ -188,6 +204,7 @@ pub async fn start(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
+    let config_limits = config.limits.clone();
     let app = Arc::new(App {
         state_key: store.derive_key("oauth-state"),
         follower: index::Follower::start(index.clone(), store.clone()),
@@ -198,6 +215,7 @@ pub async fn start(
         webhook_http: http,
         jobs_ready: Default::default(),
         outbox_ready: Default::default(),
+        rate: governor::RateLimiter::keyed(rate_quota(&config_limits)),
     });
     let mut tasks = Vec::new();
     for _ in 0..app.config.workers {
@@ -207,17 +225,8 @@ pub async fn start(
     tasks.push(tokio::spawn(webhooks::deliverer(app.clone())));
     let router = router(app.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
-    });
+    let limits = app.config.limits.clone();
+    let serving = tokio::spawn(serve(listener, router, limits, stopped));
     Ok(Running {
         addr,
         app,
@@ -226,9 +235,70 @@ pub async fn start(
     })
 }
 
+fn rate_quota(limits: &config::LimitsConfig) -> governor::Quota {
+    let nonzero = |n: u32| std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::per_second(nonzero(limits.organisation_requests_per_second))
+        .allow_burst(nonzero(limits.organisation_burst))
+}
+
+/// Serves HTTP/1.1 on `listener` until `stop`: a client must send its
+/// headers within the header timeout (idle kept-alive connections are
+/// closed after it too), at most `max_connections` are served at once (the
+/// rest wait in the listen backlog, so a flood of slow clients cannot use
+/// up the process's file descriptors), and at stop the connections in
+/// flight finish their requests, for up to ten seconds.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: config::LimitsConfig,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(
+            limits.header_read_timeout_secs,
+        ));
+    loop {
+        let slot = tokio::select! {
+            _ = &mut stop => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, or a connection reset before it
+                    // was accepted: wait a little rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+}
+
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .route("/auth/v1/access_token", get(routes::access_token))
+        .route(
+            "/auth/v1/access_token",
+            get(routes::access_token).post(routes::access_token_for_viewer),
+        )
         .route("/integrations/oauth_url", post(oauth::oauth_url))
         .route("/integrations/confluence/oauth", get(oauth::callback))
         .route("/integrations/connect", post(routes::connect))
@@ -271,8 +341,31 @@ pub fn router(app: AppState) -> Router {
             .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            std::time::Duration::from_secs(app.config.limits.request_timeout_secs),
+            time_limit,
+        ))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
+}
+
+/// Every request is answered within the configured time: past it, 503
+/// `request_timeout` (the work it started stops with it; what it
+/// committed stays committed).
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request took too long and was stopped",
+        )
+        .into_response(),
+    }
 }
 
 /// One line per request: method, route (the matched pattern, so that ids

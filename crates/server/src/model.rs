@@ -7,6 +7,51 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// A secret in a request or a response (a token, a key, a client secret):
+/// `Debug` prints `[REDACTED]`, so no log line or error can carry it, and
+/// the text is read only through `expose`. It serialises as the string it
+/// holds: responses that hand a secret out (once) still can.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(secrecy::SecretString);
+
+impl SecretText {
+    pub fn new(text: String) -> SecretText {
+        SecretText(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl Serialize for SecretText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl JsonSchema for SecretText {
+    fn schema_name() -> String {
+        "SecretText".into()
+    }
+
+    fn is_referenceable() -> bool {
+        false
+    }
+
+    fn json_schema(generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        String::json_schema(generator)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Pagination {
@@ -80,9 +125,9 @@ pub struct ConfluenceAuthentication {
     pub subdomain: String,
     /// An API token (with `username`), a personal access token (Data
     /// Center), or an OAuth access token (with `refresh_token`).
-    pub access_token: String,
+    pub access_token: SecretText,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretText>,
     /// The account's email, for an API token.
     #[serde(default)]
     pub username: Option<String>,
@@ -461,7 +506,7 @@ pub struct EmbeddingsRequest {
     pub query: String,
     #[serde(default)]
     pub query_vector: Option<Vec<f32>>,
-    /// 1 to 1000.
+    /// 1 to 100.
     pub k: i64,
     #[serde(default)]
     pub file_ids: Option<Vec<i64>>,
@@ -527,7 +572,7 @@ pub struct WebhookOut {
     pub organization_id: i64,
     pub url: String,
     /// Shown once, here: it signs every delivery (Carbon-Signature).
-    pub signing_key: String,
+    pub signing_key: SecretText,
     pub status: String,
     pub status_reason: Option<String>,
     pub created_at: String,
@@ -573,7 +618,7 @@ pub struct WhiteLabelCredentials {
     pub client_id: String,
     pub redirect_uri: String,
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretText>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -620,8 +665,19 @@ pub struct WhiteLabelDeleteRequest {
     pub ids: Vec<i64>,
 }
 
+/// POST /auth/v1/access_token (confsync's): a customer token for a viewer.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessTokenRequest {
+    /// Who the token's holder is, as `/embeddings`' `viewer` says it: a
+    /// search made with the token sees at most what this viewer may see.
+    /// Absent: the narrowest viewer (what everyone may see).
+    #[serde(default)]
+    pub viewer: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TokenResponse {
-    pub access_token: String,
-    pub refresh_token: String,
+    pub access_token: SecretText,
+    pub refresh_token: SecretText,
 }

@@ -7,9 +7,9 @@
 //! store makes it single-use (consumed atomically at the callback) and
 //! carries the request's settings.
 
-use crate::connection::{oauth_app, Secret};
+use crate::connection::{issuing_app, oauth_app, Secret};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, CustomerCaller};
 use crate::model::{OAuthUrlRequest, OAuthUrlResponse};
 use crate::routes::{connection_settings, finish_connect, ConnectSettings};
 use crate::{App, AppState};
@@ -100,10 +100,10 @@ pub fn verify(key: &[u8], state: &str, now: i64) -> Result<Claims, StateError> {
 /// POST /integrations/oauth_url
 pub async fn oauth_url(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<OAuthUrlRequest>,
 ) -> ApiResult<Json<OAuthUrlResponse>> {
-    let customer = caller.customer()?.to_string();
+    let customer = caller.customer_id.clone();
     if request.service != "CONFLUENCE" {
         return Err(ApiError::field(
             &["service"],
@@ -146,7 +146,7 @@ pub async fn oauth_url(
             return Err(ApiError::not_found("data source"));
         }
     }
-    let (oauth, redirect_uri, _) = oauth_app(&app, &caller.organisation.id).await?;
+    let (oauth, redirect_uri, own_app) = oauth_app(&app, &caller.organisation.id).await?;
     let nonce = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
     let expires = chrono::Utc::now()
         + chrono::Duration::seconds(app.config.oauth_state_ttl_secs.clamp(1, 86_400) as i64);
@@ -160,6 +160,10 @@ pub async fn oauth_url(
         "subdomain": subdomain,
         "settings": settings,
         "data_source_id": request.data_source_id,
+        // The app the consent is for: the callback exchanges the code with
+        // it, and the connection remembers it for every refresh.
+        "own_app": own_app,
+        "client_id": oauth.client_id,
     });
     app.store
         .save_oauth_state(
@@ -280,7 +284,18 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
     };
     let settings: ConnectSettings =
         serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
-    let (oauth, redirect_uri, own_app) = oauth_app(app, &organisation.id).await?;
+    let (oauth, redirect_uri, own_app) =
+        match (saved["own_app"].as_bool(), saved["client_id"].as_str()) {
+            (Some(own_app), Some(client_id)) => {
+                let (oauth, redirect_uri) =
+                    issuing_app(app, &organisation.id, own_app, Some(client_id))
+                        .await
+                        .map_err(|message| ApiError::bad_request("oauth_app_changed", message))?;
+                (oauth, redirect_uri, own_app)
+            }
+            // A consent begun before apps were recorded: the current one.
+            _ => oauth_app(app, &organisation.id).await?,
+        };
     // The code for tokens.
     let answer = app
         .http
@@ -412,6 +427,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
             lifetime_secs: tokens.expires_in,
         },
         own_app,
+        client_id: Some(oauth.client_id.clone()),
     };
     let reconnect = saved["data_source_id"].as_i64();
     let connection = finish_connect(

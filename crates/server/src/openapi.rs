@@ -12,8 +12,11 @@ use serde_json::{json, Map, Value};
 pub enum Auth {
     /// API key with customer-id, or a customer token.
     Customer,
-    /// API key; the organisation's own settings.
+    /// API key; the organisation's own settings. Customer tokens get 403.
     Organisation,
+    /// API key with customer-id: the organisation acting on one customer
+    /// (minting their token). Customer tokens get 403.
+    OrganisationForCustomer,
     /// None (the OAuth callback, the document itself).
     Public,
 }
@@ -63,8 +66,16 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint!(
             "get",
             "/auth/v1/access_token",
-            Customer,
-            "A customer token (an hour) for calls as one customer",
+            OrganisationForCustomer,
+            "A customer token (an hour) for calls as one customer, searching as the narrowest viewer",
+            TokenResponse
+        ),
+        endpoint!(
+            "post",
+            "/auth/v1/access_token",
+            OrganisationForCustomer,
+            "A customer token (an hour) for calls as one customer, searching as at most the viewer given",
+            AccessTokenRequest,
             TokenResponse
         ),
         endpoint!(
@@ -312,6 +323,9 @@ pub fn document() -> Value {
                     json!([{"apiKey": [], "customerId": []}, {"customerToken": []}]);
             }
             Auth::Organisation => operation["security"] = json!([{"apiKey": []}]),
+            Auth::OrganisationForCustomer => {
+                operation["security"] = json!([{"apiKey": [], "customerId": []}]);
+            }
             Auth::Public => operation["security"] = json!([]),
         }
         if endpoint.path.contains("{webhook_id}") {

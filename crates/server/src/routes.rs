@@ -5,7 +5,7 @@
 use crate::connection::{client_for, data_source, Scope, Secret};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
-use crate::extract::{hash_secret, valid_customer_id, Body, Caller};
+use crate::extract::{hash_secret, valid_customer_id, Body, CustomerCaller, OrgCaller};
 use crate::jobs::next_run;
 use crate::model::*;
 use crate::{App, AppState};
@@ -21,7 +21,12 @@ use store::{Connection, EndUser, Organisation};
 
 // Shared pieces.
 
+/// The most results one page of a list may hold.
 pub const MAX_LIMIT: i64 = 250;
+/// The most chunks one search may return: the cost of a search grows with
+/// k (k = 1000 took seconds under load), and one tenant must not slow the
+/// others.
+pub const MAX_K: i64 = 100;
 
 fn page(pagination: &Pagination) -> ApiResult<(i64, i64)> {
     if !(1..=MAX_LIMIT).contains(&pagination.limit) {
@@ -48,16 +53,19 @@ fn check_ids<T>(path: &[&str], ids: &Option<Vec<T>>, max: usize) -> ApiResult<()
 
 /// The caller's customer, if it exists yet (a customer is created by its
 /// first connection).
-async fn end_user(app: &App, caller: &Caller) -> ApiResult<Option<EndUser>> {
-    let customer = caller.customer()?;
+async fn end_user(app: &App, caller: &CustomerCaller) -> ApiResult<Option<EndUser>> {
     Ok(app
         .store
-        .end_user(&caller.organisation.id, customer)
+        .end_user(&caller.organisation.id, &caller.customer_id)
         .await?)
 }
 
 /// The caller's data source, or 404 (whoever else's it may be).
-async fn owned_source(app: &App, caller: &Caller, id: i64) -> ApiResult<(EndUser, Connection)> {
+async fn owned_source(
+    app: &App,
+    caller: &CustomerCaller,
+    id: i64,
+) -> ApiResult<(EndUser, Connection)> {
     let user = end_user(app, caller)
         .await?
         .ok_or_else(|| ApiError::not_found("data source"))?;
@@ -76,7 +84,10 @@ pub struct ConnectSettings {
     pub chunk_overlap: i64,
     pub sync_files_on_connection: bool,
     pub tags: BTreeMap<String, Value>,
-    pub enforce_permissions: bool,
+    /// `None` when the request did not say: a new connection does not
+    /// enforce, an existing one keeps what it has.
+    #[serde(default)]
+    pub enforce_permissions: Option<bool>,
 }
 
 pub fn check_chunking(
@@ -153,7 +164,7 @@ pub fn connection_settings(
         chunk_overlap,
         sync_files_on_connection: sync_files_on_connection.unwrap_or(true),
         tags,
-        enforce_permissions: enforce_permissions.unwrap_or(false),
+        enforce_permissions,
     })
 }
 
@@ -304,9 +315,13 @@ pub async fn finish_connect(
             &serde_json::to_value(&settings.tags).unwrap_or_default(),
         )
         .await?;
-    app.store
-        .set_enforce_permissions(&connection.id, settings.enforce_permissions)
-        .await?;
+    // Enforcement changes only when asked: a reconnect that does not say
+    // keeps it (switching it off unasked would show restricted pages).
+    if let Some(enforce) = settings.enforce_permissions {
+        app.store
+            .set_enforce_permissions(&connection.id, enforce)
+            .await?;
+    }
     let hours = app.sync_interval_hours(Some(&user));
     app.store
         .set_next_sync(&connection.id, Some(&next_run(hours)))
@@ -330,7 +345,7 @@ pub async fn finish_connect(
             .await?;
         app.outbox_ready.notify_one();
     }
-    if !Scope::of(&connection).is_empty() {
+    if Scope::wants_sync(&connection) {
         queue(app, &connection.id, "connect").await?;
     }
     Ok(connection)
@@ -347,10 +362,10 @@ async fn queue(app: &App, connection_id: &str, reason: &str) -> ApiResult<()> {
 /// POST /integrations/connect: API token, personal access token, or OAuth tokens.
 pub async fn connect(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<ConnectRequest>,
 ) -> ApiResult<Json<ConnectResponse>> {
-    let customer = caller.customer()?.to_string();
+    let customer = caller.customer_id.clone();
     let auth = &request.authentication;
     if auth.source != "CONFLUENCE" {
         return Err(ApiError::field(
@@ -358,7 +373,8 @@ pub async fn connect(
             "only CONFLUENCE is supported",
         ));
     }
-    if auth.access_token.is_empty() || auth.access_token.len() > 4096 {
+    let token = auth.access_token.expose();
+    if token.is_empty() || token.len() > 4096 {
         return Err(ApiError::field(
             &["authentication", "access_token"],
             "must be 1 to 4096 characters",
@@ -383,7 +399,7 @@ pub async fn connect(
             }
             let secret = Secret::ApiToken {
                 email: email.clone(),
-                api_token: auth.access_token.clone(),
+                api_token: token.to_string(),
             };
             finish_connect(
                 &app,
@@ -413,7 +429,7 @@ pub async fn connect(
                 ));
             }
             let secret = Secret::Pat {
-                pat: auth.access_token.clone(),
+                pat: token.to_string(),
             };
             finish_connect(
                 &app,
@@ -460,7 +476,7 @@ fn web_link(connection: &Connection, webui: Option<&str>) -> Option<String> {
 /// (metadata only) for a picker to browse with items/list.
 pub async fn items_sync(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<DataSourceIdRequest>,
 ) -> ApiResult<Json<DataSource>> {
     let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
@@ -534,7 +550,7 @@ pub async fn items_sync(
 /// POST /integrations/items/list
 pub async fn items_list(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<ItemsListRequest>,
 ) -> ApiResult<Json<ItemsListResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -597,7 +613,7 @@ pub async fn items_list(
 /// with their descendants) to what the data source syncs, and syncs.
 pub async fn files_sync(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<FilesSyncRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     if request.ids.is_empty() || request.ids.len() > 1000 {
@@ -615,7 +631,8 @@ pub async fn files_sync(
             "this data source's access was revoked",
         ));
     }
-    let mut scope = Scope::of(&connection);
+    let mut scope = Scope::of(&connection)
+        .map_err(|message| ApiError::new(StatusCode::CONFLICT, "scope_unreadable", message))?;
     for (i, id) in request.ids.iter().enumerate() {
         let id = match id {
             SyncId::Id(id) => id,
@@ -673,7 +690,7 @@ pub async fn files_sync(
 /// POST /user_data_sources
 pub async fn user_data_sources(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<DataSourcesRequest>,
 ) -> ApiResult<Json<DataSourcesResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -719,7 +736,7 @@ pub async fn user_data_sources(
 /// stops; synced files stay until deleted (/delete_files_v2).
 pub async fn revoke_access_token(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<DataSourceIdRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
@@ -794,7 +811,19 @@ fn file_query(filters: &FileFilters) -> ApiResult<Option<store::FileQuery>> {
             ))
         }
     };
-    if !confluence {
+    // A list given empty matches nothing: `"ids": []` names no file, and
+    // must never read as "no filter" (which, in a delete, is every file).
+    let empty = |list: &Option<Vec<i64>>| list.as_ref().is_some_and(Vec::is_empty);
+    if !confluence
+        || empty(&filters.ids)
+        || empty(&filters.parent_file_ids)
+        || empty(&filters.organization_user_data_source_id)
+        || filters
+            .external_file_ids
+            .as_ref()
+            .is_some_and(Vec::is_empty)
+        || filters.sync_statuses.as_ref().is_some_and(Vec::is_empty)
+    {
         return Ok(None);
     }
     Ok(Some(store::FileQuery {
@@ -886,7 +915,7 @@ fn user_file(
 /// POST /user_files_v2
 pub async fn user_files_v2(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<UserFilesRequest>,
 ) -> ApiResult<Json<UserFilesResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -929,7 +958,7 @@ pub async fn user_files_v2(
 /// POST /resync_file: the file is fetched again by a sync of its data source.
 pub async fn resync_file(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<ResyncFileRequest>,
 ) -> ApiResult<Json<UserFile>> {
     let user = end_user(&app, &caller)
@@ -973,18 +1002,20 @@ pub async fn resync_file(
 /// (gone from search as soon as the index applies the change).
 pub async fn delete_files_v2(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<DeleteFilesRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     let query = file_query(&request.filters)?;
     let f = &request.filters;
+    // Filters that narrow nothing (an empty name, no tags, the source,
+    // which is always CONFLUENCE here) are no filter.
     let unfiltered = f.ids.is_none()
         && f.external_file_ids.is_none()
         && f.sync_statuses.is_none()
         && f.parent_file_ids.is_none()
         && f.organization_user_data_source_id.is_none()
-        && f.name.is_none()
-        && f.tags.is_none();
+        && f.name.as_deref().is_none_or(str::is_empty)
+        && f.tags.as_ref().is_none_or(BTreeMap::is_empty);
     if unfiltered {
         return Err(ApiError::field(
             &["filters"],
@@ -1051,12 +1082,27 @@ pub async fn delete_files_v2(
             }));
         }
     }
-    app.follower.nudge();
     app.store
         .emit_events(&caller.organisation.id, &bodies)
         .await?;
     app.outbox_ready.notify_one();
+    searchable_now(&app).await?;
     Ok(Json(SuccessResponse { success: true }))
+}
+
+/// Waits until the index has applied every change committed so far, so
+/// that a delete answered is a delete done in search too. Should the index
+/// fail, the store keeps the change and the index applies it when it can;
+/// the caller hears that it is not done yet.
+async fn searchable_now(app: &App) -> ApiResult<()> {
+    app.follower.flush().await.map_err(|error| {
+        tracing::error!(%error, "the index could not apply a change");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "index_behind",
+            "the change is stored, but search does not reflect it yet; try again shortly",
+        )
+    })
 }
 
 // Users.
@@ -1080,7 +1126,7 @@ fn check_customer_ids(ids: &[String]) -> ApiResult<()> {
 /// POST /update_users
 pub async fn update_users(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<UpdateUsersRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     check_customer_ids(&request.customer_ids)?;
@@ -1184,7 +1230,7 @@ fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
 /// POST /list_users
 pub async fn list_users(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<ListUsersRequest>,
 ) -> ApiResult<Json<ListUsersResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -1223,7 +1269,7 @@ pub async fn list_users(
 /// synced through them.
 pub async fn delete_users(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<DeleteUsersRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     check_customer_ids(&request.customer_ids)?;
@@ -1241,7 +1287,6 @@ pub async fn delete_users(
     app.store
         .delete_end_users(&caller.organisation.id, &customers)
         .await?;
-    app.follower.nudge();
     let bodies: Vec<String> = deleted
         .iter()
         .map(|u| {
@@ -1258,16 +1303,49 @@ pub async fn delete_users(
         .emit_events(&caller.organisation.id, &bodies)
         .await?;
     app.outbox_ready.notify_one();
+    searchable_now(&app).await?;
     Ok(Json(SuccessResponse { success: true }))
 }
 
 /// GET /auth/v1/access_token: a customer token (an hour) for a browser
-/// to call the API as that customer only.
+/// to call the API as that customer only, with the narrowest viewer.
 pub async fn access_token(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
+) -> ApiResult<Json<TokenResponse>> {
+    mint_token(&app, &caller, None).await
+}
+
+/// POST /auth/v1/access_token: the same, for the viewer the organisation
+/// names; searches made with the token see at most what it may see.
+pub async fn access_token_for_viewer(
+    State(app): State<AppState>,
+    caller: OrgCaller,
+    Body(request): Body<AccessTokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let viewer = parse_viewer(&request.viewer)?;
+    mint_token(&app, &caller, viewer.as_ref()).await
+}
+
+fn parse_viewer(value: &Option<Value>) -> ApiResult<Option<index::Viewer>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| ApiError::field(&["viewer"], e.to_string())),
+    }
+}
+
+async fn mint_token(
+    app: &App,
+    caller: &OrgCaller,
+    viewer: Option<&index::Viewer>,
 ) -> ApiResult<Json<TokenResponse>> {
     let customer = caller.customer()?.to_string();
+    let viewer = viewer
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(ApiError::internal)?;
     let (access, refresh) = {
         let mut rng = rand::thread_rng();
         (
@@ -1279,27 +1357,21 @@ pub async fn access_token(
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let month = (chrono::Utc::now() + chrono::Duration::days(30))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    app.store
-        .add_customer_token(
-            &hash_secret(&access),
-            &caller.organisation.id,
-            &customer,
-            "access",
-            &hour,
-        )
-        .await?;
-    app.store
-        .add_customer_token(
-            &hash_secret(&refresh),
-            &caller.organisation.id,
-            &customer,
-            "refresh",
-            &month,
-        )
-        .await?;
+    for (token, kind, expires) in [(&access, "access", &hour), (&refresh, "refresh", &month)] {
+        app.store
+            .add_customer_token(
+                &hash_secret(token),
+                &caller.organisation.id,
+                &customer,
+                kind,
+                expires,
+                viewer.as_deref(),
+            )
+            .await?;
+    }
     Ok(Json(TokenResponse {
-        access_token: access,
-        refresh_token: refresh,
+        access_token: SecretText::new(access),
+        refresh_token: SecretText::new(refresh),
     }))
 }
 
@@ -1309,12 +1381,15 @@ pub async fn access_token(
 /// customer's, as the viewer may see them.
 pub async fn embeddings(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: CustomerCaller,
     Body(request): Body<EmbeddingsRequest>,
 ) -> ApiResult<Json<EmbeddingsResponse>> {
-    let customer = caller.customer()?.to_string();
-    if !(1..=1000).contains(&request.k) {
-        return Err(ApiError::field(&["k"], "must be between 1 and 1000"));
+    let customer = caller.customer_id.clone();
+    if !(1..=MAX_K).contains(&request.k) {
+        return Err(ApiError::field(
+            &["k"],
+            format!("must be between 1 and {MAX_K}"),
+        ));
     }
     if request.query.len() > 10_000 {
         return Err(ApiError::field(&["query"], "at most 10000 characters"));
@@ -1338,10 +1413,20 @@ pub async fn embeddings(
             "1 to 8192 finite numbers",
         ));
     }
-    let viewer: index::Viewer = match &request.viewer {
-        None | Some(Value::Null) => index::Viewer::default(),
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| ApiError::field(&["viewer"], e.to_string()))?,
+    // An API key's caller (the organisation) says who the viewer is; a
+    // customer token's viewer was fixed when it was minted, and a search
+    // made with it may narrow that viewer, never widen it.
+    let viewer = match (&caller.token_viewer, parse_viewer(&request.viewer)?) {
+        (None, asked) => asked.unwrap_or_default(),
+        (Some(granted), None) => granted.clone(),
+        (Some(granted), Some(asked)) if asked.within(granted) => asked,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "viewer_not_allowed",
+                "a customer token searches as the viewer it was minted for, or a narrower one",
+            ))
+        }
     };
     let hybrid = match (
         request.hybrid_search.unwrap_or(false),
@@ -1531,7 +1616,7 @@ fn webhook_no_key(organisation: &Organisation, hook: store::WebhookRow) -> Webho
 /// POST /add_webhook
 pub async fn add_webhook(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<AddWebhookRequest>,
 ) -> ApiResult<Json<WebhookOut>> {
     if request.url.len() > 2048 {
@@ -1564,7 +1649,7 @@ pub async fn add_webhook(
         id: hook.id,
         organization_id: caller.organisation.number,
         url: hook.url,
-        signing_key: key,
+        signing_key: SecretText::new(key),
         status: hook.status,
         status_reason: hook.status_reason,
         created_at: hook.created_at,
@@ -1575,7 +1660,7 @@ pub async fn add_webhook(
 /// POST /webhooks
 pub async fn list_webhooks(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<WebhooksRequest>,
 ) -> ApiResult<Json<WebhooksResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -1603,7 +1688,7 @@ pub async fn list_webhooks(
 /// DELETE /delete_webhook/{webhook_id}
 pub async fn delete_webhook(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SuccessResponse>> {
     let id: i64 = id.parse().map_err(|_| {
@@ -1641,7 +1726,7 @@ fn check_white_label(input: &WhiteLabelInput, at: &str) -> ApiResult<()> {
     }
     if c.client_secret
         .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() > 1024)
+        .is_some_and(|s| s.expose().is_empty() || s.expose().len() > 1024)
     {
         return Err(ApiError::field(
             &[at, "credentials", "client_secret"],
@@ -1678,7 +1763,7 @@ fn white_label_out(organisation: &Organisation, label: store::WhiteLabel) -> Whi
 /// POST /white_label/create (a list of inputs)
 pub async fn white_label_create(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(inputs): Body<Vec<WhiteLabelInput>>,
 ) -> ApiResult<Json<Vec<WhiteLabelOut>>> {
     if inputs.is_empty() || inputs.len() > 20 {
@@ -1696,7 +1781,11 @@ pub async fn white_label_create(
                 &input.data_source_type,
                 &input.credentials.client_id,
                 &input.credentials.redirect_uri,
-                input.credentials.client_secret.as_deref(),
+                input
+                    .credentials
+                    .client_secret
+                    .as_ref()
+                    .map(SecretText::expose),
             )
             .await
             .map_err(|e| match e {
@@ -1713,7 +1802,7 @@ pub async fn white_label_create(
 /// POST /white_label/list
 pub async fn white_label_list(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<WhiteLabelListRequest>,
 ) -> ApiResult<Json<WhiteLabelListResponse>> {
     let (limit, offset) = page(&request.pagination)?;
@@ -1746,7 +1835,7 @@ pub async fn white_label_list(
 /// POST /white_label/update
 pub async fn white_label_update(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(input): Body<WhiteLabelInput>,
 ) -> ApiResult<Json<WhiteLabelOut>> {
     check_white_label(&input, "credentials")?;
@@ -1757,7 +1846,11 @@ pub async fn white_label_update(
             &input.data_source_type,
             &input.credentials.client_id,
             &input.credentials.redirect_uri,
-            input.credentials.client_secret.as_deref(),
+            input
+                .credentials
+                .client_secret
+                .as_ref()
+                .map(SecretText::expose),
         )
         .await?
         .ok_or_else(|| ApiError::not_found("white label"))?;
@@ -1767,7 +1860,7 @@ pub async fn white_label_update(
 /// POST /white_label/delete
 pub async fn white_label_delete(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: OrgCaller,
     Body(request): Body<WhiteLabelDeleteRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     if request.ids.is_empty() || request.ids.len() > 100 {

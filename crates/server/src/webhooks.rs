@@ -128,32 +128,61 @@ fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
-/// Whether an address belongs to the machine or a private network.
+/// Whether a webhook may not be sent to `ip`: anything in IANA's IPv4 and
+/// IPv6 special-purpose address registries (RFC 6890, from the `iprfc`
+/// crate, with the blocks registered since: 64:ff9b:1::/48, 3fff::/20),
+/// multicast, the deprecated site-local fec0::/10, and any IPv6 address
+/// whose embedded IPv4 address is one of those (mapped, translated,
+/// compatible, NAT64, 6to4, Teredo), so that no spelling of a private
+/// address gets through.
 pub fn is_private(ip: IpAddr) -> bool {
+    use iprfc::{Ipv6Net, RFC6890};
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
+        IpAddr::V4(v4) => RFC6890.contains(&v4) || v4.is_multicast(),
         IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
+            let later: [Ipv6Net; 3] = [
+                // Local-use IPv4/IPv6 translation (RFC 8215).
+                Ipv6Net::new_assert(std::net::Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+                // Documentation (RFC 9637).
+                Ipv6Net::new_assert(std::net::Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),
+                // Site-local, deprecated (RFC 3879) but still routed by some stacks.
+                Ipv6Net::new_assert(std::net::Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10),
+            ];
+            RFC6890.contains(&v6)
                 || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || later.iter().any(|net| net.contains(&v6))
+                || embedded_ipv4(v6)
+                    .iter()
+                    .any(|v4| is_private(IpAddr::V4(*v4)))
         }
     }
+}
+
+/// The IPv4 addresses an IPv6 address carries, in every form that a
+/// network may translate into an IPv4 destination.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let v4 = |a: u8, b: u8, c: u8, d: u8| std::net::Ipv4Addr::new(a, b, c, d);
+    let last = v4(o[12], o[13], o[14], o[15]);
+    let mut out = Vec::new();
+    match s {
+        // ::a.b.c.d (compatible), ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (translated)
+        [0, 0, 0, 0, 0, 0, _, _]
+        | [0, 0, 0, 0, 0, 0xffff, _, _]
+        | [0, 0, 0, 0, 0xffff, 0, _, _] => out.push(last),
+        // NAT64 (RFC 6052's well-known prefix and RFC 8215's local one).
+        [0x64, 0xff9b, ..] => out.push(last),
+        // 6to4: 2002:AABB:CCDD::/48.
+        [0x2002, ..] => out.push(v4(o[2], o[3], o[4], o[5])),
+        // Teredo: the server in bits 32-63, the client inverted in the last 32.
+        [0x2001, 0, ..] => {
+            out.push(v4(o[4], o[5], o[6], o[7]));
+            out.push(v4(!o[12], !o[13], !o[14], !o[15]));
+        }
+        _ => {}
+    }
+    out
 }
 
 /// A webhook URL must be http(s); unless allowed, every address its host
@@ -247,6 +276,25 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://100.64.0.1/",
             "http://0.0.0.0/",
+            // Issue 11's finding 9: other spellings and special blocks.
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::169.254.169.254]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[fec0::1]/",
+            "http://[2001:db8::1]/",
+            "http://[3fff::1]/",
+            "http://[100::1]/",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+            "http://[ff02::1]/",
+            "http://198.18.0.1/",
+            "http://192.0.0.8/",
+            "http://192.0.2.1/",
+            "http://240.0.0.1/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
         ] {
             assert!(check_target(url, false).await.is_err(), "{url}");
             assert!(check_target(url, true).await.is_ok(), "{url}");
@@ -259,6 +307,12 @@ mod tests {
         ] {
             assert!(check_target(url, true).await.is_err(), "{url}");
         }
-        assert!(check_target("https://8.8.8.8/hook", false).await.is_ok());
+        for url in [
+            "https://8.8.8.8/hook",
+            "https://[2606:4700:4700::1111]/hook",
+            "https://1.1.1.1/",
+        ] {
+            assert!(check_target(url, false).await.is_ok(), "{url}");
+        }
     }
 }

@@ -21,6 +21,15 @@ pub struct Organisation {
     pub created_at: String,
 }
 
+/// A customer token as the store holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerToken {
+    pub organisation: Organisation,
+    pub customer_id: String,
+    /// The viewer the token was minted for, as JSON (`None`: the narrowest).
+    pub viewer: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EndUser {
     pub id: String,
@@ -316,7 +325,7 @@ impl Store {
         let id = new_id("org");
         sqlx::query(
             "INSERT INTO organisations (id, name, created_at, number) \
-             VALUES (?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM organisations))",
+             VALUES (?, ?, ?, NULL)",
         )
         .bind(&id)
         .bind(name)
@@ -367,16 +376,18 @@ impl Store {
         customer_id: &str,
         kind: &str,
         expires_at: &str,
+        viewer: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO customer_tokens (token_hash, organisation_id, customer_id, kind, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO customer_tokens (token_hash, organisation_id, customer_id, kind, expires_at, viewer) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash)
         .bind(organisation_id)
         .bind(customer_id)
         .bind(kind)
         .bind(expires_at)
+        .bind(viewer)
         .execute(&self.pool)
         .await?;
         // Expired tokens go as new ones come.
@@ -387,15 +398,15 @@ impl Store {
         Ok(())
     }
 
-    /// The organisation and customer of an unexpired token.
+    /// The organisation, customer and viewer of an unexpired token.
     pub async fn customer_token(
         &self,
         token_hash: &str,
         kind: &str,
-    ) -> Result<Option<(Organisation, String)>> {
+    ) -> Result<Option<CustomerToken>> {
         let row = sqlx::query(
-            "SELECT o.*, t.customer_id AS token_customer FROM customer_tokens t \
-             JOIN organisations o ON o.id = t.organisation_id \
+            "SELECT o.*, t.customer_id AS token_customer, t.viewer AS token_viewer \
+             FROM customer_tokens t JOIN organisations o ON o.id = t.organisation_id \
              WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?",
         )
         .bind(token_hash)
@@ -403,7 +414,11 @@ impl Store {
         .bind(now())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (organisation_from(&r), r.get("token_customer"))))
+        Ok(row.map(|r| CustomerToken {
+            organisation: organisation_from(&r),
+            customer_id: r.get("token_customer"),
+            viewer: r.get("token_viewer"),
+        }))
     }
 
     // OAuth states.

@@ -243,7 +243,7 @@ impl Store {
         let id = new_id("org");
         sqlx::query(
             "INSERT INTO organisations (id, name, created_at, number) \
-             VALUES (?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM organisations))",
+             VALUES (?, ?, ?, NULL)",
         )
         .bind(&id)
         .bind(name)
@@ -260,7 +260,7 @@ impl Store {
             "INSERT INTO connections (id, organisation_id, site_url, auth_kind, account, credentials, \
              allow_personal_spaces, scope, status, created_at, updated_at, data_source_id) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CONNECTED', ?, ?, \
-             (SELECT COALESCE(MAX(data_source_id), 0) + 1 FROM connections))",
+             NULL)",
         )
         .bind(&id)
         .bind(new.organisation_id)
@@ -285,7 +285,10 @@ impl Store {
             auth_kind: row.get("auth_kind"),
             account: row.get("account"),
             allow_personal_spaces: row.get("allow_personal_spaces"),
-            scope: serde_json::from_str(row.get::<&str, _>("scope")).unwrap_or_default(),
+            // Null when unreadable: the server's `Scope::of` refuses it
+            // (an unreadable scope syncs nothing, never everything).
+            scope: serde_json::from_str(row.get::<&str, _>("scope"))
+                .unwrap_or(serde_json::Value::Null),
             status: row.get("status"),
             error: row.get("error"),
             created_at: row.get("created_at"),

@@ -519,6 +519,25 @@ impl Store {
         .bind(enforce)
         .execute(&mut *tx)
         .await?;
+        if result.rows_affected() > 0 && enforce {
+            // What was stored while permissions were not enforced may be
+            // stale (restrictions change without a new version, and were
+            // not swept): unknown until the next sync reads them, so shown
+            // to nobody meanwhile, never to everyone.
+            sqlx::query(
+                "UPDATE files SET read_restriction = ? WHERE connection_id = ? AND kind IN (?, ?)",
+            )
+            .bind(UNKNOWN)
+            .bind(connection_id)
+            .bind(crate::kind::PAGE)
+            .bind(crate::kind::BLOG_POST)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE spaces SET read_principals = NULL WHERE connection_id = ?")
+                .bind(connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if result.rows_affected() > 0 {
             sqlx::query("INSERT INTO index_log (file_id, subtree) SELECT id, 0 FROM files WHERE connection_id = ?")
                 .bind(connection_id)
@@ -688,7 +707,7 @@ impl Store {
         let id = new_id("usr");
         sqlx::query(
             "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at, number) \
-             VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(number), 0) + 1 FROM end_users)) \
+             VALUES (?, ?, ?, ?, ?, NULL) \
              ON CONFLICT (organisation_id, customer_id) DO NOTHING",
         )
             .bind(&id)

@@ -7,6 +7,7 @@ mod isolation;
 mod malformed;
 mod oauth;
 mod schedule;
+mod security;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -72,6 +73,10 @@ pub fn config(sim: &RunningSimulator, dir: &TempDir) -> server::Config {
     );
     config.webhooks.allow_private_targets = true;
     config.webhooks.retry_base_ms = 50;
+    // Tests hammer the API from one organisation; the rate limit has a
+    // test of its own.
+    config.limits.organisation_requests_per_second = 1_000_000;
+    config.limits.organisation_burst = 1_000_000;
     config
 }
 
@@ -94,18 +99,24 @@ pub struct Api {
     pub base: String,
     pub key: String,
     pub customer: Option<String>,
+    /// A customer token to authenticate with instead of the API key.
+    pub token: Option<String>,
+    /// The organisation's store id.
+    pub organisation_id: String,
     pub http: reqwest::Client,
 }
 
 impl Api {
     pub async fn new(running: &server::Running, org: &str) -> Api {
-        let (_, key) = server::create_organisation(&running.app.store, org)
+        let (organisation, key) = server::create_organisation(&running.app.store, org)
             .await
             .unwrap();
         Api {
             base: running.url(),
             key,
             customer: None,
+            token: None,
+            organisation_id: organisation.id,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -120,11 +131,21 @@ impl Api {
         }
     }
 
+    /// The same caller, authenticated by a customer token instead.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            token: Some(token.into()),
+            customer: None,
+            ..self.clone()
+        }
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = match &self.token {
+            Some(token) => request.header("authorization", format!("Token {token}")),
+            None => request.bearer_auth(&self.key),
+        };
         if let Some(customer) = &self.customer {
             request = request.header("customer-id", customer);
         }
