@@ -320,6 +320,11 @@ impl Index {
 
     /// Opens without catching up (for searching while another process,
     /// the one holding the writer, keeps it up to date).
+    /// Whether queries can be embedded (hybrid search without a vector).
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
     pub fn open_only(dir: &Path, embedder: Option<Arc<dyn Embedder>>) -> Result<Index> {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();

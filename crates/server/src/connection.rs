@@ -136,7 +136,8 @@ pub async fn oauth_app(
             app.config.callback_url(),
             false,
         )),
-        _ => Err(ApiError::bad_request(
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
             "oauth_app_not_configured",
             "no OAuth app: configure one for the server, or create a CONFLUENCE white label",
         )),

@@ -6,8 +6,9 @@ use crate::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Digest;
 
 /// A JSON body. Malformed JSON, wrong types and missing fields answer 422
@@ -15,7 +16,7 @@ use sha2::Digest;
 /// An empty body reads as `{}` (every field of most requests is optional).
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+impl<T: DeserializeOwned + JsonSchema + 'static> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -89,10 +90,50 @@ async fn read_limited(
     Ok(bytes)
 }
 
-/// Parses JSON into `T`, with the path of the first error.
-pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+/// Parses a request body into `T`. The body is checked against `T`'s JSON
+/// Schema first (the one `/openapi.json` publishes), so that the document
+/// is the contract: a body the schema refuses is refused (422, each error
+/// located), and what the schema allows reaches the handler. Numbers with
+/// no fraction (`10.0`) are integers, as JSON Schema counts them.
+pub fn parse<T: DeserializeOwned + JsonSchema + 'static>(text: &[u8]) -> Result<T, ApiError> {
+    let mut value: Value = serde_json::from_slice(text).map_err(|e| {
+        ApiError::Validation(vec![FieldError {
+            loc: vec![json!("body")],
+            msg: without_position(&e.to_string()),
+            kind: "json_invalid",
+        }])
+    })?;
+    integral_numbers(&mut value);
+    let errors: Vec<FieldError> = validator::<T>()?
+        .iter_errors(&value)
+        .take(20)
+        .map(|error| {
+            let mut loc = vec![json!("body")];
+            loc.extend(
+                error
+                    .instance_path
+                    .as_str()
+                    .split('/')
+                    .skip(1)
+                    .map(|segment| {
+                        let segment = segment.replace("~1", "/").replace("~0", "~");
+                        match segment.parse::<u64>() {
+                            Ok(index) => json!(index),
+                            Err(_) => json!(segment),
+                        }
+                    }),
+            );
+            FieldError {
+                loc,
+                msg: schema_message(&error),
+                kind: "value_error",
+            }
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let mut loc = vec![json!("body")];
         for segment in error.path().iter() {
             match segment {
@@ -102,28 +143,74 @@ pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
                 serde_path_to_error::Segment::Unknown => {}
             }
         }
-        let inner = error.into_inner();
-        let kind = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "json_invalid"
-            }
-            serde_json::error::Category::Io => "json_invalid",
-            serde_json::error::Category::Data => "value_error",
-        };
         ApiError::Validation(vec![FieldError {
             loc,
-            msg: without_position(&inner.to_string()),
-            kind,
+            msg: without_position(&error.into_inner().to_string()),
+            kind: "value_error",
         }])
-    })?;
-    deserializer.end().map_err(|e| {
-        ApiError::Validation(vec![FieldError {
-            loc: vec![json!("body")],
-            msg: without_position(&e.to_string()),
-            kind: "json_invalid",
-        }])
-    })?;
-    Ok(value)
+    })
+}
+
+/// What a schema error says, without echoing the whole value (which may be
+/// a megabyte, or a secret).
+fn schema_message(error: &jsonschema::ValidationError<'_>) -> String {
+    let text = error.to_string();
+    let mut short: String = text.chars().take(200).collect();
+    if short.len() < text.len() {
+        short.push_str("...");
+    }
+    short
+}
+
+/// `10.0` becomes `10`: JSON Schema calls it an integer, serde would not.
+/// Only within the range floats hold exactly; beyond it the schema's
+/// bounds refuse the number.
+fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                let safe = crate::openapi::SAFE_INTEGER as f64;
+                if f.fract() == 0.0 && f.abs() <= safe {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+/// The compiled schema of each request type, built once.
+fn validator<T: JsonSchema + 'static>() -> Result<std::sync::Arc<jsonschema::Validator>, ApiError> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<std::any::TypeId, Arc<jsonschema::Validator>>>;
+    static VALIDATORS: OnceLock<Cache> = OnceLock::new();
+    let cache = VALIDATORS.get_or_init(Default::default);
+    let id = std::any::TypeId::of::<T>();
+    if let Some(found) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return Ok(found.clone());
+    }
+    let schema = crate::openapi::request_schema::<T>();
+    // The schemas are the code's own: one that does not compile is a bug
+    // (logged, 500), which every test of the endpoint shows.
+    let compiled = Arc::new(
+        jsonschema::options()
+            .should_validate_formats(false)
+            .build(&schema)
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "the schema of {} does not compile: {e}",
+                    T::schema_name()
+                ))
+            })?,
+    );
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, compiled.clone());
+    Ok(compiled)
 }
 
 fn without_position(message: &str) -> String {
@@ -197,7 +284,9 @@ fn customer_required() -> ApiError {
 pub const MAX_CUSTOMER_ID: usize = 255;
 
 pub fn valid_customer_id(id: &str) -> bool {
-    !id.trim().is_empty() && id.len() <= MAX_CUSTOMER_ID && !id.chars().any(char::is_control)
+    !id.trim().is_empty()
+        && id.chars().count() <= MAX_CUSTOMER_ID
+        && !id.chars().any(char::is_control)
 }
 
 impl FromRequestParts<AppState> for OrgCaller {

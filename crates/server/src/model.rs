@@ -56,7 +56,9 @@ impl JsonSchema for SecretText {
 #[serde(default)]
 pub struct Pagination {
     /// 1 to 250.
+    #[schemars(schema_with = "schema::limit")]
     pub limit: i64,
+    #[schemars(schema_with = "schema::offset")]
     pub offset: i64,
     pub starting_id: i64,
 }
@@ -84,20 +86,25 @@ pub enum OrderDir {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct OAuthUrlRequest {
     /// CONFLUENCE (the only source confsync connects).
+    #[schemars(schema_with = "schema::confluence_only")]
     pub service: String,
     /// The site: `acme` for https://acme.atlassian.net, or the name of a
     /// site the operator configured.
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_subdomain")]
     pub confluence_subdomain: Option<String>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_size")]
     pub chunk_size: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_overlap")]
     pub chunk_overlap: Option<i64>,
     /// Sync everything the account can read once connected (default true);
     /// false waits for /integrations/files/sync.
     #[serde(default)]
     pub sync_files_on_connection: Option<bool>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_tags")]
     pub data_source_tags: Option<BTreeMap<String, Value>>,
     /// Reconnect this data source (its credentials are replaced).
     #[serde(default)]
@@ -120,25 +127,32 @@ pub struct OAuthUrlResponse {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ConfluenceAuthentication {
     /// CONFLUENCE.
+    #[schemars(schema_with = "schema::confluence_only")]
     pub source: String,
     /// The site, as for /integrations/oauth_url.
+    #[schemars(schema_with = "schema::subdomain")]
     pub subdomain: String,
     /// An API token (with `username`), a personal access token (Data
     /// Center), or an OAuth access token (with `refresh_token`).
+    #[schemars(schema_with = "schema::access_token")]
     pub access_token: SecretText,
     #[serde(default)]
     pub refresh_token: Option<SecretText>,
     /// The account's email, for an API token.
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_email")]
     pub username: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SyncOptionsInput {
+    #[schemars(schema_with = "schema::optional_chunk_size")]
     pub chunk_size: Option<i64>,
+    #[schemars(schema_with = "schema::optional_chunk_overlap")]
     pub chunk_overlap: Option<i64>,
     pub sync_files_on_connection: Option<bool>,
+    #[schemars(schema_with = "schema::optional_tags")]
     pub data_source_tags: Option<BTreeMap<String, Value>>,
     pub enforce_permissions: Option<bool>,
 }
@@ -197,10 +211,13 @@ pub struct SuccessResponse {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ItemFilters {
+    #[schemars(schema_with = "schema::optional_strings_1000")]
     pub external_ids: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub ids: Option<Vec<i64>>,
     pub name: Option<String>,
     /// SPACE or PAGE.
+    #[schemars(schema_with = "schema::optional_item_types")]
     pub item_types: Option<Vec<String>>,
 }
 
@@ -273,12 +290,16 @@ pub struct FilesSyncRequest {
     pub data_source_id: i64,
     /// Space keys (the whole space) and page ids (the page and its
     /// descendants), as items/list gives them.
+    #[schemars(schema_with = "schema::sync_ids")]
     pub ids: Vec<SyncId>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_tags")]
     pub tags: Option<BTreeMap<String, Value>>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_size")]
     pub chunk_size: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_overlap")]
     pub chunk_overlap: Option<i64>,
 }
 
@@ -288,6 +309,7 @@ pub struct FilesSyncRequest {
 #[serde(default)]
 pub struct DataSourceFilters {
     pub source: Option<String>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub ids: Option<Vec<i64>>,
     pub revoked_access: Option<bool>,
 }
@@ -321,13 +343,20 @@ pub struct DataSourcesResponse {
 #[serde(default)]
 pub struct FileFilters {
     /// CONFLUENCE, or a list of source types.
+    #[schemars(schema_with = "schema::optional_sources")]
     pub source: Option<Value>,
     pub name: Option<String>,
+    #[schemars(schema_with = "schema::optional_tags")]
     pub tags: Option<BTreeMap<String, Value>>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub ids: Option<Vec<i64>>,
+    #[schemars(schema_with = "schema::optional_strings_1000")]
     pub external_file_ids: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::optional_sync_statuses")]
     pub sync_statuses: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub parent_file_ids: Option<Vec<i64>>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub organization_user_data_source_id: Option<Vec<i64>>,
     pub include_all_children: bool,
     pub non_synced_only: bool,
@@ -409,18 +438,22 @@ pub struct UserFilesResponse {
 pub struct ResyncFileRequest {
     pub file_id: i64,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_size")]
     pub chunk_size: Option<i64>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_chunk_overlap")]
     pub chunk_overlap: Option<i64>,
     #[serde(default)]
     pub force_embedding_generation: bool,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(default)]
 pub struct DeleteFilesRequest {
+    #[schemars(schema_with = "schema::delete_filters")]
     pub filters: FileFilters,
+    #[serde(default)]
     pub send_webhook: bool,
+    #[serde(default)]
     pub preserve_file_record: bool,
 }
 
@@ -429,19 +462,24 @@ pub struct DeleteFilesRequest {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UpdateUsersRequest {
     /// 1 to 100 customer ids.
+    #[schemars(schema_with = "schema::customer_ids")]
     pub customer_ids: Vec<String>,
     /// Source types (CONFLUENCE) or "ALL"; an empty list turns auto-sync off.
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_auto_sync_sources")]
     pub auto_sync_enabled_sources: Option<Value>,
     /// Hours: 3, 6, 12 or 24.
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_interval")]
     pub auto_sync_interval: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ListUsersFilters {
+    #[schemars(schema_with = "schema::optional_customer_ids")]
     pub customer_ids: Option<Vec<String>>,
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub carbon_user_ids: Option<Vec<i64>>,
 }
 
@@ -490,6 +528,7 @@ pub struct ListUsersResponse {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DeleteUsersRequest {
+    #[schemars(schema_with = "schema::customer_ids")]
     pub customer_ids: Vec<String>,
 }
 
@@ -497,25 +536,33 @@ pub struct DeleteUsersRequest {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct HybridTuning {
+    #[schemars(schema_with = "schema::weight")]
     pub weight_a: f32,
+    #[schemars(schema_with = "schema::weight")]
     pub weight_b: f32,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct EmbeddingsRequest {
+    #[schemars(schema_with = "schema::query")]
     pub query: String,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_vector")]
     pub query_vector: Option<Vec<f32>>,
     /// 1 to 100.
+    #[schemars(schema_with = "schema::k")]
     pub k: i64,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_ids_10000")]
     pub file_ids: Option<Vec<i64>>,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub parent_file_ids: Option<Vec<i64>>,
     #[serde(default)]
     pub include_all_children: bool,
     /// Every key must match (a list value: any of its elements).
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_tags")]
     pub tags: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub include_tags: Option<bool>,
@@ -530,10 +577,11 @@ pub struct EmbeddingsRequest {
     /// {"signed_in", "agent", "tags", "organization_ids", "group_ids",
     /// "confluence_account_id", "confluence_groups"}. Anonymous when absent.
     #[serde(default)]
-    #[schemars(with = "Option<BTreeMap<String, Value>>")]
+    #[schemars(schema_with = "schema::optional_viewer")]
     pub viewer: Option<Value>,
     /// confsync: only these data sources.
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub data_source_ids: Option<Vec<i64>>,
 }
 
@@ -563,6 +611,7 @@ pub struct EmbeddingsResponse {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AddWebhookRequest {
+    #[schemars(schema_with = "schema::http_url")]
     pub url: String,
 }
 
@@ -593,6 +642,7 @@ pub struct WebhookNoKey {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct WebhookFilters {
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub ids: Option<Vec<i64>>,
 }
 
@@ -615,17 +665,41 @@ pub struct WebhooksResponse {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WhiteLabelCredentials {
+    #[schemars(schema_with = "schema::client_id")]
     pub client_id: String,
+    #[schemars(schema_with = "schema::http_url")]
     pub redirect_uri: String,
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_client_secret")]
     pub client_secret: Option<SecretText>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WhiteLabelInput {
     /// CONFLUENCE.
+    #[schemars(schema_with = "schema::confluence_only")]
     pub data_source_type: String,
     pub credentials: WhiteLabelCredentials,
+}
+
+/// POST /white_label/create: 1 to 20 apps.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct WhiteLabelCreateRequest(pub Vec<WhiteLabelInput>);
+
+impl JsonSchema for WhiteLabelCreateRequest {
+    fn schema_name() -> String {
+        "WhiteLabelCreateRequest".into()
+    }
+
+    fn json_schema(generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let item = serde_json::to_value(generator.subschema_for::<WhiteLabelInput>())
+            .unwrap_or(Value::Bool(true));
+        serde_json::from_value(serde_json::json!({
+            "type": "array", "minItems": 1, "maxItems": 20, "items": item
+        }))
+        .unwrap_or(schemars::schema::Schema::Bool(true))
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -642,6 +716,7 @@ pub struct WhiteLabelOut {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct WhiteLabelFilters {
+    #[schemars(schema_with = "schema::optional_ids_1000")]
     pub ids: Option<Vec<i64>>,
     pub data_source_type: Option<Vec<String>>,
 }
@@ -662,6 +737,7 @@ pub struct WhiteLabelListResponse {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WhiteLabelDeleteRequest {
+    #[schemars(schema_with = "schema::ids_1_to_100")]
     pub ids: Vec<i64>,
 }
 
@@ -673,6 +749,7 @@ pub struct AccessTokenRequest {
     /// search made with the token sees at most what this viewer may see.
     /// Absent: the narrowest viewer (what everyone may see).
     #[serde(default)]
+    #[schemars(schema_with = "schema::optional_viewer")]
     pub viewer: Option<serde_json::Value>,
 }
 
@@ -680,4 +757,256 @@ pub struct AccessTokenRequest {
 pub struct TokenResponse {
     pub access_token: SecretText,
     pub refresh_token: SecretText,
+}
+
+/// Schemas for constraints serde cannot say: the server validates every
+/// body against its type's schema (`extract::parse`), so what these say is
+/// what is enforced, and what `/openapi.json` publishes.
+pub mod schema {
+    use schemars::gen::SchemaGenerator;
+    use schemars::schema::Schema;
+    use serde_json::{json, Value};
+
+    fn from(value: Value) -> Schema {
+        serde_json::from_value(value).unwrap_or(Schema::Bool(true))
+    }
+
+    fn nullable(mut value: Value) -> Value {
+        json!({"anyOf": [value.take(), {"type": "null"}]})
+    }
+
+    /// The data source types confsync serves: CONFLUENCE.
+    pub fn confluence_only(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"type": "string", "enum": ["CONFLUENCE"]}))
+    }
+
+    fn subdomain_value() -> Value {
+        json!({"type": "string", "pattern": "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+               "description": "The site's subdomain (acme for https://acme.atlassian.net), or the name of a site the operator configured"})
+    }
+
+    pub fn subdomain(_: &mut SchemaGenerator) -> Schema {
+        from(subdomain_value())
+    }
+
+    pub fn optional_subdomain(_: &mut SchemaGenerator) -> Schema {
+        let mut value = subdomain_value();
+        value["pattern"] = json!("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)?$");
+        from(nullable(value))
+    }
+
+    pub fn optional_chunk_size(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "integer", "minimum": 50, "maximum": 20000,
+            "description": "Tokens per chunk"}),
+        ))
+    }
+
+    pub fn optional_chunk_overlap(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "integer", "minimum": 0, "maximum": 10000,
+            "description": "Tokens shared by neighbouring chunks; at most half of chunk_size less one (more is taken as that)"}),
+        ))
+    }
+
+    fn tags_value() -> Value {
+        let scalar = json!({"anyOf": [{"type": "string", "maxLength": 1000}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]});
+        json!({"type": "object", "maxProperties": 50,
+        "propertyNames": {"minLength": 1, "maxLength": 100},
+        "additionalProperties": {"anyOf": [
+            scalar,
+            {"type": "array", "maxItems": 50, "items": {"anyOf": [{"type": "string", "maxLength": 100}, {"type": "number"}, {"type": "boolean"}]}}
+        ]}})
+    }
+
+    pub fn optional_tags(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(tags_value()))
+    }
+
+    fn customer_id_value() -> Value {
+        json!({"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"})
+    }
+
+    /// 1 to 100 customer ids (printable, not blank, at most 255 characters).
+    pub fn customer_ids(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"type": "array", "minItems": 1, "maxItems": 100, "items": customer_id_value()}))
+    }
+
+    pub fn optional_customer_ids(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "maxItems": 1000, "items": customer_id_value()}),
+        ))
+    }
+
+    pub fn optional_ids_1000(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "maxItems": 1000, "items": {"type": "integer"}}),
+        ))
+    }
+
+    pub fn optional_ids_10000(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "maxItems": 10000, "items": {"type": "integer"}}),
+        ))
+    }
+
+    pub fn optional_strings_1000(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "maxItems": 1000, "items": {"type": "string"}}),
+        ))
+    }
+
+    pub fn ids_1_to_100(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "integer"}}))
+    }
+
+    /// An http(s) URL without credentials in it: a host name (its last
+    /// label starting with a letter) or a dotted IPv4 address, a port, a
+    /// path.
+    pub fn http_url(_: &mut SchemaGenerator) -> Schema {
+        let label = "[A-Za-z0-9]+(-[A-Za-z0-9]+)*";
+        let last = "[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*";
+        let octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+        let pattern = format!(
+            "^[hH][tT][tT][pP][sS]?://(({label}\\.)*{last}|({octet}\\.){{3}}{octet})(:[0-9]{{1,4}})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?$"
+        );
+        from(json!({"type": "string", "maxLength": 2048, "pattern": pattern}))
+    }
+
+    pub fn text(min: u32, max: u32) -> Value {
+        json!({"type": "string", "minLength": min, "maxLength": max})
+    }
+
+    pub fn client_id(_: &mut SchemaGenerator) -> Schema {
+        from(text(1, 255))
+    }
+
+    pub fn optional_client_secret(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(text(1, 1024)))
+    }
+
+    pub fn access_token(_: &mut SchemaGenerator) -> Schema {
+        from(text(1, 4096))
+    }
+
+    pub fn optional_email(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(text(1, 320)))
+    }
+
+    /// A search's viewer (`index::Viewer`).
+    pub fn optional_viewer(_: &mut SchemaGenerator) -> Schema {
+        let strings = json!({"type": "array", "maxItems": 1000, "items": {"type": "string", "maxLength": 255}});
+        from(nullable(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Who the search is made as: Zendesk's user segments (signed_in, agent, tags, organization_ids, group_ids) and the Confluence identity (confluence_account_id, confluence_groups) for connections that enforce Confluence's permissions",
+            "properties": {
+                "signed_in": {"type": "boolean"},
+                "agent": {"type": "boolean"},
+                "tags": strings, "organization_ids": strings, "group_ids": strings,
+                "confluence_account_id": {"type": ["string", "null"], "maxLength": 255},
+                "confluence_groups": strings,
+            }
+        })))
+    }
+
+    /// A space key (the whole space) or a page id (the page and its
+    /// descendants).
+    pub fn sync_id(_: &mut SchemaGenerator) -> Schema {
+        let key = json!({"type": "string", "pattern": "^[A-Za-z0-9_~-]{1,255}$"});
+        from(
+            json!({"anyOf": [key.clone(), {"type": "object", "required": ["id", "root_id"],
+            "properties": {"id": key, "root_id": {"type": "string"}}}]}),
+        )
+    }
+
+    pub fn sync_ids(generator: &mut SchemaGenerator) -> Schema {
+        let item = serde_json::to_value(sync_id(generator)).unwrap_or(json!(true));
+        from(json!({"type": "array", "minItems": 1, "maxItems": 1000, "items": item}))
+    }
+
+    pub fn optional_sync_statuses(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(json!({"type": "array", "maxItems": 20,
+            "items": {"type": "string", "enum": crate::routes::STATUSES}})))
+    }
+
+    pub fn optional_item_types(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "maxItems": 10, "items": {"type": "string", "enum": ["SPACE", "PAGE"]}}),
+        ))
+    }
+
+    pub fn optional_sources(_: &mut SchemaGenerator) -> Schema {
+        from(
+            json!({"anyOf": [{"type": "string"}, {"type": "array", "maxItems": 100}, {"type": "null"}]}),
+        )
+    }
+
+    /// "ALL", or a list of data source types.
+    pub fn optional_auto_sync_sources(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"anyOf": [
+            {"type": "string", "enum": ["ALL"]},
+            {"type": "array", "maxItems": 100, "items": {"type": "string", "pattern": "^[A-Z0-9_]{1,64}$"}},
+            {"type": "null"}
+        ]}))
+    }
+
+    pub fn optional_interval(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(json!({"type": "integer", "enum": [3, 6, 12, 24]})))
+    }
+
+    pub fn query(_: &mut SchemaGenerator) -> Schema {
+        from(
+            json!({"type": "string", "maxLength": 10000, "pattern": "\\S",
+            "description": "The text searched for (not blank)"}),
+        )
+    }
+
+    pub fn k(_: &mut SchemaGenerator) -> Schema {
+        from(
+            json!({"type": "integer", "minimum": 1, "maximum": crate::routes::MAX_K,
+            "description": "Number of chunks to return"}),
+        )
+    }
+
+    pub fn optional_vector(_: &mut SchemaGenerator) -> Schema {
+        from(nullable(
+            json!({"type": "array", "minItems": 1, "maxItems": 8192,
+            "items": {"type": "number", "minimum": -1e30, "maximum": 1e30}}),
+        ))
+    }
+
+    pub fn weight(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"type": "number", "minimum": 0, "maximum": 1,
+            "description": "weight_a (semantic) and weight_b (keyword) are scaled to sum to 1"}))
+    }
+
+    pub fn limit(_: &mut SchemaGenerator) -> Schema {
+        from(
+            json!({"type": "integer", "minimum": 1, "maximum": crate::routes::MAX_LIMIT, "default": 10}),
+        )
+    }
+
+    pub fn offset(_: &mut SchemaGenerator) -> Schema {
+        from(json!({"type": "integer", "minimum": 0, "default": 0}))
+    }
+
+    /// A delete's filters: at least one that narrows.
+    pub fn delete_filters(generator: &mut SchemaGenerator) -> Schema {
+        let filters = serde_json::to_value(generator.subschema_for::<super::FileFilters>())
+            .unwrap_or(json!(true));
+        let present =
+            |name: &str, schema: Value| json!({"required": [name], "properties": {name: schema}});
+        let list = json!({"type": "array"});
+        from(json!({"allOf": [filters, {"anyOf": [
+            present("ids", list.clone()),
+            present("external_file_ids", list.clone()),
+            present("sync_statuses", list.clone()),
+            present("parent_file_ids", list.clone()),
+            present("organization_user_data_source_id", list),
+            present("name", json!({"type": "string", "minLength": 1})),
+            present("tags", json!({"type": "object", "minProperties": 1})),
+        ]}], "description": "At least one filter that narrows (an empty list matches no file)"}))
+    }
 }

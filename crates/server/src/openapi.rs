@@ -226,7 +226,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/white_label/create",
             Organisation,
             "Bring your own OAuth app",
-            Vec<WhiteLabelInput>,
+            WhiteLabelCreateRequest,
             Vec<WhiteLabelOut>
         ),
         endpoint!(
@@ -284,6 +284,68 @@ fn error() -> Value {
     })
 }
 
+/// Whether a request body must be sent: an empty body reads as `{}`, so
+/// it may be left out exactly when `{}` is a valid body.
+fn body_required(generator: &SchemaGenerator, schema: &Schema) -> bool {
+    let mut value = serde_json::to_value(schema).unwrap_or(Value::Null);
+    // Follow one reference into the definitions.
+    if let Some(name) = value
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+    {
+        value = generator
+            .definitions()
+            .get(name)
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+    }
+    let is_object = value.get("type").and_then(Value::as_str) == Some("object");
+    let required = value
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    !is_object || required
+}
+
+/// The JSON Schema of a request type on its own (definitions inline), as
+/// the server validates bodies against it: the same schema the document
+/// publishes under `components`.
+pub fn request_schema<T: JsonSchema>() -> Value {
+    let mut settings = SchemaSettings::draft07();
+    settings.meta_schema = None;
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut value = serde_json::to_value(schema).unwrap_or(Value::Bool(false));
+    bound_integers(&mut value);
+    value
+}
+
+/// The largest integer a request may carry (ids, counts, offsets) unless
+/// its schema says otherwise: 2^31 - 1, far above any id or count confsync
+/// hands out, and well inside the range JSON numbers carry exactly (2^53),
+/// so that nothing is rounded on its way in.
+pub const SAFE_INTEGER: i64 = i32::MAX as i64;
+
+/// Gives every integer schema without bounds the safe range.
+fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(Value::String(t)) => t == "integer",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            if integer {
+                map.entry("minimum").or_insert(json!(-SAFE_INTEGER));
+                map.entry("maximum").or_insert(json!(SAFE_INTEGER));
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
 pub fn document() -> Value {
     // OpenAPI 3.1's schemas are JSON Schema: draft 7's output (nullable
     // as `["string", "null"]`) is valid there, and any JSON Schema
@@ -312,9 +374,13 @@ pub fn document() -> Value {
             }
         });
         if let Some(request) = endpoint.request {
+            let schema = request(&mut generator);
+            // A body whose every field is optional may be left out (it
+            // reads as `{}`).
+            let required = body_required(&generator, &schema);
             operation["requestBody"] = json!({
-                "required": true,
-                "content": {"application/json": {"schema": request(&mut generator)}}
+                "required": required,
+                "content": {"application/json": {"schema": schema}}
             });
         }
         match endpoint.auth {
@@ -342,6 +408,11 @@ pub fn document() -> Value {
         .into_iter()
         .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or_default()))
         .collect();
+    let mut paths = Value::Object(paths);
+    bound_integers(&mut paths);
+    for schema in schemas.values_mut() {
+        bound_integers(schema);
+    }
     schemas.insert("HTTPValidationError".into(), validation_error());
     schemas.insert("Error".into(), error());
     json!({

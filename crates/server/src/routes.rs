@@ -102,13 +102,15 @@ pub fn check_chunking(
             "must be between 50 and 20000 tokens",
         ));
     }
-    if overlap < 0 || overlap >= size / 2 {
+    if !(0..=10_000).contains(&overlap) {
         return Err(ApiError::field(
             &["chunk_overlap"],
-            "must be at least 0 and less than half of chunk_size",
+            "must be between 0 and 10000 tokens",
         ));
     }
-    Ok((size, overlap))
+    // At most half a chunk less one: more is taken as that, as the
+    // document says (a rule between two fields no schema can state).
+    Ok((size, overlap.min(size / 2 - 1)))
 }
 
 /// New chunk settings for a connection, when a request gives any: what it
@@ -133,16 +135,27 @@ fn check_tags(tags: &BTreeMap<String, Value>) -> ApiResult<()> {
         return Err(ApiError::field(&["tags"], "at most 50 tags"));
     }
     for (key, value) in tags {
-        if key.is_empty() || key.len() > 100 {
+        if key.is_empty() || key.chars().count() > 100 {
             return Err(ApiError::field(
                 &["tags"],
                 "tag keys must be 1 to 100 characters",
             ));
         }
-        if value.to_string().len() > 1000 {
+        let long = |v: &Value, max: usize| v.as_str().is_some_and(|t| t.chars().count() > max);
+        let bad = match value {
+            Value::Array(items) => {
+                items.len() > 50
+                    || items
+                        .iter()
+                        .any(|v| long(v, 100) || v.is_array() || v.is_object() || v.is_null())
+            }
+            Value::Object(_) => true,
+            other => long(other, 1000),
+        };
+        if bad {
             return Err(ApiError::field(
                 &["tags", key],
-                "tag values must be under 1000 characters",
+                "a tag value is a string (at most 1000 characters), a number, a boolean, or a list of up to 50 of those (strings at most 100 characters)",
             ));
         }
     }
@@ -374,7 +387,7 @@ pub async fn connect(
         ));
     }
     let token = auth.access_token.expose();
-    if token.is_empty() || token.len() > 4096 {
+    if token.is_empty() || token.chars().count() > 4096 {
         return Err(ApiError::field(
             &["authentication", "access_token"],
             "must be 1 to 4096 characters",
@@ -394,7 +407,7 @@ pub async fn connect(
     )?;
     let connection = match (&auth.username, &auth.refresh_token) {
         (Some(email), _) => {
-            if email.is_empty() || email.len() > 320 {
+            if email.is_empty() || email.chars().count() > 320 {
                 return Err(ApiError::field(&["authentication", "username"], "must be the account's email"));
             }
             let secret = Secret::ApiToken {
@@ -481,7 +494,8 @@ pub async fn items_sync(
 ) -> ApiResult<Json<DataSource>> {
     let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
     if connection.revoked {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "access_revoked",
             "this data source's access was revoked",
         ));
@@ -626,7 +640,8 @@ pub async fn files_sync(
     // Checked before anything is written.
     let chunking = new_chunking(&connection, request.chunk_size, request.chunk_overlap)?;
     if connection.revoked {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "access_revoked",
             "this data source's access was revoked",
         ));
@@ -647,7 +662,7 @@ pub async fn files_sync(
             && id.len() <= 255
             && id
                 .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '~' | '-'))
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '~' | '-'))
         {
             if !scope.spaces.contains(id) {
                 scope.spaces.push(id.clone());
@@ -759,7 +774,7 @@ pub async fn revoke_access_token(
 
 // Files.
 
-const STATUSES: [&str; 10] = [
+pub const STATUSES: [&str; 10] = [
     "DELAYED",
     "QUEUED_FOR_SYNC",
     "SYNCING",
@@ -970,7 +985,8 @@ pub async fn resync_file(
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
     if connection.revoked {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "access_revoked",
             "this file's data source was revoked",
         ));
@@ -1391,11 +1407,11 @@ pub async fn embeddings(
             format!("must be between 1 and {MAX_K}"),
         ));
     }
-    if request.query.len() > 10_000 {
+    if request.query.chars().count() > 10_000 {
         return Err(ApiError::field(&["query"], "at most 10000 characters"));
     }
-    if request.query.trim().is_empty() && request.query_vector.is_none() {
-        return Err(ApiError::field(&["query"], "must not be empty"));
+    if request.query.trim().is_empty() {
+        return Err(ApiError::field(&["query"], "must not be blank"));
     }
     check_ids(&["file_ids"], &request.file_ids, 10_000)?;
     check_ids(&["parent_file_ids"], &request.parent_file_ids, 1000)?;
@@ -1434,23 +1450,32 @@ pub async fn embeddings(
     ) {
         (false, _) => None,
         (true, None) => Some(index::HybridWeights::default()),
+        // Scaled to sum to 1, as the document says (both 0: the defaults).
         (true, Some(t)) => {
-            if !(t.weight_a.is_finite() && t.weight_b.is_finite())
-                || t.weight_a < 0.0
-                || t.weight_b < 0.0
-                || ((t.weight_a + t.weight_b) - 1.0).abs() > 0.001
-            {
+            let sum = t.weight_a + t.weight_b;
+            if !(t.weight_a >= 0.0 && t.weight_b >= 0.0 && sum.is_finite()) {
                 return Err(ApiError::field(
                     &["hybrid_search_tuning_parameters"],
-                    "weight_a and weight_b must be at least 0 and sum to 1",
+                    "weight_a and weight_b must be at least 0",
                 ));
             }
-            Some(index::HybridWeights {
-                weight_a: t.weight_a,
-                weight_b: t.weight_b,
+            Some(if sum > 0.0 {
+                index::HybridWeights {
+                    weight_a: t.weight_a / sum,
+                    weight_b: t.weight_b / sum,
+                }
+            } else {
+                index::HybridWeights::default()
             })
         }
     };
+    if hybrid.is_some() && request.query_vector.is_none() && !app.index.has_embedder() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "embeddings_not_configured",
+            "hybrid search needs an embedding provider (the server has none configured) or a query_vector",
+        ));
+    }
     let Some(user) = app
         .store
         .end_user(&caller.organisation.id, &customer)
@@ -1632,7 +1657,8 @@ pub async fn add_webhook(
         .webhooks(&caller.organisation.id, &[], true, false, 1, 0)
         .await?;
     if count as usize >= app.config.webhooks.max_per_organisation {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "webhook_limit",
             format!(
                 "an organisation may have {} webhooks; delete one first",
@@ -1718,7 +1744,7 @@ fn check_white_label(input: &WhiteLabelInput, at: &str) -> ApiResult<()> {
         ));
     }
     let c = &input.credentials;
-    if c.client_id.is_empty() || c.client_id.len() > 255 {
+    if c.client_id.is_empty() || c.client_id.chars().count() > 255 {
         return Err(ApiError::field(
             &[at, "credentials", "client_id"],
             "1 to 255 characters",
@@ -1726,7 +1752,7 @@ fn check_white_label(input: &WhiteLabelInput, at: &str) -> ApiResult<()> {
     }
     if c.client_secret
         .as_ref()
-        .is_some_and(|s| s.expose().is_empty() || s.expose().len() > 1024)
+        .is_some_and(|s| s.expose().is_empty() || s.expose().chars().count() > 1024)
     {
         return Err(ApiError::field(
             &[at, "credentials", "client_secret"],
@@ -1764,7 +1790,7 @@ fn white_label_out(organisation: &Organisation, label: store::WhiteLabel) -> Whi
 pub async fn white_label_create(
     State(app): State<AppState>,
     caller: OrgCaller,
-    Body(inputs): Body<Vec<WhiteLabelInput>>,
+    Body(WhiteLabelCreateRequest(inputs)): Body<WhiteLabelCreateRequest>,
 ) -> ApiResult<Json<Vec<WhiteLabelOut>>> {
     if inputs.is_empty() || inputs.len() > 20 {
         return Err(ApiError::field(&[], "give 1 to 20 white labels"));

@@ -2,11 +2,13 @@
 //! real store and index under a temporary directory, and a webhook
 //! receiver that checks signatures as a customer's application would.
 
+mod credentials;
 mod flow;
 mod isolation;
 mod malformed;
 mod oauth;
 mod schedule;
+mod schemathesis;
 mod security;
 
 use axum::body::Bytes;
