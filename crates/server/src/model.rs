@@ -868,8 +868,10 @@ pub mod schema {
         let label = "[A-Za-z0-9]+(-[A-Za-z0-9]+)*";
         let last = "[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*";
         let octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+        let port =
+            "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})";
         let pattern = format!(
-            "^[hH][tT][tT][pP][sS]?://(({label}\\.)*{last}|({octet}\\.){{3}}{octet})(:[0-9]{{1,4}})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?$"
+            "^[hH][tT][tT][pP][sS]?://(({label}\\.)*{last}|({octet}\\.){{3}}{octet})(:{port})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?$"
         );
         from(json!({"type": "string", "maxLength": 2048, "pattern": pattern}))
     }

@@ -275,7 +275,7 @@ async fn switching_on_permissions_hides_restricted_content_at_once() {
     let search = |query: &'static str| {
         let api = api.clone();
         async move {
-            api.ok("/embeddings", json!({"query": query, "k": 200}))
+            api.ok("/embeddings", json!({"query": query, "k": 100}))
                 .await["documents"]
                 .as_array()
                 .unwrap()
