@@ -262,3 +262,52 @@ fn create_org_prints_a_key_that_is_stored_hashed() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--name"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 11, finding 8: a later `confsync sync` without the flag keeps the
+/// stored connection's enforcement of Confluence's permissions; only
+/// `--no-enforce-permissions` switches it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcement_changes_only_when_asked() {
+    let sim = Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed: 5,
+                spaces: 1,
+                pages: 5,
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-enforce-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let run = |extra: &[&str]| {
+        let output = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let enforced = || async {
+        let store = store::Store::open(&data_dir).await.unwrap();
+        let connections = store.connections().await.unwrap();
+        assert_eq!(connections.len(), 1);
+        connections[0].enforce_permissions
+    };
+    run(&["--enforce-permissions"]);
+    assert!(enforced().await);
+    run(&[]);
+    assert!(enforced().await, "a run without the flag switched enforcement off");
+    run(&["--no-enforce-permissions"]);
+    assert!(!enforced().await);
+    run(&[]);
+    assert!(!enforced().await);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
