@@ -304,7 +304,10 @@ async fn enforcement_changes_only_when_asked() {
     run(&["--enforce-permissions"]);
     assert!(enforced().await);
     run(&[]);
-    assert!(enforced().await, "a run without the flag switched enforcement off");
+    assert!(
+        enforced().await,
+        "a run without the flag switched enforcement off"
+    );
     run(&["--no-enforce-permissions"]);
     assert!(!enforced().await);
     run(&[]);

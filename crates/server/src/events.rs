@@ -5,32 +5,22 @@
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-pub const ADD: &str = "ADD";
-pub const UPDATE: &str = "UPDATE";
-pub const CANCEL: &str = "CANCEL";
-pub const REVOKE: &str = "REVOKE";
-pub const FILES_CREATED: &str = "FILES_CREATED";
-pub const FILE_SYNCING: &str = "FILE_SYNCING";
-pub const FILE_READY: &str = "FILE_READY";
-pub const FILE_ERROR: &str = "FILE_ERROR";
-pub const FILE_DELETED: &str = "FILE_DELETED";
-pub const DATA_SOURCE_READY: &str = "DATA_SOURCE_READY";
-pub const ORGANIZATION_USER_DELETED: &str = "ORGANIZATION_USER_DELETED";
+pub use store::EventKind;
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The body of one event. `additional_information` values are strings, as
+/// One event, with its body. `additional_information` values are strings, as
 /// Carbon's are; an empty one is the string "null". The object is under
 /// `object` (Carbon's schema) and `obj` (Carbon's prose), identical.
 pub fn body(
-    webhook_type: &str,
+    kind: EventKind,
     customer_id: &str,
     object_type: &str,
     object_id: Value,
     info: &[(&str, String)],
-) -> String {
+) -> store::Event {
     let info: Value = if info.is_empty() {
         Value::String("null".into())
     } else {
@@ -46,13 +36,16 @@ pub fn body(
         "additional_information": info,
     });
     let payload = json!({
-        "webhook_type": webhook_type,
+        "webhook_type": kind.as_str(),
         "customer_id": customer_id,
         "timestamp": unix_now().to_string(),
         "object": object,
         "obj": object,
     });
-    json!({"payload": payload.to_string()}).to_string()
+    store::Event {
+        kind,
+        body: json!({"payload": payload.to_string()}).to_string(),
+    }
 }
 
 /// `t=...,v1=...` for a body.
@@ -92,12 +85,13 @@ mod tests {
     fn signatures_verify_and_detect_tampering() {
         let key = b"0123456789abcdef";
         let body = body(
-            FILE_READY,
+            EventKind::FileReady,
             "c1",
             "FILE",
             json!(42),
             &[("data_source_id", "7".into())],
         );
+        let body = body.body;
         let header = signature(key, 1_700_000_000, &body);
         assert!(verify(key, &header, &body));
         assert!(!verify(b"another key", &header, &body));

@@ -17,7 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::SyncJob;
+use store::{JobStatus, SyncJob};
 
 /// Workers: claim, run, repeat; idle until nudged (or a few seconds).
 pub async fn worker(app: Arc<App>) {
@@ -61,7 +61,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     .unwrap_or_default();
     if connection.revoked {
         return store
-            .finish_sync_job(job.id, "DONE", None, &organisation.id, &[])
+            .finish_sync_job(&job, JobStatus::Done, None, &organisation.id, &[], None)
             .await;
     }
     let before: Snapshot = match job
@@ -77,19 +77,14 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                 .into_iter()
                 .map(|(id, version, status)| (id, (version, status)))
                 .collect();
-            store
-                .set_job_snapshot(
-                    job.id,
-                    &serde_json::to_string(&snapshot).unwrap_or_default(),
-                )
-                .await?;
-            // Files asked for again (resync_file) are syncing now.
-            let syncing: Vec<String> = snapshot
+            // Files asked for again (resync_file) are syncing now: the
+            // snapshot and those events are written together.
+            let syncing: Vec<store::Event> = snapshot
                 .iter()
                 .filter(|(_, (_, status))| status == "QUEUED_FOR_SYNC")
                 .map(|(id, _)| {
                     events::body(
-                        events::FILE_SYNCING,
+                        events::EventKind::FileSyncing,
                         &customer,
                         "FILE",
                         json!(id),
@@ -97,7 +92,14 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                     )
                 })
                 .collect();
-            store.emit_events(&organisation.id, &syncing).await?;
+            store
+                .start_sync_job(
+                    job.id,
+                    &serde_json::to_string(&snapshot).unwrap_or_default(),
+                    &organisation.id,
+                    &syncing,
+                )
+                .await?;
             app.outbox_ready.notify_one();
             snapshot
         }
@@ -155,30 +157,36 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     let mut bodies = file_events(&before, &after, &customer, connection.data_source_id);
     if outcome.is_ok() {
         bodies.push(events::body(
-            events::DATA_SOURCE_READY,
+            events::EventKind::DataSourceReady,
             &customer,
             "DATA_SOURCE",
             json!(connection.data_source_id),
             &[],
         ));
     }
-    if connection.auto_sync {
+    let next_sync_at = if connection.auto_sync {
         // Read again: the customer's interval may have changed meanwhile.
         let user = match &connection.end_user_id {
             Some(id) => store.end_user_by_id(id).await?,
             None => None,
         };
-        let hours = app.sync_interval_hours(user.as_ref());
-        store
-            .set_next_sync(&connection.id, Some(&next_run(hours)))
-            .await?;
-    }
+        Some(next_run(app.sync_interval_hours(user.as_ref())))
+    } else {
+        None
+    };
     let (status, error) = match &outcome {
-        Ok(()) => ("DONE", None),
-        Err(error) => ("FAILED", Some(error.as_str())),
+        Ok(()) => (JobStatus::Done, None),
+        Err(error) => (JobStatus::Failed, Some(error.as_str())),
     };
     store
-        .finish_sync_job(job.id, status, error, &organisation.id, &bodies)
+        .finish_sync_job(
+            &job,
+            status,
+            error,
+            &organisation.id,
+            &bodies,
+            next_sync_at.as_deref(),
+        )
         .await?;
     app.outbox_ready.notify_one();
     Ok(())
@@ -190,7 +198,7 @@ fn file_events(
     after: &Snapshot,
     customer: &str,
     data_source_id: i64,
-) -> Vec<String> {
+) -> Vec<store::Event> {
     let info = || vec![("data_source_id", data_source_id.to_string())];
     let created: Vec<i64> = after
         .keys()
@@ -200,7 +208,7 @@ fn file_events(
     let mut out = Vec::new();
     if !created.is_empty() {
         out.push(events::body(
-            events::FILES_CREATED,
+            events::EventKind::FilesCreated,
             customer,
             "FILE_LIST",
             json!(created),
@@ -212,15 +220,15 @@ fn file_events(
             continue;
         }
         let kind = match state.1.as_str() {
-            "READY" => events::FILE_READY,
-            "SYNC_ERROR" => events::FILE_ERROR,
+            "READY" => events::EventKind::FileReady,
+            "SYNC_ERROR" => events::EventKind::FileError,
             _ => continue,
         };
         out.push(events::body(kind, customer, "FILE", json!(id), &info()));
     }
     for id in before.keys().filter(|id| !after.contains_key(id)) {
         out.push(events::body(
-            events::FILE_DELETED,
+            events::EventKind::FileDeleted,
             customer,
             "FILE",
             json!(id),
@@ -306,7 +314,7 @@ mod tests {
         let kinds: Vec<String> = file_events(&before, &after, "c", 9)
             .iter()
             .map(|b| {
-                let outer: serde_json::Value = serde_json::from_str(b).unwrap();
+                let outer: serde_json::Value = serde_json::from_str(&b.body).unwrap();
                 let inner: serde_json::Value =
                     serde_json::from_str(outer["payload"].as_str().unwrap()).unwrap();
                 format!(

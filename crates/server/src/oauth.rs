@@ -257,7 +257,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
             .emit_events(
                 &organisation.id,
                 &[crate::events::body(
-                    crate::events::CANCEL,
+                    crate::events::EventKind::Cancel,
                     &claims.c,
                     "NONE",
                     serde_json::Value::Null,

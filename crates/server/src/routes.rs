@@ -239,8 +239,9 @@ async fn current_account(
     Ok(account.to_string())
 }
 
-/// Creates (or updates, when reconnecting) a customer's connection, then
-/// announces it (ADD) and queues its first sync.
+/// Creates (or updates, when reconnecting) a customer's connection,
+/// announces it (ADD, when new) and queues its first sync: one store
+/// operation, so that a crash leaves all of it or none.
 #[allow(clippy::too_many_arguments)] // what a connection is made of, from two different flows
 pub async fn finish_connect(
     app: &App,
@@ -255,119 +256,58 @@ pub async fn finish_connect(
     reconnect: Option<i64>,
 ) -> ApiResult<Connection> {
     let account = current_account(app, site_url, context, &secret).await?;
-    let user_id = app
-        .store
-        .ensure_end_user(&organisation.id, customer)
-        .await?;
-    let user = app
-        .store
-        .end_user_by_id(&user_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("end user vanished"))?;
     let secret_bytes = serde_json::to_vec(&secret).map_err(ApiError::internal)?;
-    let existing = match reconnect {
-        Some(id) => Some(
-            app.store
-                .data_source(&organisation.id, &user.id, id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("data source"))?,
-        ),
-        None => {
-            let (mine, _) = app
-                .store
-                .data_sources(
-                    &organisation.id,
-                    &user.id,
-                    &[],
-                    None,
-                    true,
-                    false,
-                    10_000,
-                    0,
-                )
-                .await?;
-            mine.into_iter()
-                .find(|c| c.site_url == site_url && c.account == account)
-        }
-    };
-    let (connection, is_new) = match existing {
-        Some(connection) => {
-            app.store
-                .set_credentials(&connection.id, &secret_bytes)
-                .await?;
-            (connection, false)
-        }
-        None => {
-            let scope = Scope {
-                all: settings.sync_files_on_connection,
-                ..Scope::default()
-            };
-            let connection = app
-                .store
-                .create_connection(store::NewConnection {
-                    organisation_id: &organisation.id,
-                    site_url,
-                    auth_kind,
-                    account: &account,
-                    credentials: &secret_bytes,
-                    allow_personal_spaces: true,
-                    scope: scope.to_json(),
-                })
-                .await?;
-            (connection, true)
-        }
-    };
-    app.store
-        .set_connection_settings(
-            &connection.id,
-            &user.id,
-            context,
-            site_link,
-            settings.chunk_size,
-            settings.chunk_overlap,
-            &serde_json::to_value(&settings.tags).unwrap_or_default(),
+    let known = app.store.end_user(&organisation.id, customer).await?;
+    let hours = app.sync_interval_hours(known.as_ref());
+    let tags = serde_json::to_value(&settings.tags).map_err(ApiError::internal)?;
+    let new_scope = Scope {
+        all: settings.sync_files_on_connection,
+        ..Scope::default()
+    }
+    .to_json();
+    let connected = app
+        .store
+        .connect(
+            store::Connect {
+                organisation_id: &organisation.id,
+                customer_id: customer,
+                site_url,
+                context_path: context,
+                site_link,
+                auth_kind,
+                account: &account,
+                credentials: &secret_bytes,
+                chunk_size: settings.chunk_size,
+                chunk_overlap: settings.chunk_overlap,
+                tags: &tags,
+                enforce_permissions: settings.enforce_permissions,
+                new_scope: &new_scope,
+                reconnect,
+                next_sync_at: &next_run(hours),
+            },
+            |connection, created| {
+                if created {
+                    vec![events::body(
+                        events::EventKind::Add,
+                        customer,
+                        "DATA_SOURCE",
+                        json!(connection.data_source_id),
+                        &[("data_source_type", "CONFLUENCE".into())],
+                    )]
+                } else {
+                    Vec::new()
+                }
+            },
+            Scope::wants_sync,
         )
         .await?;
-    // Enforcement changes only when asked: a reconnect that does not say
-    // keeps it (switching it off unasked would show restricted pages).
-    if let Some(enforce) = settings.enforce_permissions {
-        app.store
-            .set_enforce_permissions(&connection.id, enforce)
-            .await?;
-    }
-    let hours = app.sync_interval_hours(Some(&user));
-    app.store
-        .set_next_sync(&connection.id, Some(&next_run(hours)))
-        .await?;
-    app.store
-        .set_last_sync_action(&connection.id, "ADD")
-        .await?;
-    let connection = app.store.connection(&connection.id).await?;
-    if is_new {
-        app.store
-            .emit_events(
-                &organisation.id,
-                &[events::body(
-                    events::ADD,
-                    customer,
-                    "DATA_SOURCE",
-                    json!(connection.data_source_id),
-                    &[("data_source_type", "CONFLUENCE".into())],
-                )],
-            )
-            .await?;
+    if connected.created {
         app.outbox_ready.notify_one();
     }
-    if Scope::wants_sync(&connection) {
-        queue(app, &connection.id, "connect").await?;
+    if connected.queued {
+        app.jobs_ready.notify_one();
     }
-    Ok(connection)
-}
-
-async fn queue(app: &App, connection_id: &str, reason: &str) -> ApiResult<()> {
-    app.store.enqueue_sync(connection_id, reason).await?;
-    app.jobs_ready.notify_one();
-    Ok(())
+    Ok(connected.connection)
 }
 
 // Integrations.
@@ -675,21 +615,13 @@ pub async fn files_sync(
         }
     }
     app.store
-        .set_scope(&connection.id, &scope.to_json())
-        .await?;
-    if let Some((size, overlap)) = chunking {
-        app.store
-            .set_chunking(&connection.id, size, overlap)
-            .await?;
-    }
-    app.store
-        .set_last_sync_action(&connection.id, "UPDATE")
-        .await?;
-    app.store
-        .emit_events(
+        .choose_scope(
             &caller.organisation.id,
+            &connection.id,
+            &scope.to_json(),
+            chunking,
             &[events::body(
-                events::UPDATE,
+                events::EventKind::Update,
                 &user.customer_id,
                 "DATA_SOURCE",
                 json!(connection.data_source_id),
@@ -698,7 +630,7 @@ pub async fn files_sync(
         )
         .await?;
     app.outbox_ready.notify_one();
-    queue(&app, &connection.id, "files").await?;
+    app.jobs_ready.notify_one();
     Ok(Json(SuccessResponse { success: true }))
 }
 
@@ -755,12 +687,12 @@ pub async fn revoke_access_token(
     Body(request): Body<DataSourceIdRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
     let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
-    app.store.revoke_connection(&connection.id).await?;
     app.store
-        .emit_events(
+        .revoke(
             &caller.organisation.id,
+            &connection.id,
             &[events::body(
-                events::REVOKE,
+                events::EventKind::Revoke,
                 &user.customer_id,
                 "DATA_SOURCE",
                 json!(connection.data_source_id),
@@ -991,15 +923,11 @@ pub async fn resync_file(
             "this file's data source was revoked",
         ));
     }
-    if let Some((size, overlap)) =
-        new_chunking(&connection, request.chunk_size, request.chunk_overlap)?
-    {
-        app.store
-            .set_chunking(&connection.id, size, overlap)
-            .await?;
-    }
-    app.store.invalidate_file(request.file_id).await?;
-    queue(&app, &connection.id, "resync_file").await?;
+    let chunking = new_chunking(&connection, request.chunk_size, request.chunk_overlap)?;
+    app.store
+        .resync_file(&connection.id, request.file_id, chunking)
+        .await?;
+    app.jobs_ready.notify_one();
     let query = store::FileQuery {
         ids: vec![request.file_id],
         limit: 1,
@@ -1083,13 +1011,16 @@ pub async fn delete_files_v2(
         query.offset += n;
     }
     let mut bodies = Vec::new();
+    let mut by_connection = Vec::new();
     for (connection_id, files) in &doomed {
-        let ids: Vec<i64> = files.iter().map(|(id, _)| *id).collect();
-        app.store.delete_files(connection_id, &ids).await?;
+        by_connection.push((
+            connection_id.clone(),
+            files.iter().map(|(id, _)| *id).collect::<Vec<i64>>(),
+        ));
         if request.send_webhook {
             bodies.extend(files.iter().map(|(id, source)| {
                 events::body(
-                    events::FILE_DELETED,
+                    events::EventKind::FileDeleted,
                     &user.customer_id,
                     "FILE",
                     json!(id),
@@ -1098,8 +1029,9 @@ pub async fn delete_files_v2(
             }));
         }
     }
+    // The files and their events, in one transaction.
     app.store
-        .emit_events(&caller.organisation.id, &bodies)
+        .delete_files_of(&caller.organisation.id, &by_connection, &bodies)
         .await?;
     app.outbox_ready.notify_one();
     searchable_now(&app).await?;
@@ -1300,14 +1232,11 @@ pub async fn delete_users(
         }
     }
     let customers: Vec<String> = deleted.iter().map(|u| u.customer_id.clone()).collect();
-    app.store
-        .delete_end_users(&caller.organisation.id, &customers)
-        .await?;
-    let bodies: Vec<String> = deleted
+    let bodies: Vec<store::Event> = deleted
         .iter()
         .map(|u| {
             events::body(
-                events::ORGANIZATION_USER_DELETED,
+                events::EventKind::OrganizationUserDeleted,
                 &u.customer_id,
                 "ORGANIZATION_USER",
                 json!(u.number),
@@ -1315,8 +1244,9 @@ pub async fn delete_users(
             )
         })
         .collect();
+    // The customers and their events, in one transaction.
     app.store
-        .emit_events(&caller.organisation.id, &bodies)
+        .delete_customers(&caller.organisation.id, &customers, &bodies)
         .await?;
     app.outbox_ready.notify_one();
     searchable_now(&app).await?;

@@ -64,7 +64,7 @@ pub struct SyncJob {
     pub id: i64,
     pub connection_id: String,
     pub reason: String,
-    pub status: String,
+    pub status: crate::JobStatus,
     pub snapshot: Option<String>,
 }
 
@@ -574,29 +574,6 @@ impl Store {
         .await
     }
 
-    /// Deletes customers with their connections and everything synced
-    /// through them (the index follows through the log). Returns how many.
-    pub async fn delete_end_users(
-        &self,
-        organisation_id: &str,
-        customer_ids: &[String],
-    ) -> Result<u64> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let mut removed = 0;
-        for customer in customer_ids {
-            removed +=
-                sqlx::query("DELETE FROM end_users WHERE organisation_id = ? AND customer_id = ?")
-                    .bind(organisation_id)
-                    .bind(customer)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(removed)
-    }
-
     // Connections as data sources.
 
     /// A customer's data source by its number; `None` for anyone else's.
@@ -671,86 +648,6 @@ impl Store {
         .await
     }
 
-    /// The API's settings of a connection.
-    #[allow(clippy::too_many_arguments)] // one UPDATE of the settings a connect request carries
-    pub async fn set_connection_settings(
-        &self,
-        connection_id: &str,
-        end_user_id: &str,
-        context_path: &str,
-        site_link: Option<&str>,
-        chunk_size: i64,
-        chunk_overlap: i64,
-        tags: &serde_json::Value,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET end_user_id = ?, context_path = ?, site_link = ?, chunk_size = ?, \
-             chunk_overlap = ?, data_source_tags = ?, revoked = 0, auto_sync = 1, updated_at = ? WHERE id = ?",
-        )
-        .bind(end_user_id)
-        .bind(context_path)
-        .bind(site_link)
-        .bind(chunk_size)
-        .bind(chunk_overlap)
-        .bind(tags.to_string())
-        .bind(now())
-        .bind(connection_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_chunking(
-        &self,
-        connection_id: &str,
-        chunk_size: i64,
-        chunk_overlap: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(chunk_size)
-        .bind(chunk_overlap)
-        .bind(now())
-        .bind(connection_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_last_sync_action(&self, connection_id: &str, action: &str) -> Result<()> {
-        sqlx::query("UPDATE connections SET last_sync_action = ?, updated_at = ? WHERE id = ?")
-            .bind(action)
-            .bind(now())
-            .bind(connection_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Revokes access: the credentials are erased, syncing stops, and
-    /// queued jobs are dropped. What was synced stays until deleted.
-    pub async fn revoke_connection(&self, connection_id: &str) -> Result<()> {
-        let sealed = self.cipher.seal(b"{}").map_err(Error::Secret)?;
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE connections SET credentials = ?, revoked = 1, auto_sync = 0, next_sync_at = NULL, \
-             last_sync_action = 'REVOKE', updated_at = ? WHERE id = ?",
-        )
-        .bind(sealed)
-        .bind(now())
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'")
-            .bind(connection_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn set_next_sync(&self, connection_id: &str, at: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE connections SET next_sync_at = ? WHERE id = ?")
             .bind(at)
@@ -796,41 +693,10 @@ impl Store {
     /// this one. Returns the job's id and whether it is new.
     pub async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
         let _writing = self.writer.lock().await;
-        // Write first, in one statement: a transaction that reads and then
-        // writes can fail outright (SQLITE_BUSY_SNAPSHOT) when another
-        // connection commits in between; a statement that writes waits.
-        let at = now();
-        let inserted = sqlx::query(
-            "INSERT INTO sync_jobs (connection_id, reason, status, created_at) \
-             SELECT ?, ?, 'QUEUED', ? WHERE NOT EXISTS \
-             (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED') RETURNING id",
-        )
-        .bind(connection_id)
-        .bind(reason)
-        .bind(&at)
-        .bind(connection_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        sqlx::query(
-            "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
-        )
-        .bind(&at)
-        .bind(connection_id)
-        .execute(&self.pool)
-        .await?;
-        match inserted {
-            Some(row) => Ok((row.get("id"), true)),
-            None => {
-                let row = sqlx::query(
-                    "SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'",
-                )
-                .bind(connection_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                // Claimed in between: the job that absorbed this one runs now.
-                Ok((row.map(|r| r.get("id")).unwrap_or(0), false))
-            }
-        }
+        let mut tx = self.pool.begin().await?;
+        let queued = enqueue_in(&mut tx, connection_id, reason).await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Claims the oldest queued job of a connection that has none running.
@@ -849,39 +715,61 @@ impl Store {
             id: r.get("id"),
             connection_id: r.get("connection_id"),
             reason: r.get("reason"),
-            status: r.get("status"),
+            status: crate::JobStatus::parse(r.get("status")),
             snapshot: r.get("snapshot"),
         }))
     }
 
-    pub async fn set_job_snapshot(&self, job_id: i64, snapshot: &str) -> Result<()> {
+    /// Saves a job's file snapshot (what its events are computed against,
+    /// kept across a restart) with the events its start causes: one
+    /// transaction.
+    pub async fn start_sync_job(
+        &self,
+        job_id: i64,
+        snapshot: &str,
+        organisation_id: &str,
+        events: &[crate::Event],
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE sync_jobs SET snapshot = ? WHERE id = ?")
             .bind(snapshot)
             .bind(job_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Finishes a job and writes its webhook events to the outbox, in one
-    /// transaction: the events are sent at least once, or the job runs again.
+    /// Finishes a job, writes its webhook events to the outbox and sets
+    /// the connection's next scheduled sync, in one transaction: the events
+    /// are sent at least once, or the job runs again.
     pub async fn finish_sync_job(
         &self,
-        job_id: i64,
-        status: &str,
+        job: &SyncJob,
+        status: crate::JobStatus,
         error: Option<&str>,
         organisation_id: &str,
-        events: &[String],
+        events: &[crate::Event],
+        next_sync_at: Option<&str>,
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE sync_jobs SET status = ?, error = ?, finished_at = ?, snapshot = NULL WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now())
-            .bind(job_id)
+            .bind(job.id)
             .execute(&mut *tx)
             .await?;
+        if let Some(at) = next_sync_at {
+            sqlx::query("UPDATE connections SET next_sync_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(&job.connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         emit(&mut tx, organisation_id, events).await?;
         tx.commit().await?;
         Ok(())
@@ -941,17 +829,6 @@ impl Store {
             .iter()
             .map(|r| (r.get("id"), r.get("version"), r.get("status")))
             .collect())
-    }
-
-    /// Makes the next sync fetch a file again (its stored version can
-    /// match nothing in Confluence).
-    pub async fn invalidate_file(&self, file_id: i64) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        sqlx::query("UPDATE files SET version = -1, status = 'QUEUED_FOR_SYNC' WHERE id = ?")
-            .bind(file_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     // Files as the API lists them.
@@ -1200,7 +1077,7 @@ impl Store {
     }
 
     /// Writes events to the outbox of every active webhook of the organisation.
-    pub async fn emit_events(&self, organisation_id: &str, events: &[String]) -> Result<()> {
+    pub async fn emit_events(&self, organisation_id: &str, events: &[crate::Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -1565,13 +1442,13 @@ fn tag_text(value: &serde_json::Value) -> String {
 /// Outbox rows for every active webhook of the organisation, one
 /// statement per event (writing first, so the transaction never has to
 /// upgrade a read).
-async fn emit(
+pub(crate) async fn emit(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     organisation_id: &str,
-    events: &[String],
+    events: &[crate::Event],
 ) -> Result<()> {
     let at = now();
-    for body in events {
+    for crate::Event { body, .. } in events {
         sqlx::query(
             "INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) \
              SELECT id, ?, ? FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'",
@@ -1583,4 +1460,46 @@ async fn emit(
         .await?;
     }
     Ok(())
+}
+
+/// Queues a sync inside a transaction (see `Store::enqueue_sync`). Writes
+/// first, in one statement: a transaction that reads and then writes can
+/// fail outright (SQLITE_BUSY_SNAPSHOT) when another connection commits in
+/// between; one that starts by writing holds the lock.
+pub(crate) async fn enqueue_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    connection_id: &str,
+    reason: &str,
+) -> Result<(i64, bool)> {
+    let at = now();
+    let inserted = sqlx::query(
+        "INSERT INTO sync_jobs (connection_id, reason, status, created_at) \
+         SELECT ?, ?, 'QUEUED', ? WHERE NOT EXISTS \
+         (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED') RETURNING id",
+    )
+    .bind(connection_id)
+    .bind(reason)
+    .bind(&at)
+    .bind(connection_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
+    )
+    .bind(&at)
+    .bind(connection_id)
+    .execute(&mut **tx)
+    .await?;
+    match inserted {
+        Some(row) => Ok((row.get("id"), true)),
+        None => {
+            let row = sqlx::query(
+                "SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'",
+            )
+            .bind(connection_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok((row.map(|r| r.get("id")).unwrap_or(0), false))
+        }
+    }
 }

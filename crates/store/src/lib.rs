@@ -12,10 +12,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod ops;
 mod search;
 mod secret;
 
 pub use api::*;
+pub use ops::*;
 pub use search::{
     vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,
     ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,

@@ -511,39 +511,7 @@ impl Store {
     pub async fn set_enforce_permissions(&self, connection_id: &str, enforce: bool) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        let result = sqlx::query(
-            "UPDATE connections SET enforce_permissions = ? WHERE id = ? AND enforce_permissions <> ?",
-        )
-        .bind(enforce)
-        .bind(connection_id)
-        .bind(enforce)
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() > 0 && enforce {
-            // What was stored while permissions were not enforced may be
-            // stale (restrictions change without a new version, and were
-            // not swept): unknown until the next sync reads them, so shown
-            // to nobody meanwhile, never to everyone.
-            sqlx::query(
-                "UPDATE files SET read_restriction = ? WHERE connection_id = ? AND kind IN (?, ?)",
-            )
-            .bind(UNKNOWN)
-            .bind(connection_id)
-            .bind(crate::kind::PAGE)
-            .bind(crate::kind::BLOG_POST)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE spaces SET read_principals = NULL WHERE connection_id = ?")
-                .bind(connection_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if result.rows_affected() > 0 {
-            sqlx::query("INSERT INTO index_log (file_id, subtree) SELECT id, 0 FROM files WHERE connection_id = ?")
-                .bind(connection_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        enforce_in(&mut tx, connection_id, enforce).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -785,4 +753,47 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Turns Confluence's permissions on or off inside a transaction (see
+/// `Store::set_enforce_permissions`).
+pub(crate) async fn enforce_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection_id: &str,
+    enforce: bool,
+) -> Result<()> {
+    let result = sqlx::query(
+        "UPDATE connections SET enforce_permissions = ? WHERE id = ? AND enforce_permissions <> ?",
+    )
+    .bind(enforce)
+    .bind(connection_id)
+    .bind(enforce)
+    .execute(&mut **tx)
+    .await?;
+    if result.rows_affected() > 0 && enforce {
+        // What was stored while permissions were not enforced may be
+        // stale (restrictions change without a new version, and were
+        // not swept): unknown until the next sync reads them, so shown
+        // to nobody meanwhile, never to everyone.
+        sqlx::query(
+            "UPDATE files SET read_restriction = ? WHERE connection_id = ? AND kind IN (?, ?)",
+        )
+        .bind(UNKNOWN)
+        .bind(connection_id)
+        .bind(crate::kind::PAGE)
+        .bind(crate::kind::BLOG_POST)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE spaces SET read_principals = NULL WHERE connection_id = ?")
+            .bind(connection_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if result.rows_affected() > 0 {
+        sqlx::query("INSERT INTO index_log (file_id, subtree) SELECT id, 0 FROM files WHERE connection_id = ?")
+            .bind(connection_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,406 @@
+//! Domain operations: what the API and the admin console do, one
+//! transaction each. Each writes its change, the webhook events it causes
+//! and the sync it queues together, so that a crash leaves the operation
+//! whole or absent, never a change without its event or its job.
+//!
+//! Each begins by writing (an upsert or an update), so that it holds
+//! SQLite's write lock from its first statement: a transaction that reads
+//! first can fail outright when another connection commits in between.
+
+use crate::api::{emit, enqueue_in};
+use crate::search::enforce_in;
+use crate::{now, Connection, Error, Result, Store};
+use serde_json::Value;
+use sqlx::Row;
+
+/// The webhook events confsync sends (Carbon's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Add,
+    Update,
+    Cancel,
+    Revoke,
+    FilesCreated,
+    FileSyncing,
+    FileReady,
+    FileError,
+    FileDeleted,
+    DataSourceReady,
+    OrganizationUserDeleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Add => "ADD",
+            EventKind::Update => "UPDATE",
+            EventKind::Cancel => "CANCEL",
+            EventKind::Revoke => "REVOKE",
+            EventKind::FilesCreated => "FILES_CREATED",
+            EventKind::FileSyncing => "FILE_SYNCING",
+            EventKind::FileReady => "FILE_READY",
+            EventKind::FileError => "FILE_ERROR",
+            EventKind::FileDeleted => "FILE_DELETED",
+            EventKind::DataSourceReady => "DATA_SOURCE_READY",
+            EventKind::OrganizationUserDeleted => "ORGANIZATION_USER_DELETED",
+        }
+    }
+}
+
+/// One event for the outbox: its kind, and the exact body that will be
+/// signed and sent (the HTTP API's format, which the server writes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub body: String,
+}
+
+/// Where a sync job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "QUEUED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Done => "DONE",
+            JobStatus::Failed => "FAILED",
+        }
+    }
+
+    /// A stored status; an unknown one reads as failed (never as running
+    /// or queued, which would run it).
+    pub fn parse(text: &str) -> JobStatus {
+        match text {
+            "QUEUED" => JobStatus::Queued,
+            "RUNNING" => JobStatus::Running,
+            "DONE" => JobStatus::Done,
+            _ => JobStatus::Failed,
+        }
+    }
+}
+
+/// A connect (or reconnect) of a customer's site, as the API makes it.
+pub struct Connect<'a> {
+    pub organisation_id: &'a str,
+    pub customer_id: &'a str,
+    pub site_url: &'a str,
+    pub context_path: &'a str,
+    /// The site as a person opens it, where the API goes through a gateway.
+    pub site_link: Option<&'a str>,
+    pub auth_kind: &'a str,
+    pub account: &'a str,
+    /// Plaintext secrets (JSON); sealed before they are written.
+    pub credentials: &'a [u8],
+    pub chunk_size: i64,
+    pub chunk_overlap: i64,
+    pub tags: &'a Value,
+    /// `None`: a new connection does not enforce, an existing one keeps
+    /// what it has.
+    pub enforce_permissions: Option<bool>,
+    /// The scope of a new connection (an existing one keeps its own).
+    pub new_scope: &'a Value,
+    /// The data source to reconnect; else the customer's connection to the
+    /// same site as the same account, or a new one.
+    pub reconnect: Option<i64>,
+    pub next_sync_at: &'a str,
+}
+
+/// What a connect did.
+#[derive(Debug)]
+pub struct Connected {
+    pub connection: Connection,
+    pub created: bool,
+    pub queued: bool,
+}
+
+impl Store {
+    /// Connects (or reconnects) a customer's site: the customer, the
+    /// connection with its sealed credentials and settings, the events
+    /// `events` gives for it (told whether it is new) and, when `wants_sync`
+    /// says so, its first sync: one transaction.
+    pub async fn connect(
+        &self,
+        op: Connect<'_>,
+        events: impl FnOnce(&Connection, bool) -> Vec<Event>,
+        wants_sync: impl FnOnce(&Connection) -> bool,
+    ) -> Result<Connected> {
+        let sealed = self.cipher.seal(op.credentials).map_err(Error::Secret)?;
+        let at = now();
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (organisation_id, customer_id) DO NOTHING",
+        )
+        .bind(crate::new_id("usr"))
+        .bind(op.organisation_id)
+        .bind(op.customer_id)
+        .bind(&at)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        let user_id: String =
+            sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(op.organisation_id)
+                .bind(op.customer_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("id");
+        let existing = match op.reconnect {
+            Some(number) => Some(
+                sqlx::query(
+                    "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id = ? \
+                     AND data_source_id = ?",
+                )
+                .bind(op.organisation_id)
+                .bind(&user_id)
+                .bind(number)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::NotFound("data source".into()))?
+                .get::<String, _>("id"),
+            ),
+            None => sqlx::query(
+                "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id = ? \
+                 AND site_url = ? AND account = ? ORDER BY data_source_id LIMIT 1",
+            )
+            .bind(op.organisation_id)
+            .bind(&user_id)
+            .bind(op.site_url)
+            .bind(op.account)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get::<String, _>("id")),
+        };
+        let created = existing.is_none();
+        let id = match existing {
+            Some(id) => {
+                sqlx::query("UPDATE connections SET credentials = ? WHERE id = ?")
+                    .bind(&sealed)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                let id = crate::new_id("conn");
+                sqlx::query(
+                    "INSERT INTO connections (id, organisation_id, site_url, auth_kind, account, credentials, \
+                     allow_personal_spaces, scope, status, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'CONNECTED', ?, ?)",
+                )
+                .bind(&id)
+                .bind(op.organisation_id)
+                .bind(op.site_url)
+                .bind(op.auth_kind)
+                .bind(op.account)
+                .bind(&sealed)
+                .bind(op.new_scope.to_string())
+                .bind(&at)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        sqlx::query(
+            "UPDATE connections SET end_user_id = ?, context_path = ?, site_link = ?, chunk_size = ?, \
+             chunk_overlap = ?, data_source_tags = ?, revoked = 0, auto_sync = 1, next_sync_at = ?, \
+             last_sync_action = 'ADD', updated_at = ? WHERE id = ?",
+        )
+        .bind(&user_id)
+        .bind(op.context_path)
+        .bind(op.site_link)
+        .bind(op.chunk_size)
+        .bind(op.chunk_overlap)
+        .bind(op.tags.to_string())
+        .bind(op.next_sync_at)
+        .bind(&at)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(enforce) = op.enforce_permissions {
+            enforce_in(&mut tx, &id, enforce).await?;
+        }
+        let row = sqlx::query("SELECT * FROM connections WHERE id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let connection = Store::connection_from(&row);
+        emit(&mut tx, op.organisation_id, &events(&connection, created)).await?;
+        let queued = wants_sync(&connection);
+        if queued {
+            enqueue_in(&mut tx, &id, "connect").await?;
+        }
+        tx.commit().await?;
+        let connection = self.connection(&id).await?;
+        Ok(Connected {
+            connection,
+            created,
+            queued,
+        })
+    }
+
+    /// Revokes a connection's access (credentials erased, syncing stopped,
+    /// queued jobs dropped) with its events: one transaction. What was
+    /// synced stays until deleted.
+    pub async fn revoke(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        events: &[Event],
+    ) -> Result<()> {
+        let sealed = self.cipher.seal(b"{}").map_err(Error::Secret)?;
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE connections SET credentials = ?, revoked = 1, auto_sync = 0, next_sync_at = NULL, \
+             last_sync_action = 'REVOKE', updated_at = ? WHERE id = ? AND organisation_id = ?",
+        )
+        .bind(sealed)
+        .bind(now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'")
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds to what a connection syncs (its new scope, and chunk settings
+    /// if given), with its events and the sync that fetches it: one
+    /// transaction.
+    pub async fn choose_scope(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        scope: &Value,
+        chunking: Option<(i64, i64)>,
+        events: &[Event],
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE connections SET scope = ?, last_sync_action = 'UPDATE', updated_at = ? \
+             WHERE id = ? AND organisation_id = ?",
+        )
+        .bind(scope.to_string())
+        .bind(now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((size, overlap)) = chunking {
+            sqlx::query("UPDATE connections SET chunk_size = ?, chunk_overlap = ? WHERE id = ?")
+                .bind(size)
+                .bind(overlap)
+                .bind(connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        emit(&mut tx, organisation_id, events).await?;
+        enqueue_in(&mut tx, connection_id, "files").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks for a file again (chunk settings too, if given) and queues the
+    /// sync that fetches it: one transaction.
+    pub async fn resync_file(
+        &self,
+        connection_id: &str,
+        file_id: i64,
+        chunking: Option<(i64, i64)>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE files SET version = -1, status = 'QUEUED_FOR_SYNC' WHERE id = ? AND connection_id = ?",
+        )
+        .bind(file_id)
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((size, overlap)) = chunking {
+            sqlx::query(
+                "UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(size)
+            .bind(overlap)
+            .bind(now())
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        enqueue_in(&mut tx, connection_id, "resync_file").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes files (by connection) with their events: one transaction.
+    /// Returns how many were deleted.
+    pub async fn delete_files_of(
+        &self,
+        organisation_id: &str,
+        files: &[(String, Vec<i64>)],
+        events: &[Event],
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for (connection_id, ids) in files {
+            for id in ids {
+                removed += sqlx::query(
+                    "DELETE FROM files WHERE id = ? AND connection_id = ? AND connection_id IN \
+                     (SELECT id FROM connections WHERE organisation_id = ?)",
+                )
+                .bind(id)
+                .bind(connection_id)
+                .bind(organisation_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+        }
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Deletes customers with their connections and everything synced
+    /// through them, with their events: one transaction. Returns how many.
+    pub async fn delete_customers(
+        &self,
+        organisation_id: &str,
+        customer_ids: &[String],
+        events: &[Event],
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for customer in customer_ids {
+            removed +=
+                sqlx::query("DELETE FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                    .bind(organisation_id)
+                    .bind(customer)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+        }
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,304 @@
+//! The store's domain operations, each one transaction: the change, the
+//! webhook events it causes and the sync it queues are written together,
+//! and an operation that fails writes nothing.
+
+use serde_json::json;
+use store::{Connect, Event, EventKind, JobStatus, Store};
+
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!(
+            "confsync-store-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn event(kind: EventKind, text: &str) -> Event {
+    Event {
+        kind,
+        body: json!({"kind": kind.as_str(), "text": text}).to_string(),
+    }
+}
+
+fn connect<'a>(
+    organisation: &'a str,
+    customer: &'a str,
+    account: &'a str,
+    reconnect: Option<i64>,
+    scope: &'a serde_json::Value,
+    tags: &'a serde_json::Value,
+) -> Connect<'a> {
+    Connect {
+        organisation_id: organisation,
+        customer_id: customer,
+        site_url: "https://acme.atlassian.net",
+        context_path: "/wiki",
+        site_link: None,
+        auth_kind: "api_token",
+        account,
+        credentials: br#"{"email":"me@example.com","api_token":"t"}"#,
+        chunk_size: 1500,
+        chunk_overlap: 20,
+        tags,
+        enforce_permissions: None,
+        new_scope: scope,
+        reconnect,
+        next_sync_at: "2099-01-01T00:00:00.000Z",
+    }
+}
+
+/// Bodies waiting in the outbox (one row per event per active webhook).
+async fn outbox(store: &Store) -> Vec<String> {
+    store
+        .due_deliveries(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_operation_writes_its_change_events_and_job_together() {
+    let dir = Dir::new("ops");
+    let store = Store::open(&dir.0).await.unwrap();
+    let org = store.create_organisation("org").await.unwrap();
+    store
+        .add_webhook(&org.id, "https://hooks.example.com/a", b"key")
+        .await
+        .unwrap();
+    let all = json!({"all": true});
+    let tags = json!({});
+
+    // Connect: the customer, the connection, its event and its first sync.
+    let connected = store
+        .connect(
+            connect(&org.id, "alice", "acct-1", None, &all, &tags),
+            |c, created| {
+                vec![event(
+                    EventKind::Add,
+                    &format!("{} {created}", c.data_source_id),
+                )]
+            },
+            |_| true,
+        )
+        .await
+        .unwrap();
+    assert!(connected.created && connected.queued);
+    let connection = connected.connection;
+    let user = store.end_user(&org.id, "alice").await.unwrap().unwrap();
+    assert_eq!(connection.end_user_id.as_deref(), Some(user.id.as_str()));
+    assert_eq!(
+        store.sync_state(&connection.id).await.unwrap(),
+        (true, false)
+    );
+    let written = outbox(&store).await;
+    assert_eq!(written.len(), 1);
+    assert!(written[0].contains(&format!("{} true", connection.data_source_id)));
+
+    // The same site and account again: the same connection, no ADD.
+    let again = store
+        .connect(
+            connect(&org.id, "alice", "acct-1", None, &all, &tags),
+            |_, created| {
+                assert!(!created);
+                Vec::new()
+            },
+            |_| true,
+        )
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.connection.id, connection.id);
+    assert_eq!(outbox(&store).await.len(), 1);
+
+    // A reconnect of a data source that is not the customer's writes
+    // nothing at all: not even the new customer it would have created.
+    let failed = store
+        .connect(
+            connect(
+                &org.id,
+                "mallory",
+                "acct-2",
+                Some(connection.data_source_id),
+                &all,
+                &tags,
+            ),
+            |_, _| vec![event(EventKind::Add, "never")],
+            |_| true,
+        )
+        .await;
+    assert!(matches!(failed, Err(store::Error::NotFound(_))));
+    assert!(store.end_user(&org.id, "mallory").await.unwrap().is_none());
+    assert_eq!(outbox(&store).await.len(), 1);
+
+    // The job runs; files are written.
+    let job = store.claim_sync_job().await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    let run = store.start_job(&connection.id, "sync").await.unwrap();
+    let files: Vec<store::FileUpsert> = (0..3)
+        .map(|i| store::FileUpsert {
+            kind: store::kind::PAGE,
+            external_id: format!("{i}"),
+            title: format!("Page {i}"),
+            version: 1,
+            status: "READY",
+            body: Some("<p>x</p>".into()),
+            ..Default::default()
+        })
+        .collect();
+    store
+        .write_batch(&connection.id, run, &files, &[], None)
+        .await
+        .unwrap();
+    store
+        .finish_sync_job(
+            &job,
+            JobStatus::Done,
+            None,
+            &org.id,
+            &[event(EventKind::DataSourceReady, "ready")],
+            Some("2099-02-01T00:00:00.000Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outbox(&store).await.len(), 2);
+    assert_eq!(
+        store
+            .connection(&connection.id)
+            .await
+            .unwrap()
+            .next_sync_at
+            .as_deref(),
+        Some("2099-02-01T00:00:00.000Z")
+    );
+
+    // Choose scope: the scope, the event and the sync.
+    store
+        .choose_scope(
+            &org.id,
+            &connection.id,
+            &json!({"all": false, "spaces": ["ENG"], "pages": []}),
+            Some((800, 10)),
+            &[event(EventKind::Update, "scope")],
+        )
+        .await
+        .unwrap();
+    let chosen = store.connection(&connection.id).await.unwrap();
+    assert_eq!(chosen.scope["spaces"], json!(["ENG"]));
+    assert_eq!((chosen.chunk_size, chosen.chunk_overlap), (800, 10));
+    assert_eq!(
+        store.sync_state(&connection.id).await.unwrap(),
+        (true, false)
+    );
+    assert_eq!(outbox(&store).await.len(), 3);
+
+    // Delete files: the files and their events; another organisation's
+    // connection id matches nothing.
+    let other = store.create_organisation("other").await.unwrap();
+    let ids: Vec<i64> = store
+        .file_versions(&connection.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let removed = store
+        .delete_files_of(&other.id, &[(connection.id.clone(), ids.clone())], &[])
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    let removed = store
+        .delete_files_of(
+            &org.id,
+            &[(connection.id.clone(), ids[..2].to_vec())],
+            &[
+                event(EventKind::FileDeleted, "a"),
+                event(EventKind::FileDeleted, "b"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(store.file_versions(&connection.id).await.unwrap().len(), 1);
+    assert_eq!(outbox(&store).await.len(), 5);
+
+    // Revoke: credentials gone, queued sync dropped, its event.
+    store
+        .revoke(
+            &org.id,
+            &connection.id,
+            &[event(EventKind::Revoke, "revoke")],
+        )
+        .await
+        .unwrap();
+    let revoked = store.connection(&connection.id).await.unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(
+        store.sync_state(&connection.id).await.unwrap(),
+        (false, false)
+    );
+    assert_eq!(outbox(&store).await.len(), 6);
+
+    // Delete customers: the customer, everything of theirs, the event.
+    let removed = store
+        .delete_customers(
+            &org.id,
+            &["alice".into()],
+            &[event(EventKind::OrganizationUserDeleted, "alice")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(store.end_user(&org.id, "alice").await.unwrap().is_none());
+    assert!(store.connection(&connection.id).await.is_err());
+    assert_eq!(outbox(&store).await.len(), 7);
+    let kinds: Vec<String> = outbox(&store)
+        .await
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ADD",
+            "DATA_SOURCE_READY",
+            "UPDATE",
+            "FILE_DELETED",
+            "FILE_DELETED",
+            "REVOKE",
+            "ORGANIZATION_USER_DELETED"
+        ]
+    );
+}
+
+#[test]
+fn job_statuses_read_back_and_unknown_ones_never_run() {
+    for status in [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Done,
+        JobStatus::Failed,
+    ] {
+        assert_eq!(JobStatus::parse(status.as_str()), status);
+    }
+    assert_eq!(JobStatus::parse("garbled"), JobStatus::Failed);
+}
