@@ -171,6 +171,9 @@ fn main() {
         let creds = sim.credentials();
         let dir = std::env::temp_dir().join(format!("confsync-load-{}", std::process::id()));
         let mut config = server::Config { data_dir: dir.clone(), ..Default::default() };
+        // One organisation's clients are the whole load here: no rate limit.
+        config.limits.organisation_requests_per_second = u32::MAX;
+        config.limits.organisation_burst = u32::MAX;
         config.sites = vec![server::config::SiteConfig {
             name: "sim".into(),
             base_url: creds.base_url.clone(),

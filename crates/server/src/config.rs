@@ -36,6 +36,19 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     pub embeddings: Option<EmbeddingsConfig>,
     pub limits: LimitsConfig,
+    pub cors: CorsConfig,
+}
+
+/// Which web pages may call the API from a browser (a file picker on the
+/// developer's site, holding a customer token). None by default; `"*"`
+/// allows any page. Credentials (cookies) are never allowed: the API
+/// authenticates by header.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins as browsers send them: `https://app.example.com`, with a
+    /// port where it is not the default; or `"*"`.
+    pub allowed_origins: Vec<String>,
 }
 
 /// What one client, or one organisation, may cost the server: slow
@@ -156,6 +169,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             embeddings: None,
             limits: LimitsConfig::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -254,6 +268,18 @@ impl Config {
         }
         if self.workers == 0 {
             return Err("workers must be at least 1".into());
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin != "*" {
+                let parsed = url::Url::parse(origin)
+                    .map_err(|_| format!("cors: {origin:?} is not an origin"))?;
+                let canonical = parsed.origin().ascii_serialization();
+                if !matches!(parsed.scheme(), "http" | "https") || canonical != *origin {
+                    return Err(format!(
+                        "cors: {origin:?} is not an origin (scheme://host[:port], no path): {canonical:?}?"
+                    ));
+                }
+            }
         }
         let l = &self.limits;
         if l.header_read_timeout_secs == 0

@@ -254,6 +254,38 @@ pub fn sync_status(connection: &Connection, queued: bool, running: bool) -> &'st
     }
 }
 
+/// Carbon's `data_source_external_id` for Confluence, as Carbon Connect
+/// reads it: `{account id}|{email or display name}|{site host}` (the
+/// component shows part two as the account and reads part three as the
+/// site). `|` inside a part would shift the others, so it is replaced.
+pub fn external_id(connection: &Connection) -> String {
+    let site = connection
+        .site_link
+        .as_deref()
+        .unwrap_or(&connection.site_url);
+    let host = url::Url::parse(site)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| site.to_string());
+    let clean = |part: &str| part.replace('|', "/");
+    format!(
+        "{}|{}|{}",
+        clean(&connection.account),
+        clean(
+            connection
+                .account_label
+                .as_deref()
+                .unwrap_or(&connection.account)
+        ),
+        clean(&host)
+    )
+}
+
 pub async fn data_source(
     store: &Store,
     organisation: &Organisation,
@@ -264,14 +296,7 @@ pub async fn data_source(
     let status = sync_status(connection, queued, running);
     Ok(DataSource {
         id: connection.data_source_id,
-        data_source_external_id: Some(format!(
-            "{}|{}",
-            connection
-                .site_link
-                .as_deref()
-                .unwrap_or(&connection.site_url),
-            connection.account
-        )),
+        data_source_external_id: Some(external_id(connection)),
         data_source_type: "CONFLUENCE".into(),
         token: None,
         sync_status: status.into(),

@@ -299,6 +299,11 @@ pub fn router(app: AppState) -> Router {
             "/auth/v1/access_token",
             get(routes::access_token).post(routes::access_token_for_viewer),
         )
+        .route("/whoami", get(routes::whoami))
+        .route(
+            "/auth/v1/white_labeling",
+            get(routes::white_labeling).post(routes::set_white_labeling),
+        )
         .route("/integrations/oauth_url", post(oauth::oauth_url))
         .route("/integrations/confluence/oauth", get(oauth::callback))
         .route("/integrations/connect", post(routes::connect))
@@ -345,8 +350,37 @@ pub fn router(app: AppState) -> Router {
             std::time::Duration::from_secs(app.config.limits.request_timeout_secs),
             time_limit,
         ))
+        .layer(cors(&app.config.cors))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
+}
+
+/// Cross-origin calls from the configured origins (a file picker on the
+/// developer's page): preflights answered with the headers and methods the
+/// API takes; never with credentials.
+fn cors(config: &config::CorsConfig) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("customer-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Every request is answered within the configured time: past it, 503

@@ -741,6 +741,50 @@ pub struct WhiteLabelDeleteRequest {
     pub ids: Vec<i64>,
 }
 
+/// GET /whoami: the customer, with what they have synced (Carbon's
+/// UserResponse).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhoAmIResponse {
+    pub id: i64,
+    pub organization_id: i64,
+    pub organization_supplied_user_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub num_files_synced: i64,
+    pub num_characters_synced: i64,
+    /// Estimated: a token is about four characters.
+    pub num_tokens_synced: i64,
+    pub aggregate_file_size: Value,
+    pub aggregate_num_characters: Value,
+    pub aggregate_num_tokens: Value,
+    pub aggregate_num_embeddings: Value,
+    pub aggregate_num_files_by_source: Value,
+    pub aggregate_num_files_by_file_format: Value,
+    pub unique_file_tags: Vec<Value>,
+    pub enabled_features: Option<Value>,
+    pub custom_limits: Value,
+    pub auto_sync_enabled_sources: Vec<Value>,
+    pub connector_settings: Value,
+}
+
+/// GET /auth/v1/white_labeling: what the file picker shows.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhiteLabelingResponse {
+    pub remove_branding: bool,
+    /// Per integration: whether the organisation brings its own OAuth app.
+    pub integrations: Value,
+    pub custom_limits: Value,
+    pub connector_settings: Value,
+}
+
+/// POST /auth/v1/white_labeling (confsync's): the organisation's setting.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhiteLabelingRequest {
+    pub remove_branding: bool,
+}
+
 /// POST /auth/v1/access_token (confsync's): a customer token for a viewer.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -79,6 +79,28 @@ pub fn endpoints() -> Vec<Endpoint> {
             TokenResponse
         ),
         endpoint!(
+            "get",
+            "/whoami",
+            Customer,
+            "The calling customer and what they have synced",
+            WhoAmIResponse
+        ),
+        endpoint!(
+            "get",
+            "/auth/v1/white_labeling",
+            Customer,
+            "What the file picker shows: branding, and integrations with the organisation's own OAuth app",
+            WhiteLabelingResponse
+        ),
+        endpoint!(
+            "post",
+            "/auth/v1/white_labeling",
+            Organisation,
+            "Set whether the file picker hides its branding",
+            WhiteLabelingRequest,
+            WhiteLabelingResponse
+        ),
+        endpoint!(
             "post",
             "/integrations/oauth_url",
             Customer,

@@ -193,14 +193,15 @@ fn auth_header(secret: &Secret) -> String {
     }
 }
 
-/// Who the credentials are: Confluence's current user. Wrong credentials
-/// are the caller's error (400), an unreachable site a 502.
+/// Who the credentials are: Confluence's current user (its account id,
+/// and its email or display name). Wrong credentials are the caller's
+/// error (400), an unreachable site a 502.
 async fn current_account(
     app: &App,
     site_url: &str,
     context: &str,
     secret: &Secret,
-) -> ApiResult<String> {
+) -> ApiResult<(String, Option<String>)> {
     let url = format!("{site_url}{context}/rest/api/user/current");
     let response = app
         .http
@@ -236,7 +237,11 @@ async fn current_account(
         .ok_or_else(|| {
             ApiError::bad_gateway("confluence_error", "Confluence did not say who the user is")
         })?;
-    Ok(account.to_string())
+    let label = ["email", "displayName", "publicName"]
+        .iter()
+        .find_map(|k| user[*k].as_str().filter(|v| !v.trim().is_empty()))
+        .map(|v| v.chars().take(255).collect::<String>());
+    Ok((account.to_string(), label))
 }
 
 /// Creates (or updates, when reconnecting) a customer's connection,
@@ -255,7 +260,7 @@ pub async fn finish_connect(
     settings: &ConnectSettings,
     reconnect: Option<i64>,
 ) -> ApiResult<Connection> {
-    let account = current_account(app, site_url, context, &secret).await?;
+    let (account, account_label) = current_account(app, site_url, context, &secret).await?;
     let secret_bytes = serde_json::to_vec(&secret).map_err(ApiError::internal)?;
     let known = app.store.end_user(&organisation.id, customer).await?;
     let hours = app.sync_interval_hours(known.as_ref());
@@ -276,6 +281,7 @@ pub async fn finish_connect(
                 site_link,
                 auth_kind,
                 account: &account,
+                account_label: account_label.as_deref(),
                 credentials: &secret_bytes,
                 chunk_size: settings.chunk_size,
                 chunk_overlap: settings.chunk_overlap,
@@ -1154,12 +1160,17 @@ pub async fn update_users(
     Ok(Json(SuccessResponse { success: true }))
 }
 
-fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
-    let sources = match &user.auto_sync_sources {
+/// A customer's auto-synced sources as Carbon lists them.
+fn auto_sync_sources(user: &EndUser) -> Vec<Value> {
+    match &user.auto_sync_sources {
         None => vec![json!("ALL")],
         Some(Value::Array(list)) => list.clone(),
         Some(other) => vec![other.clone()],
-    };
+    }
+}
+
+fn user_out(app: &App, organisation: &Organisation, user: EndUser) -> UserOut {
+    let sources = auto_sync_sources(&user);
     let interval = app.sync_interval_hours(Some(&user));
     UserOut {
         id: user.number,
@@ -1319,6 +1330,102 @@ async fn mint_token(
         access_token: SecretText::new(access),
         refresh_token: SecretText::new(refresh),
     }))
+}
+
+// What the file picker asks first.
+
+/// GET /whoami: the calling customer (created on first sight, as Carbon's
+/// are) and what they have synced.
+pub async fn whoami(
+    State(app): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<WhoAmIResponse>> {
+    let user_id = app
+        .store
+        .ensure_end_user(&caller.organisation.id, &caller.customer_id)
+        .await?;
+    let user = app
+        .store
+        .end_user_by_id(&user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
+    let totals = app
+        .store
+        .customer_totals(&caller.organisation.id, &user.id)
+        .await?;
+    let files: i64 = totals.values().map(|(n, _)| n).sum();
+    let characters: i64 = totals.values().map(|(_, c)| c).sum();
+    let mut by_format: BTreeMap<&str, i64> = BTreeMap::new();
+    for (kind, (n, _)) in &totals {
+        let format = if kind == store::kind::ATTACHMENT {
+            "RAW_TEXT"
+        } else {
+            "MD"
+        };
+        *by_format.entry(format).or_default() += n;
+    }
+    let sources = auto_sync_sources(&user);
+    Ok(Json(WhoAmIResponse {
+        id: user.number,
+        organization_id: caller.organisation.number,
+        organization_supplied_user_id: user.customer_id,
+        created_at: user.created_at,
+        updated_at: user.updated_at,
+        deleted_at: None,
+        num_files_synced: files,
+        num_characters_synced: characters,
+        num_tokens_synced: characters / 4,
+        aggregate_file_size: json!({"CONFLUENCE": characters}),
+        aggregate_num_characters: json!({"CONFLUENCE": characters}),
+        aggregate_num_tokens: json!({"CONFLUENCE": characters / 4}),
+        aggregate_num_embeddings: json!({}),
+        aggregate_num_files_by_source: json!({"CONFLUENCE": files}),
+        aggregate_num_files_by_file_format: json!(by_format),
+        unique_file_tags: Vec::new(),
+        enabled_features: None,
+        custom_limits: json!({}),
+        auto_sync_enabled_sources: sources,
+        connector_settings: json!({}),
+    }))
+}
+
+async fn white_labeling_of(
+    app: &App,
+    organisation: &Organisation,
+) -> ApiResult<WhiteLabelingResponse> {
+    let own_app = app
+        .store
+        .oauth_app(&organisation.id, "CONFLUENCE")
+        .await?
+        .is_some();
+    Ok(WhiteLabelingResponse {
+        remove_branding: organisation.remove_branding,
+        integrations: json!({"CONFLUENCE": own_app}),
+        custom_limits: json!({}),
+        connector_settings: json!({}),
+    })
+}
+
+/// GET /auth/v1/white_labeling: whether the picker hides its branding,
+/// and which integrations use the organisation's own OAuth app.
+pub async fn white_labeling(
+    State(app): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<WhiteLabelingResponse>> {
+    Ok(Json(white_labeling_of(&app, &caller.organisation).await?))
+}
+
+/// POST /auth/v1/white_labeling: the organisation sets its branding.
+pub async fn set_white_labeling(
+    State(app): State<AppState>,
+    caller: OrgCaller,
+    Body(request): Body<WhiteLabelingRequest>,
+) -> ApiResult<Json<WhiteLabelingResponse>> {
+    app.store
+        .set_remove_branding(&caller.organisation.id, request.remove_branding)
+        .await?;
+    let organisation = app.store.organisation(&caller.organisation.id).await?;
+    Ok(Json(white_labeling_of(&app, &organisation).await?))
 }
 
 // Search.

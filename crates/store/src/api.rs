@@ -19,6 +19,8 @@ pub struct Organisation {
     pub number: i64,
     pub name: String,
     pub created_at: String,
+    /// The file picker hides its branding.
+    pub remove_branding: bool,
 }
 
 /// A customer token as the store holds it.
@@ -232,6 +234,9 @@ fn organisation_from(row: &sqlx::sqlite::SqliteRow) -> Organisation {
         number: row.get::<Option<i64>, _>("number").unwrap_or(0),
         name: row.get("name"),
         created_at: row.get("created_at"),
+        remove_branding: row
+            .get::<Option<bool>, _>("remove_branding")
+            .unwrap_or(false),
     }
 }
 
@@ -334,6 +339,39 @@ impl Store {
         .await?;
         drop(_writing);
         self.organisation(&id).await
+    }
+
+    pub async fn set_remove_branding(&self, organisation_id: &str, remove: bool) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        sqlx::query("UPDATE organisations SET remove_branding = ? WHERE id = ?")
+            .bind(remove)
+            .bind(organisation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// What a customer has synced: files and characters (of their
+    /// Markdown or text) by file kind.
+    pub async fn customer_totals(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+    ) -> Result<BTreeMap<String, (i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT f.kind, COUNT(*) AS files, \
+             COALESCE(SUM((SELECT LENGTH(fc.markdown) FROM file_contents fc WHERE fc.file_id = f.id)), 0) AS characters \
+             FROM files f JOIN connections c ON c.id = f.connection_id \
+             WHERE c.organisation_id = ? AND c.end_user_id = ? GROUP BY f.kind",
+        )
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("kind"), (r.get("files"), r.get("characters"))))
+            .collect())
     }
 
     pub async fn organisation(&self, id: &str) -> Result<Organisation> {

@@ -78,6 +78,8 @@ pub struct Connection {
     pub chunk_size: i64,
     pub chunk_overlap: i64,
     /// Carbon's integer `data_source_id`.
+    /// The account as a person reads it (email or display name).
+    pub account_label: Option<String>,
     pub data_source_id: i64,
     /// The API's context path (`/wiki` on Cloud, often empty on Data Center).
     pub context_path: String,
@@ -300,6 +302,7 @@ impl Store {
             chunk_size: row.get("chunk_size"),
             chunk_overlap: row.get("chunk_overlap"),
             data_source_id: row.get::<Option<i64>, _>("data_source_id").unwrap_or(0),
+            account_label: row.get("account_label"),
             context_path: row.get("context_path"),
             site_link: row.get("site_link"),
             revoked: row.get("revoked"),

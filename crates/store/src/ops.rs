@@ -96,6 +96,8 @@ pub struct Connect<'a> {
     pub site_link: Option<&'a str>,
     pub auth_kind: &'a str,
     pub account: &'a str,
+    /// The account's email or display name, where Confluence said it.
+    pub account_label: Option<&'a str>,
     /// Plaintext secrets (JSON); sealed before they are written.
     pub credentials: &'a [u8],
     pub chunk_size: i64,
@@ -213,7 +215,7 @@ impl Store {
         sqlx::query(
             "UPDATE connections SET end_user_id = ?, context_path = ?, site_link = ?, chunk_size = ?, \
              chunk_overlap = ?, data_source_tags = ?, revoked = 0, auto_sync = 1, next_sync_at = ?, \
-             last_sync_action = 'ADD', updated_at = ? WHERE id = ?",
+             last_sync_action = 'ADD', account_label = COALESCE(?, account_label), updated_at = ? WHERE id = ?",
         )
         .bind(&user_id)
         .bind(op.context_path)
@@ -222,6 +224,7 @@ impl Store {
         .bind(op.chunk_overlap)
         .bind(op.tags.to_string())
         .bind(op.next_sync_at)
+        .bind(op.account_label)
         .bind(&at)
         .bind(&id)
         .execute(&mut *tx)

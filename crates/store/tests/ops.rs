@@ -48,6 +48,7 @@ fn connect<'a>(
         site_link: None,
         auth_kind: "api_token",
         account,
+        account_label: Some("me@example.com"),
         credentials: br#"{"email":"me@example.com","api_token":"t"}"#,
         chunk_size: 1500,
         chunk_overlap: 20,

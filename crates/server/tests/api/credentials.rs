@@ -136,9 +136,11 @@ async fn every_operation_answers_each_credential_as_documented() {
                 Kind::KeyWithCustomer => request
                     .bearer_auth(&org.key)
                     .header("customer-id", "walker"),
+                // Another organisation's key (a customer of the same name
+                // there is its own: isolation.rs tests that).
                 Kind::OtherOrganisationKey => request
                     .bearer_auth(&other.key)
-                    .header("customer-id", marker),
+                    .header("customer-id", "intruder"),
                 Kind::CustomerToken => request.header("authorization", format!("Token {access}")),
             };
             if endpoint.request.is_some() {

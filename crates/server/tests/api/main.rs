@@ -7,6 +7,7 @@ mod flow;
 mod isolation;
 mod malformed;
 mod oauth;
+mod picker;
 mod schedule;
 mod schemathesis;
 mod security;

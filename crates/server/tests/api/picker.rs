@@ -1,0 +1,160 @@
+//! What Carbon Connect (the file picker, on the developer's page) needs
+//! before it lists anything: CORS for the configured origins, who the
+//! customer is, the white labeling, and a data source id it can read.
+
+use super::*;
+
+async fn preflight(running: &server::Running, origin: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/user_data_sources", running.url()),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,customer-id",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cors_answers_the_configured_origins_only() {
+    let sim = simulator(1, 3).await;
+    let dir = TempDir::new("cors");
+    let mut config = config(&sim, &dir);
+    config.cors.allowed_origins = vec!["http://picker.example:3000".into()];
+    let running = start(config).await;
+    let allowed = preflight(&running, "http://picker.example:3000").await;
+    assert!(allowed.status().is_success());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://picker.example:3000"
+    );
+    let allow_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for wanted in ["authorization", "content-type", "customer-id"] {
+        assert!(allow_headers.contains(wanted), "{allow_headers}");
+    }
+    assert!(headers.get("access-control-allow-credentials").is_none());
+    // Another page gets no permission.
+    let refused = preflight(&running, "http://evil.example").await;
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    // The real request from the allowed page carries it too.
+    let api = Api::new(&running, "org").await.customer("c");
+    let response = api
+        .http
+        .post(format!("{}/user_data_sources", running.url()))
+        .bearer_auth(&api.key)
+        .header("customer-id", "c")
+        .header("origin", "http://picker.example:3000")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://picker.example:3000"
+    );
+    running.stop().await;
+
+    // None by default.
+    let dir = TempDir::new("cors-default");
+    let running = start(super::config(&sim, &dir)).await;
+    let response = preflight(&running, "http://picker.example:3000").await;
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    running.stop().await;
+
+    // Origins are checked when the configuration is read.
+    for bad in [
+        "http://picker.example/app",
+        "picker.example",
+        "ftp://x.example",
+    ] {
+        let mut config = server::Config::default();
+        config.cors.allowed_origins = vec![bad.into()];
+        assert!(config.validate().is_err(), "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_picker_learns_who_and_what_before_it_lists() {
+    let sim = simulator(1, 8).await;
+    let dir = TempDir::new("picker");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("c");
+    let tokens = api.get("/auth/v1/access_token").await.1;
+    let browser = org.with_token(tokens["access_token"].as_str().unwrap());
+
+    // Who: the customer exists from the first question on.
+    let (status, me) = browser.get("/whoami").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["organization_supplied_user_id"], "c");
+    assert_eq!(me["num_files_synced"], 0);
+    let users = org.ok("/list_users", json!({})).await;
+    assert_eq!(me["id"], users["users"][0]["id"]);
+
+    // The data source id has three parts: account id, the account as a
+    // person reads it, the site's host.
+    let source = api.connect(&sim, true).await;
+    let files = api.wait_ready(source).await;
+    let sources = browser.ok("/user_data_sources", json!({})).await;
+    let external = sources["results"][0]["data_source_external_id"]
+        .as_str()
+        .unwrap();
+    let parts: Vec<&str> = external.split('|').collect();
+    let creds = sim.credentials();
+    let host = url::Url::parse(&creds.base_url).unwrap();
+    assert_eq!(parts.len(), 3, "{external}");
+    assert!(!parts[0].is_empty());
+    assert_eq!(parts[1], creds.email);
+    assert_eq!(
+        parts[2],
+        format!("{}:{}", host.host_str().unwrap(), host.port().unwrap())
+    );
+
+    // What they have synced.
+    let me = browser.get("/whoami").await.1;
+    assert_eq!(
+        me["num_files_synced"].as_u64().unwrap() as usize,
+        files.len()
+    );
+    assert!(me["num_characters_synced"].as_i64().unwrap() > 0);
+
+    // White labeling: the organisation's setting and its own app.
+    let labeling = browser.get("/auth/v1/white_labeling").await.1;
+    assert_eq!(labeling["remove_branding"], false);
+    assert_eq!(labeling["integrations"]["CONFLUENCE"], false);
+    let (status, answer) = browser
+        .post("/auth/v1/white_labeling", json!({"remove_branding": true}))
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("customer_token_forbidden"))
+    );
+    org.ok("/auth/v1/white_labeling", json!({"remove_branding": true}))
+        .await;
+    org.ok(
+        "/white_label/create",
+        json!([{"data_source_type": "CONFLUENCE", "credentials": {"client_id": "own", "redirect_uri": "https://app.example.com/cb", "client_secret": "s"}}]),
+    )
+    .await;
+    let labeling = browser.get("/auth/v1/white_labeling").await.1;
+    assert_eq!(labeling["remove_branding"], true);
+    assert_eq!(labeling["integrations"]["CONFLUENCE"], true);
+    running.stop().await;
+}
