@@ -194,14 +194,28 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         files["count"],
         started.elapsed().as_secs_f64()
     );
-    // The picker's view: the site's spaces.
-    call(
-        "/integrations/items/sync",
-        json!({"data_source_id": data_source_id}),
-    )
-    .await?
-    .error_for_status()
-    .context("listing the site's items")?;
+    // The picker's view: the site's spaces, which the connect listed (a
+    // queued job) and the data source says when.
+    let listing = std::time::Instant::now();
+    loop {
+        let sources: Value = call(
+            "/user_data_sources",
+            json!({"filters": {"ids": [data_source_id]}}),
+        )
+        .await?
+        .error_for_status()
+        .context("listing the site's items")?
+        .json()
+        .await?;
+        if !sources["results"][0]["source_items_synced_at"].is_null() {
+            break;
+        }
+        anyhow::ensure!(
+            listing.elapsed() < std::time::Duration::from_secs(120),
+            "the site's items were not listed within two minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let spaces: Value = call(
         "/integrations/items/list",
         json!({"data_source_id": data_source_id, "pagination": {"limit": 20}}),

@@ -328,3 +328,21 @@ pub async fn data_source(
         tags: connection.data_source_tags.clone(),
     })
 }
+
+/// A link to a page as people open it.
+pub fn web_link(connection: &Connection, webui: Option<&str>) -> Option<String> {
+    let webui = webui?;
+    if webui.starts_with("http://") || webui.starts_with("https://") {
+        return Some(webui.to_string());
+    }
+    let base = connection
+        .site_link
+        .as_deref()
+        .unwrap_or(&connection.site_url);
+    let context = if connection.site_link.is_some() {
+        "/wiki"
+    } else {
+        connection.context_path.as_str()
+    };
+    Some(format!("{base}{context}{webui}"))
+}

@@ -9,7 +9,7 @@
 //! known after a restart too; they go to the webhook outbox in the same
 //! transaction that finishes the job.
 
-use crate::connection::{client_for, Scope};
+use crate::connection::{client_for, web_link, Scope};
 use crate::events;
 use crate::App;
 use rand::Rng;
@@ -17,7 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{JobStatus, SyncJob};
+use store::{JobKind, JobStatus, SyncJob};
 
 /// Workers: claim, run, repeat; idle until nudged (or a few seconds).
 pub async fn worker(app: Arc<App>) {
@@ -53,6 +53,24 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         Err(store::Error::NotFound(_)) => return Ok(()),
         Err(error) => return Err(error),
     };
+    if job.kind == JobKind::Items {
+        let organisation_id = connection.organisation_id.clone();
+        let (status, error) = if connection.revoked {
+            (JobStatus::Done, None)
+        } else {
+            match list_items(app, &job, &connection).await {
+                Ok(true) => (JobStatus::Done, None),
+                Ok(false) => (JobStatus::Cancelled, None),
+                Err(error) => {
+                    tracing::warn!(%error, "listing a site's items failed");
+                    (JobStatus::Failed, Some(error))
+                }
+            }
+        };
+        return store
+            .finish_sync_job(&job, status, error.as_deref(), &organisation_id, &[], None)
+            .await;
+    }
     let organisation = store.organisation(&connection.organisation_id).await?;
     let customer = match &connection.end_user_id {
         Some(id) => store.end_user_by_id(id).await?.map(|u| u.customer_id),
@@ -190,6 +208,79 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         .await?;
     app.outbox_ready.notify_one();
     Ok(())
+}
+
+/// Lists the site's spaces and pages (metadata only) into the item tree,
+/// a space at a time, so that a large site is never held whole. `false`
+/// when cancelled (what was listed stays; the tree is not marked listed).
+async fn list_items(
+    app: &App,
+    job: &SyncJob,
+    connection: &store::Connection,
+) -> Result<bool, String> {
+    use futures::TryStreamExt;
+    let client = client_for(app, connection).await?;
+    let listing = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let spaces: Vec<confluence::model::Space> = client
+        .stream::<confluence::model::Space>(client.spaces_url(&[]))
+        .try_collect()
+        .await
+        .map_err(|e| format!("listing the site's spaces failed: {e}"))?;
+    for space in spaces
+        .iter()
+        .filter(|s| connection.allow_personal_spaces || s.space_type != "personal")
+    {
+        if app.take_cancelled(job.id) {
+            return Ok(false);
+        }
+        let pages: Vec<confluence::model::Content> = client
+            .stream::<confluence::model::Content>(client.space_pages_url(&space.id, false))
+            .try_collect()
+            .await
+            .map_err(|e| format!("listing the pages of {} failed: {e}", space.key))?;
+        let parents: std::collections::HashSet<&str> = pages
+            .iter()
+            .filter_map(|p| p.parent_id.as_deref())
+            .collect();
+        let ids: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
+        let mut items = vec![store::NewSourceItem {
+            external_id: space.key.clone(),
+            item_type: "SPACE",
+            name: space.name.clone(),
+            parent_external_id: None,
+            root_external_id: Some(space.key.clone()),
+            external_url: web_link(connection, Some(&format!("/spaces/{}", space.key))),
+            is_expandable: !pages.is_empty(),
+        }];
+        for page in &pages {
+            let parent = page
+                .parent_id
+                .clone()
+                .filter(|p| ids.contains(p.as_str()))
+                .unwrap_or_else(|| space.key.clone());
+            items.push(store::NewSourceItem {
+                external_id: page.id.clone(),
+                item_type: "PAGE",
+                name: page.title.clone(),
+                parent_external_id: Some(parent),
+                root_external_id: Some(space.key.clone()),
+                external_url: web_link(connection, page.links.webui.as_deref()),
+                is_expandable: parents.contains(page.id.as_str()),
+            });
+        }
+        app.store
+            .write_source_items(&connection.id, &listing, &items)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if app.take_cancelled(job.id) {
+        return Ok(false);
+    }
+    app.store
+        .finish_source_items(&connection.id, &listing)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// What changed between two snapshots, as Carbon's events.

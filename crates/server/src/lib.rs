@@ -51,12 +51,30 @@ pub struct App {
     pub outbox_ready: tokio::sync::Notify,
     /// Requests per organisation (`limits`): 429 past the rate.
     rate: governor::DefaultKeyedRateLimiter<String>,
+    /// Running jobs asked to stop (item listings cancelled).
+    cancelled: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
     /// Hours between a customer's scheduled syncs: theirs, or the server's.
+    /// Asks a running job to stop.
+    pub fn cancel_job(&self, job_id: i64) {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job_id);
+    }
+
+    /// Whether a job was asked to stop (and forgets it: asked once).
+    pub fn take_cancelled(&self, job_id: i64) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job_id)
+    }
+
     /// Counts a request against its organisation's rate; `Err` with the
     /// 429 to answer when it is over.
     pub fn admit(&self, organisation_id: &str) -> Result<(), ApiError> {
@@ -216,6 +234,7 @@ pub async fn start(
         jobs_ready: Default::default(),
         outbox_ready: Default::default(),
         rate: governor::RateLimiter::keyed(rate_quota(&config_limits)),
+        cancelled: Default::default(),
     });
     let mut tasks = Vec::new();
     for _ in 0..app.config.workers {
@@ -308,6 +327,10 @@ pub fn router(app: AppState) -> Router {
         .route("/integrations/confluence/oauth", get(oauth::callback))
         .route("/integrations/connect", post(routes::connect))
         .route("/integrations/items/sync", post(routes::items_sync))
+        .route(
+            "/integrations/items/sync/cancel",
+            post(routes::items_sync_cancel),
+        )
         .route("/integrations/items/list", post(routes::items_list))
         .route("/integrations/files/sync", post(routes::files_sync))
         .route("/user_data_sources", post(routes::user_data_sources))

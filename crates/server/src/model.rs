@@ -117,6 +117,10 @@ pub struct OAuthUrlRequest {
     /// restrictions to searches (sync as an account that reads everything).
     #[serde(default)]
     pub enforce_permissions: Option<bool>,
+    /// List the site's spaces and pages after the connect, for a picker
+    /// (default true).
+    #[serde(default)]
+    pub sync_source_items: Option<bool>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -155,6 +159,8 @@ pub struct SyncOptionsInput {
     #[schemars(schema_with = "schema::optional_tags")]
     pub data_source_tags: Option<BTreeMap<String, Value>>,
     pub enforce_permissions: Option<bool>,
+    /// List the site's spaces and pages after the connect (default true).
+    pub sync_source_items: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -127,6 +127,7 @@ pub async fn oauth_url(
         request.sync_files_on_connection,
         request.data_source_tags.clone(),
         request.enforce_permissions,
+        request.sync_source_items,
     )?;
     if let Some(id) = request.data_source_id {
         // Reconnecting: it must be this customer's.

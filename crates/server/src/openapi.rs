@@ -128,7 +128,15 @@ pub fn endpoints() -> Vec<Endpoint> {
             "post",
             "/integrations/items/sync",
             Customer,
-            "List the site's spaces and pages for a picker",
+            "Queue a listing of the site's spaces and pages for a picker (source_items_synced_at moves when it is done)",
+            DataSourceIdRequest,
+            DataSource
+        ),
+        endpoint!(
+            "post",
+            "/integrations/items/sync/cancel",
+            Customer,
+            "Stop listing the site's spaces and pages",
             DataSourceIdRequest,
             DataSource
         ),

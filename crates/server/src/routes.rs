@@ -2,7 +2,7 @@
 //! customer) first, and every lookup by id goes through it: another
 //! tenant's id reads as not found, exactly as an id that does not exist.
 
-use crate::connection::{client_for, data_source, Scope, Secret};
+use crate::connection::{data_source, Scope, Secret};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::extract::{hash_secret, valid_customer_id, Body, CustomerCaller, OrgCaller};
@@ -12,7 +12,6 @@ use crate::{App, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use futures::TryStreamExt;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -88,6 +87,13 @@ pub struct ConnectSettings {
     /// enforce, an existing one keeps what it has.
     #[serde(default)]
     pub enforce_permissions: Option<bool>,
+    /// List the site's item tree after the connect (a picker shows it).
+    #[serde(default = "yes")]
+    pub sync_source_items: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub fn check_chunking(
@@ -168,6 +174,7 @@ pub fn connection_settings(
     sync_files_on_connection: Option<bool>,
     tags: Option<BTreeMap<String, Value>>,
     enforce_permissions: Option<bool>,
+    sync_source_items: Option<bool>,
 ) -> ApiResult<ConnectSettings> {
     let (chunk_size, chunk_overlap) = check_chunking(chunk_size, chunk_overlap)?;
     let tags = tags.unwrap_or_default();
@@ -178,6 +185,7 @@ pub fn connection_settings(
         sync_files_on_connection: sync_files_on_connection.unwrap_or(true),
         tags,
         enforce_permissions,
+        sync_source_items: sync_source_items.unwrap_or(true),
     })
 }
 
@@ -289,6 +297,7 @@ pub async fn finish_connect(
                 enforce_permissions: settings.enforce_permissions,
                 new_scope: &new_scope,
                 reconnect,
+                list_items: settings.sync_source_items,
                 next_sync_at: &next_run(hours),
             },
             |connection, created| {
@@ -310,7 +319,7 @@ pub async fn finish_connect(
     if connected.created {
         app.outbox_ready.notify_one();
     }
-    if connected.queued {
+    if connected.queued || settings.sync_source_items {
         app.jobs_ready.notify_one();
     }
     Ok(connected.connection)
@@ -350,6 +359,7 @@ pub async fn connect(
         options.sync_files_on_connection,
         options.data_source_tags.clone(),
         options.enforce_permissions,
+        options.sync_source_items,
     )?;
     let connection = match (&auth.username, &auth.refresh_token) {
         (Some(email), _) => {
@@ -414,25 +424,9 @@ pub async fn connect(
     }))
 }
 
-fn web_link(connection: &Connection, webui: Option<&str>) -> Option<String> {
-    let webui = webui?;
-    if webui.starts_with("http://") || webui.starts_with("https://") {
-        return Some(webui.to_string());
-    }
-    let base = connection
-        .site_link
-        .as_deref()
-        .unwrap_or(&connection.site_url);
-    let context = if connection.site_link.is_some() {
-        "/wiki"
-    } else {
-        connection.context_path.as_str()
-    };
-    Some(format!("{base}{context}{webui}"))
-}
-
-/// POST /integrations/items/sync: lists the spaces and pages of the site
-/// (metadata only) for a picker to browse with items/list.
+/// POST /integrations/items/sync: queues a listing of the site's spaces
+/// and pages (metadata only) for a picker to browse with items/list; the
+/// data source's `source_items_synced_at` moves when it is done.
 pub async fn items_sync(
     State(app): State<AppState>,
     caller: CustomerCaller,
@@ -446,62 +440,27 @@ pub async fn items_sync(
             "this data source's access was revoked",
         ));
     }
-    let client = client_for(&app, &connection)
-        .await
-        .map_err(|e| ApiError::bad_request("no_credentials", e))?;
-    let upstream = |e: confluence::Error| {
-        ApiError::bad_gateway("confluence_error", format!("listing the site failed: {e}"))
-    };
-    let spaces: Vec<confluence::model::Space> = client
-        .stream::<confluence::model::Space>(client.spaces_url(&[]))
-        .try_collect()
-        .await
-        .map_err(upstream)?;
-    let mut items = Vec::new();
-    for space in spaces
-        .iter()
-        .filter(|s| connection.allow_personal_spaces || s.space_type != "personal")
-    {
-        let pages: Vec<confluence::model::Content> = client
-            .stream::<confluence::model::Content>(client.space_pages_url(&space.id, false))
-            .try_collect()
-            .await
-            .map_err(upstream)?;
-        let parents: std::collections::HashSet<&str> = pages
-            .iter()
-            .filter_map(|p| p.parent_id.as_deref())
-            .collect();
-        let ids: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
-        items.push(store::NewSourceItem {
-            external_id: space.key.clone(),
-            item_type: "SPACE",
-            name: space.name.clone(),
-            parent_external_id: None,
-            root_external_id: Some(space.key.clone()),
-            external_url: web_link(&connection, Some(&format!("/spaces/{}", space.key))),
-            is_expandable: !pages.is_empty(),
-        });
-        for page in &pages {
-            let parent = page
-                .parent_id
-                .clone()
-                .filter(|p| ids.contains(p.as_str()))
-                .unwrap_or_else(|| space.key.clone());
-            items.push(store::NewSourceItem {
-                external_id: page.id.clone(),
-                item_type: "PAGE",
-                name: page.title.clone(),
-                parent_external_id: Some(parent),
-                root_external_id: Some(space.key.clone()),
-                external_url: web_link(&connection, page.links.webui.as_deref()),
-                is_expandable: parents.contains(page.id.as_str()),
-            });
-        }
-    }
     app.store
-        .replace_source_items(&connection.id, &items)
+        .enqueue_items(&connection.id, "items/sync")
         .await?;
-    let connection = app.store.connection(&connection.id).await?;
+    app.jobs_ready.notify_one();
+    Ok(Json(
+        data_source(&app.store, &caller.organisation, &user, &connection).await?,
+    ))
+}
+
+/// POST /integrations/items/sync/cancel: stops the data source's item
+/// listing (a queued one is dropped, a running one stops after the space
+/// it is reading); what was listed before stays.
+pub async fn items_sync_cancel(
+    State(app): State<AppState>,
+    caller: CustomerCaller,
+    Body(request): Body<DataSourceIdRequest>,
+) -> ApiResult<Json<DataSource>> {
+    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    if let Some(job) = app.store.cancel_items(&connection.id).await? {
+        app.cancel_job(job);
+    }
     Ok(Json(
         data_source(&app.store, &caller.organisation, &user, &connection).await?,
     ))

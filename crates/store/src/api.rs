@@ -65,6 +65,7 @@ pub enum StateOutcome {
 pub struct SyncJob {
     pub id: i64,
     pub connection_id: String,
+    pub kind: crate::JobKind,
     pub reason: String,
     pub status: crate::JobStatus,
     pub snapshot: Option<String>,
@@ -752,6 +753,7 @@ impl Store {
         Ok(row.map(|r| SyncJob {
             id: r.get("id"),
             connection_id: r.get("connection_id"),
+            kind: crate::JobKind::parse(r.get("kind")),
             reason: r.get("reason"),
             status: crate::JobStatus::parse(r.get("status")),
             snapshot: r.get("snapshot"),
@@ -843,10 +845,12 @@ impl Store {
         )
     }
 
-    /// Whether a connection has a job queued, and one running.
+    /// Whether a connection has a sync queued, and one running (item
+    /// listings apart).
     pub async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)> {
         let rows = sqlx::query(
-            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? AND status IN ('QUEUED', 'RUNNING')",
+            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? AND kind = 'sync' \
+             AND status IN ('QUEUED', 'RUNNING')",
         )
         .bind(connection_id)
         .fetch_all(&self.pool)
@@ -1353,54 +1357,6 @@ impl Store {
     // The item tree.
 
     /// Replaces a connection's item tree with a new listing.
-    pub async fn replace_source_items(
-        &self,
-        connection_id: &str,
-        items: &[NewSourceItem],
-    ) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let at = now();
-        for item in items {
-            sqlx::query(
-                "INSERT INTO source_items (connection_id, external_id, item_type, name, parent_external_id, \
-                 root_external_id, external_url, is_expandable, synced_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (connection_id, external_id) DO UPDATE SET item_type = excluded.item_type, \
-                 name = excluded.name, parent_external_id = excluded.parent_external_id, \
-                 root_external_id = excluded.root_external_id, external_url = excluded.external_url, \
-                 is_expandable = excluded.is_expandable, synced_at = excluded.synced_at",
-            )
-            .bind(connection_id)
-            .bind(&item.external_id)
-            .bind(item.item_type)
-            .bind(&item.name)
-            .bind(&item.parent_external_id)
-            .bind(&item.root_external_id)
-            .bind(&item.external_url)
-            .bind(item.is_expandable)
-            .bind(&at)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM source_items WHERE connection_id = ? AND synced_at <> ?")
-            .bind(connection_id)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE connections SET source_items_synced_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&at)
-        .bind(&at)
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn source_items(
         &self,
         connection_id: &str,
@@ -1509,35 +1465,83 @@ pub(crate) async fn enqueue_in(
     connection_id: &str,
     reason: &str,
 ) -> Result<(i64, bool)> {
+    enqueue_kind_in(tx, connection_id, crate::JobKind::Sync, reason).await
+}
+
+/// Queues a job of a kind; a queued job of the same kind absorbs it.
+pub(crate) async fn enqueue_kind_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    connection_id: &str,
+    kind: crate::JobKind,
+    reason: &str,
+) -> Result<(i64, bool)> {
     let at = now();
     let inserted = sqlx::query(
-        "INSERT INTO sync_jobs (connection_id, reason, status, created_at) \
-         SELECT ?, ?, 'QUEUED', ? WHERE NOT EXISTS \
-         (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED') RETURNING id",
+        "INSERT INTO sync_jobs (connection_id, kind, reason, status, created_at) \
+         SELECT ?, ?, ?, 'QUEUED', ? WHERE NOT EXISTS \
+         (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND kind = ? AND status = 'QUEUED') RETURNING id",
     )
     .bind(connection_id)
+    .bind(kind.as_str())
     .bind(reason)
     .bind(&at)
     .bind(connection_id)
+    .bind(kind.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    sqlx::query(
-        "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
-    )
-    .bind(&at)
-    .bind(connection_id)
-    .execute(&mut **tx)
-    .await?;
+    if kind == crate::JobKind::Sync {
+        sqlx::query(
+            "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ? WHERE id = ? AND status <> 'SYNCING'",
+        )
+        .bind(&at)
+        .bind(connection_id)
+        .execute(&mut **tx)
+        .await?;
+    }
     match inserted {
         Some(row) => Ok((row.get("id"), true)),
         None => {
             let row = sqlx::query(
-                "SELECT id FROM sync_jobs WHERE connection_id = ? AND status = 'QUEUED'",
+                "SELECT id FROM sync_jobs WHERE connection_id = ? AND kind = ? AND status = 'QUEUED'",
             )
             .bind(connection_id)
+            .bind(kind.as_str())
             .fetch_optional(&mut **tx)
             .await?;
             Ok((row.map(|r| r.get("id")).unwrap_or(0), false))
         }
     }
+}
+
+/// Upserts item-tree rows marked with the listing they came from.
+pub(crate) async fn upsert_source_items(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    connection_id: &str,
+    listing: &str,
+    items: &[NewSourceItem],
+) -> Result<()> {
+    for item in items {
+        sqlx::query(
+            "INSERT INTO source_items (connection_id, external_id, item_type, name, parent_external_id, \
+             root_external_id, external_url, is_expandable, synced_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (connection_id, external_id) DO UPDATE SET item_type = excluded.item_type, \
+             name = excluded.name, parent_external_id = excluded.parent_external_id, \
+             root_external_id = excluded.root_external_id, external_url = excluded.external_url, \
+             is_expandable = excluded.is_expandable, synced_at = excluded.synced_at",
+        )
+        .bind(connection_id)
+        .bind(&item.external_id)
+        .bind(item.item_type)
+        .bind(&item.name)
+        .bind(&item.parent_external_id)
+        .bind(&item.root_external_id)
+        .bind(&item.external_url)
+        .bind(item.is_expandable)
+        .bind(listing)
+        .bind(listing)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

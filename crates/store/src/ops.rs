@@ -7,7 +7,7 @@
 //! SQLite's write lock from its first statement: a transaction that reads
 //! first can fail outright when another connection commits in between.
 
-use crate::api::{emit, enqueue_in};
+use crate::api::{emit, enqueue_in, enqueue_kind_in};
 use crate::search::enforce_in;
 use crate::{now, Connection, Error, Result, Store};
 use serde_json::Value;
@@ -55,13 +55,40 @@ pub struct Event {
     pub body: String,
 }
 
-/// Where a sync job is.
+/// What a job of the queue does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Syncs the connection's files.
+    Sync,
+    /// Lists the site's item tree (spaces and pages) for a picker.
+    Items,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Sync => "sync",
+            JobKind::Items => "items",
+        }
+    }
+
+    pub fn parse(text: &str) -> JobKind {
+        match text {
+            "items" => JobKind::Items,
+            _ => JobKind::Sync,
+        }
+    }
+}
+
+/// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,
     Running,
     Done,
     Failed,
+    /// Stopped by the caller (an item listing cancelled).
+    Cancelled,
 }
 
 impl JobStatus {
@@ -71,6 +98,7 @@ impl JobStatus {
             JobStatus::Running => "RUNNING",
             JobStatus::Done => "DONE",
             JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
         }
     }
 
@@ -81,6 +109,7 @@ impl JobStatus {
             "QUEUED" => JobStatus::Queued,
             "RUNNING" => JobStatus::Running,
             "DONE" => JobStatus::Done,
+            "CANCELLED" => JobStatus::Cancelled,
             _ => JobStatus::Failed,
         }
     }
@@ -111,6 +140,8 @@ pub struct Connect<'a> {
     /// The data source to reconnect; else the customer's connection to the
     /// same site as the same account, or a new one.
     pub reconnect: Option<i64>,
+    /// Also queue a listing of the site's item tree (for a picker).
+    pub list_items: bool,
     pub next_sync_at: &'a str,
 }
 
@@ -241,6 +272,9 @@ impl Store {
         let queued = wants_sync(&connection);
         if queued {
             enqueue_in(&mut tx, &id, "connect").await?;
+        }
+        if op.list_items {
+            enqueue_kind_in(&mut tx, &id, JobKind::Items, "connect").await?;
         }
         tx.commit().await?;
         let connection = self.connection(&id).await?;
@@ -405,5 +439,77 @@ impl Store {
         emit(&mut tx, organisation_id, events).await?;
         tx.commit().await?;
         Ok(removed)
+    }
+
+    /// Queues a listing of a connection's item tree (a queued one absorbs
+    /// it). Returns the job's id and whether it is new.
+    pub async fn enqueue_items(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let queued = enqueue_kind_in(&mut tx, connection_id, JobKind::Items, reason).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Cancels a connection's item listing: a queued one is dropped; the
+    /// running one's id is returned, for its worker to stop.
+    pub async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE sync_jobs SET status = 'CANCELLED', finished_at = ? \
+             WHERE connection_id = ? AND kind = 'items' AND status = 'QUEUED'",
+        )
+        .bind(now())
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        let running = sqlx::query(
+            "SELECT id FROM sync_jobs WHERE connection_id = ? AND kind = 'items' AND status = 'RUNNING'",
+        )
+        .bind(connection_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.get::<i64, _>("id"));
+        tx.commit().await?;
+        Ok(running)
+    }
+
+    /// Writes one part of an item listing (a space and its pages), marked
+    /// with the listing's start so that `finish_source_items` can tell what
+    /// it did not see.
+    pub async fn write_source_items(
+        &self,
+        connection_id: &str,
+        listing: &str,
+        items: &[crate::NewSourceItem],
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        crate::api::upsert_source_items(&mut tx, connection_id, listing, items).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a complete item listing: what it did not see is removed, and
+    /// the connection says when its items were listed.
+    pub async fn finish_source_items(&self, connection_id: &str, listing: &str) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM source_items WHERE connection_id = ? AND synced_at <> ?")
+            .bind(connection_id)
+            .bind(listing)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE connections SET source_items_synced_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(now())
+        .bind(now())
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -56,6 +56,7 @@ fn connect<'a>(
         enforce_permissions: None,
         new_scope: scope,
         reconnect,
+        list_items: false,
         next_sync_at: "2099-01-01T00:00:00.000Z",
     }
 }

@@ -49,12 +49,9 @@ async fn carbon_flow_end_to_end() {
     // Nothing chosen yet: nothing synced.
     assert_eq!(api.all_files(json!({})).await.len(), 0);
 
-    // items/sync, then browse: spaces at the top, pages under them.
-    api.ok(
-        "/integrations/items/sync",
-        json!({"data_source_id": data_source_id}),
-    )
-    .await;
+    // items/sync (a queued listing), then browse: spaces at the top, pages
+    // under them.
+    api.list_items(data_source_id).await;
     let spaces = api
         .ok(
             "/integrations/items/list",

@@ -238,6 +238,38 @@ impl Api {
         }
     }
 
+    /// Lists the site's items (items/sync) and waits until the listing is
+    /// done: the data source's `source_items_synced_at` moves.
+    pub async fn list_items(&self, data_source_id: i64) -> Value {
+        let before = self
+            .ok(
+                "/integrations/items/sync",
+                json!({"data_source_id": data_source_id}),
+            )
+            .await["source_items_synced_at"]
+            .clone();
+        let started = Instant::now();
+        loop {
+            let sources = self
+                .ok(
+                    "/user_data_sources",
+                    json!({"filters": {"ids": [data_source_id]}}),
+                )
+                .await;
+            let source = sources["results"][0].clone();
+            if !source["source_items_synced_at"].is_null()
+                && source["source_items_synced_at"] != before
+            {
+                return source;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "items never listed: {source}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every file matching the filters, page by page.
     pub async fn all_files(&self, filters: Value) -> Vec<Value> {
         let mut out = Vec::new();

@@ -158,3 +158,86 @@ async fn the_picker_learns_who_and_what_before_it_lists() {
     assert_eq!(labeling["integrations"]["CONFLUENCE"], true);
     running.stop().await;
 }
+
+/// The item tree is listed by a queued job: after a connect without being
+/// asked (what Carbon Connect waits for), again on items/sync, and a
+/// listing can be cancelled, leaving the last complete one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn items_are_listed_by_a_job_that_can_be_cancelled() {
+    let sim = simulator(3, 40).await;
+    let dir = TempDir::new("items-job");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("c");
+    let source = api.connect(&sim, false).await;
+    // Listed after the connect, unasked.
+    let started = Instant::now();
+    let listed = loop {
+        let sources = api.ok("/user_data_sources", json!({})).await;
+        let at = sources["results"][0]["source_items_synced_at"].clone();
+        if !at.is_null() {
+            break at;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spaces = api
+        .ok(
+            "/integrations/items/list",
+            json!({"data_source_id": source}),
+        )
+        .await;
+    assert!(spaces["count"].as_i64().unwrap() >= 2, "{spaces}");
+
+    // A slow site: a listing takes seconds; cancelled, it leaves the last
+    // complete listing in place.
+    sim.set_faults(confluence_sim::FaultConfig {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    api.ok(
+        "/integrations/items/sync",
+        json!({"data_source_id": source}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    api.ok(
+        "/integrations/items/sync/cancel",
+        json!({"data_source_id": source}),
+    )
+    .await;
+    let store = &running.app.store;
+    let user = store
+        .end_user(&org.organisation_id, "c")
+        .await
+        .unwrap()
+        .unwrap();
+    let connection = store
+        .data_source(&org.organisation_id, &user.id, source)
+        .await
+        .unwrap()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let jobs = store.sync_jobs(&connection.id, 1).await.unwrap();
+        if jobs[0].1 == "CANCELLED" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never cancelled: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sources = api.ok("/user_data_sources", json!({})).await;
+    assert_eq!(sources["results"][0]["source_items_synced_at"], listed);
+    let again = api
+        .ok(
+            "/integrations/items/list",
+            json!({"data_source_id": source}),
+        )
+        .await;
+    assert_eq!(again["count"], spaces["count"]);
+    sim.set_faults(confluence_sim::FaultConfig::default());
+    running.stop().await;
+}
