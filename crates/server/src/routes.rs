@@ -1082,27 +1082,19 @@ pub async fn update_users(
             ));
         }
     }
+    // The settings, and each auto-synced connection's next run under a
+    // new interval (counted from its last sync), in one transaction.
+    let interval = request.auto_sync_interval;
     app.store
-        .update_end_users(
+        .update_customers(
             &caller.organisation.id,
             &request.customer_ids,
             sources.as_ref(),
-            request.auto_sync_interval,
-        )
-        .await?;
-    if let Some(hours) = request.auto_sync_interval {
-        // The new interval takes effect from the last sync.
-        for customer in &request.customer_ids {
-            let Some(user) = app
-                .store
-                .end_user(&caller.organisation.id, customer)
-                .await?
-            else {
-                continue;
-            };
-            for connection in app.store.connections_of_end_user(&user.id).await? {
+            interval,
+            |connection| {
+                let hours = interval?;
                 if !connection.auto_sync || connection.revoked {
-                    continue;
+                    return None;
                 }
                 let from = connection
                     .last_synced_at
@@ -1110,12 +1102,13 @@ pub async fn update_users(
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&chrono::Utc))
                     .unwrap_or_else(chrono::Utc::now);
-                let next = (from + chrono::Duration::hours(hours))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                app.store.set_next_sync(&connection.id, Some(&next)).await?;
-            }
-        }
-    }
+                Some(
+                    (from + chrono::Duration::hours(hours))
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                )
+            },
+        )
+        .await?;
     Ok(Json(SuccessResponse { success: true }))
 }
 

@@ -546,31 +546,6 @@ impl Store {
         Ok(row.as_ref().map(end_user_from))
     }
 
-    /// Sets the auto-sync settings of customers (created if new). `None`
-    /// leaves a setting as it is.
-    pub async fn update_end_users(
-        &self,
-        organisation_id: &str,
-        customer_ids: &[String],
-        sources: Option<&serde_json::Value>,
-        interval_hours: Option<i64>,
-    ) -> Result<()> {
-        for customer in customer_ids {
-            let id = self.ensure_end_user(organisation_id, customer).await?;
-            sqlx::query(
-                "UPDATE end_users SET auto_sync_sources = COALESCE(?, auto_sync_sources), \
-                 auto_sync_interval = COALESCE(?, auto_sync_interval), updated_at = ? WHERE id = ?",
-            )
-            .bind(sources.map(|s| s.to_string()))
-            .bind(interval_hours)
-            .bind(now())
-            .bind(&id)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
-    }
-
     pub async fn list_end_users(
         &self,
         organisation_id: &str,
@@ -715,15 +690,6 @@ impl Store {
             out.push((connection, user));
         }
         Ok(out)
-    }
-
-    /// Connections of a customer (for rescheduling after a settings change).
-    pub async fn connections_of_end_user(&self, end_user_id: &str) -> Result<Vec<Connection>> {
-        let rows = sqlx::query("SELECT * FROM connections WHERE end_user_id = ?")
-            .bind(end_user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(Self::connection_from).collect())
     }
 
     // The sync queue.

@@ -512,4 +512,65 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Sets customers' auto-sync settings (creating customers not seen
+    /// yet) and moves each of their connections' next run where
+    /// `next_sync` says: one transaction.
+    pub async fn update_customers(
+        &self,
+        organisation_id: &str,
+        customer_ids: &[String],
+        sources: Option<&Value>,
+        interval_hours: Option<i64>,
+        next_sync: impl Fn(&Connection) -> Option<String>,
+    ) -> Result<()> {
+        let at = now();
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for customer in customer_ids {
+            sqlx::query(
+                "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (organisation_id, customer_id) DO NOTHING",
+            )
+            .bind(crate::new_id("usr"))
+            .bind(organisation_id)
+            .bind(customer)
+            .bind(&at)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE end_users SET auto_sync_sources = COALESCE(?, auto_sync_sources), \
+                 auto_sync_interval = COALESCE(?, auto_sync_interval), updated_at = ? \
+                 WHERE organisation_id = ? AND customer_id = ?",
+            )
+            .bind(sources.map(|s| s.to_string()))
+            .bind(interval_hours)
+            .bind(&at)
+            .bind(organisation_id)
+            .bind(customer)
+            .execute(&mut *tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT c.* FROM connections c JOIN end_users u ON u.id = c.end_user_id \
+                 WHERE u.organisation_id = ? AND u.customer_id = ?",
+            )
+            .bind(organisation_id)
+            .bind(customer)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let connection = Store::connection_from(row);
+                if let Some(next) = next_sync(&connection) {
+                    sqlx::query("UPDATE connections SET next_sync_at = ? WHERE id = ?")
+                        .bind(next)
+                        .bind(&connection.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
