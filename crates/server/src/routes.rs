@@ -553,11 +553,13 @@ pub async fn files_sync(
     }
     let mut scope = Scope::of(&connection)
         .map_err(|message| ApiError::new(StatusCode::CONFLICT, "scope_unreadable", message))?;
+    let mut chosen = Vec::new();
     for (i, id) in request.ids.iter().enumerate() {
         let id = match id {
             SyncId::Id(id) => id,
             SyncId::WithRoot { id, .. } => id,
         };
+        chosen.push(id.clone());
         let index = i.to_string();
         if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit()) {
             if !scope.pages.contains(id) {
@@ -584,6 +586,7 @@ pub async fn files_sync(
             &caller.organisation.id,
             &connection.id,
             &scope.to_json(),
+            &chosen,
             chunking,
             &[events::body(
                 events::EventKind::Update,

@@ -583,7 +583,9 @@ impl Store {
                 "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
                  version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
                  read_restriction) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, ?, ?, ?) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, ?, ?, ? \
+                 WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
+                 AND d.kind = ? AND d.external_id = ?) \
                  ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
                  read_restriction = CASE WHEN ? THEN excluded.read_restriction ELSE files.read_restriction END, \
                  space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
@@ -613,11 +615,18 @@ impl Store {
             .bind(&file.created_at)
             .bind(&at)
             .bind(restriction)
+            .bind(connection_id)
+            .bind(file.kind)
+            .bind(&file.external_id)
             .bind(file.read_restriction.is_some())
             .bind(&file.content_hash)
             .bind(&labels)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            // Deleted by the caller: stays deleted until chosen again.
+            let Some(row) = row else {
+                continue;
+            };
             let file_id: i64 = row.get("id");
             if let Some(body) = &file.body {
                 sqlx::query(

@@ -324,6 +324,7 @@ impl Store {
         organisation_id: &str,
         connection_id: &str,
         scope: &Value,
+        chosen: &[String],
         chunking: Option<(i64, i64)>,
         events: &[Event],
     ) -> Result<()> {
@@ -346,6 +347,20 @@ impl Store {
                 .bind(connection_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        // Chosen again: deleted pages (by id) and the deleted content of
+        // chosen spaces (by key) may come back.
+        for id in chosen {
+            sqlx::query(
+                "DELETE FROM deleted_files WHERE connection_id = ? AND (external_id = ? OR space_id IN \
+                 (SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?))",
+            )
+            .bind(connection_id)
+            .bind(id)
+            .bind(connection_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         emit(&mut tx, organisation_id, events).await?;
         enqueue_in(&mut tx, connection_id, "files").await?;
@@ -399,6 +414,20 @@ impl Store {
         let mut removed = 0;
         for (connection_id, ids) in files {
             for id in ids {
+                // Remembered, so that no sync brings it back unasked.
+                sqlx::query(
+                    "INSERT INTO deleted_files (connection_id, kind, external_id, space_id, deleted_at) \
+                     SELECT f.connection_id, f.kind, f.external_id, f.space_id, ? FROM files f \
+                     JOIN connections c ON c.id = f.connection_id \
+                     WHERE f.id = ? AND f.connection_id = ? AND c.organisation_id = ? \
+                     ON CONFLICT (connection_id, kind, external_id) DO NOTHING",
+                )
+                .bind(now())
+                .bind(id)
+                .bind(connection_id)
+                .bind(organisation_id)
+                .execute(&mut *tx)
+                .await?;
                 removed += sqlx::query(
                     "DELETE FROM files WHERE id = ? AND connection_id = ? AND connection_id IN \
                      (SELECT id FROM connections WHERE organisation_id = ?)",

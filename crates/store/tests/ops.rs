@@ -193,6 +193,7 @@ async fn each_operation_writes_its_change_events_and_job_together() {
             &org.id,
             &connection.id,
             &json!({"all": false, "spaces": ["ENG"], "pages": []}),
+            &["ENG".to_string()],
             Some((800, 10)),
             &[event(EventKind::Update, "scope")],
         )

@@ -544,3 +544,62 @@ async fn white_label_does_not_break_existing_oauth_connections() {
     }
     running.stop().await;
 }
+
+/// A deleted file stays deleted: a later sync (or one running when the
+/// delete was answered) does not bring it back under a new id; choosing
+/// it again with files/sync does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleted_files_stay_deleted_until_chosen_again() {
+    let sim = simulator(1, 12).await;
+    let dir = TempDir::new("sec-stay-deleted");
+    let running = start(config(&sim, &dir)).await;
+    let api = Api::new(&running, "org").await.customer("c");
+    let source = api.connect(&sim, true).await;
+    let files = api.wait_ready(source).await;
+    let page = files
+        .iter()
+        .find(|f| f["file_metadata"]["kind"] == "page")
+        .unwrap()
+        .clone();
+    let other = files
+        .iter()
+        .find(|f| f["file_metadata"]["kind"] == "page" && f["id"] != page["id"])
+        .unwrap()
+        .clone();
+    let external = page["external_file_id"].as_str().unwrap().to_string();
+    api.ok(
+        "/delete_files_v2",
+        json!({"filters": {"ids": [page["id"]]}}),
+    )
+    .await;
+    // A full sync runs again (a resync of another file runs one).
+    api.ok("/resync_file", json!({"file_id": other["id"]}))
+        .await;
+    let after = api.wait_ready(source).await;
+    assert!(
+        after
+            .iter()
+            .all(|f| f["external_file_id"] != external.as_str()),
+        "the deleted page came back"
+    );
+    assert_eq!(after.len(), files.len() - 1);
+    // Chosen again: back (under a new id).
+    api.ok(
+        "/integrations/files/sync",
+        json!({"data_source_id": source, "ids": [external]}),
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let now = api.wait_ready(source).await;
+        if now
+            .iter()
+            .any(|f| f["external_file_id"] == external.as_str())
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+}
