@@ -13,7 +13,7 @@ use sha2::Digest;
 
 /// A JSON body. Malformed JSON, wrong types and missing fields answer 422
 /// with where and what; a body over the limit 413; another content type 415.
-/// An empty body reads as `{}` (every field of most requests is optional).
+/// A missing body reads as `{}` (every field of most requests is optional).
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned + JsonSchema + 'static> FromRequest<AppState> for Body<T> {
@@ -33,11 +33,9 @@ impl<T: DeserializeOwned + JsonSchema + 'static> FromRequest<AppState> for Body<
         let limit = state.config.max_body_bytes;
         let time = std::time::Duration::from_secs(state.config.limits.body_read_timeout_secs);
         let bytes = read_limited(request.into_body(), limit, time).await?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        // No body at all reads as `{}` (where the schema allows it); any
+        // other text must be JSON.
+        let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
         parse(text).map(Body)
     }
 }

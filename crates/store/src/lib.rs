@@ -583,7 +583,7 @@ impl Store {
                 "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
                  version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
                  read_restriction) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, ?, ?, ? \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, COALESCE(?, ?), ?, ? \
                  WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
                  AND d.kind = ? AND d.external_id = ?) \
                  ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
@@ -612,7 +612,10 @@ impl Store {
             .bind(file.status)
             .bind(&file.error)
             .bind(run)
+            // Confluence's creation time, else when confsync first stored
+            // it: set once, never moved by a resync.
             .bind(&file.created_at)
+            .bind(&at)
             .bind(&at)
             .bind(restriction)
             .bind(connection_id)
