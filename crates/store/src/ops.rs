@@ -340,14 +340,7 @@ impl Store {
         .bind(organisation_id)
         .execute(&mut *tx)
         .await?;
-        if let Some((size, overlap)) = chunking {
-            sqlx::query("UPDATE connections SET chunk_size = ?, chunk_overlap = ? WHERE id = ?")
-                .bind(size)
-                .bind(overlap)
-                .bind(connection_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        set_chunking_in(&mut tx, connection_id, chunking).await?;
         // Chosen again: deleted pages (by id) and the deleted content of
         // chosen spaces (by key) may come back.
         for id in chosen {
@@ -385,17 +378,7 @@ impl Store {
         .bind(connection_id)
         .execute(&mut *tx)
         .await?;
-        if let Some((size, overlap)) = chunking {
-            sqlx::query(
-                "UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(size)
-            .bind(overlap)
-            .bind(now())
-            .bind(connection_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        set_chunking_in(&mut tx, connection_id, chunking).await?;
         enqueue_in(&mut tx, connection_id, "resync_file").await?;
         tx.commit().await?;
         Ok(())
@@ -602,4 +585,24 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// New chunk settings for a connection, if given.
+async fn set_chunking_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection_id: &str,
+    chunking: Option<(i64, i64)>,
+) -> Result<()> {
+    if let Some((size, overlap)) = chunking {
+        sqlx::query(
+            "UPDATE connections SET chunk_size = ?, chunk_overlap = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(size)
+        .bind(overlap)
+        .bind(now())
+        .bind(connection_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

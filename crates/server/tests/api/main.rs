@@ -238,6 +238,22 @@ impl Api {
         }
     }
 
+    /// A data source of this customer as the store holds it.
+    pub async fn connection(&self, running: &server::Running, source: i64) -> store::Connection {
+        let store = &running.app.store;
+        let customer = self.customer.as_deref().expect("a customer's API");
+        let user = store
+            .end_user(&self.organisation_id, customer)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .data_source(&self.organisation_id, &user.id, source)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Lists the site's items (items/sync) and waits until the listing is
     /// done: the data source's `source_items_synced_at` moves.
     pub async fn list_items(&self, data_source_id: i64) -> Value {

@@ -207,16 +207,7 @@ async fn items_are_listed_by_a_job_that_can_be_cancelled() {
     )
     .await;
     let store = &running.app.store;
-    let user = store
-        .end_user(&org.organisation_id, "c")
-        .await
-        .unwrap()
-        .unwrap();
-    let connection = store
-        .data_source(&org.organisation_id, &user.id, source)
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = api.connection(&running, source).await;
     let started = Instant::now();
     loop {
         let jobs = store.sync_jobs(&connection.id, 1).await.unwrap();

@@ -342,16 +342,7 @@ async fn unreadable_scope_syncs_nothing() {
     let api = org.customer("c");
     let source = api.connect(&sim, false).await;
     let store = &running.app.store;
-    let user = store
-        .end_user(&org.organisation_id, "c")
-        .await
-        .unwrap()
-        .unwrap();
-    let connection = store
-        .data_source(&org.organisation_id, &user.id, source)
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = api.connection(&running, source).await;
     for garbage in [
         json!("everything"),
         json!(null),
