@@ -607,14 +607,39 @@ impl Store {
                 .await?;
         Ok(rows
             .iter()
-            .map(|r| Segment {
-                id: r.get("id"),
-                name: r.get("name"),
-                user_type: r.get("user_type"),
-                tags: json_list(r.get("tags")),
-                or_tags: json_list(r.get("or_tags")),
-                organization_ids: json_list(r.get("organization_ids")),
-                group_ids: json_list(r.get("group_ids")),
+            .map(|r| {
+                let list = |column: &str| serde_json::from_str::<Vec<String>>(r.get(column)).ok();
+                let lists = (
+                    list("tags"),
+                    list("or_tags"),
+                    list("organization_ids"),
+                    list("group_ids"),
+                );
+                match lists {
+                    (Some(tags), Some(or_tags), Some(organization_ids), Some(group_ids)) => {
+                        Segment {
+                            id: r.get("id"),
+                            name: r.get("name"),
+                            user_type: r.get("user_type"),
+                            tags,
+                            or_tags,
+                            organization_ids,
+                            group_ids,
+                        }
+                    }
+                    // A condition that does not read would otherwise be
+                    // "no condition" (everyone passes it): the segment
+                    // admits nobody instead.
+                    _ => Segment {
+                        id: r.get("id"),
+                        name: r.get("name"),
+                        user_type: "unreadable".into(),
+                        tags: Vec::new(),
+                        or_tags: Vec::new(),
+                        organization_ids: Vec::new(),
+                        group_ids: Vec::new(),
+                    },
+                }
             })
             .collect())
     }
