@@ -305,3 +305,46 @@ fn job_statuses_read_back_and_unknown_ones_never_run() {
     }
     assert_eq!(JobStatus::parse("garbled"), JobStatus::Failed);
 }
+
+/// A segment whose stored conditions do not read admits nobody: read as
+/// empty lists, its conditions would have admitted everyone (issue 11's
+/// review of defaults on stored data).
+#[tokio::test]
+async fn unreadable_segment_conditions_admit_nobody() {
+    let dir = Dir::new("segments");
+    let store = Store::open(&dir.0).await.unwrap();
+    let org = store.create_organisation("org").await.unwrap();
+    let segment = store
+        .create_segment(
+            &org.id,
+            &store::Segment {
+                id: String::new(),
+                name: "engineers".into(),
+                user_type: "signed_in".into(),
+                tags: vec!["engineering".into()],
+                or_tags: Vec::new(),
+                organization_ids: Vec::new(),
+                group_ids: vec!["g1".into()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.segments(&org.id).await.unwrap()[0].user_type,
+        "signed_in"
+    );
+    // Damaged on disk (a bad restore, a hand edit).
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.0.join("confsync.db").display()))
+            .await
+            .unwrap();
+    sqlx::query("UPDATE segments SET tags = 'not json' WHERE id = ?")
+        .bind(&segment.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let read = store.segments(&org.id).await.unwrap();
+    assert_eq!(read[0].user_type, "unreadable");
+    assert!(read[0].tags.is_empty() && read[0].group_ids.is_empty());
+}
