@@ -247,10 +247,11 @@ pub fn sync_status(connection: &Connection, queued: bool, running: bool) -> &'st
     if queued {
         return "QUEUED_FOR_SYNCING";
     }
-    match connection.status.as_str() {
-        "SYNC_ERROR" | "NEEDS_REAUTHORIZATION" => "SYNC_ERROR",
-        "SYNCING" => "SYNCING",
-        _ => "READY",
+    use store::ConnectionStatus as S;
+    match connection.status {
+        S::SyncError | S::NeedsReauthorization => "SYNC_ERROR",
+        S::Syncing => "SYNCING",
+        S::Connected | S::QueuedForSyncing | S::Ready => "READY",
     }
 }
 

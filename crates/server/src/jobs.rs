@@ -125,20 +125,30 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     let outcome: Result<(), String> = match Scope::of(&connection) {
         Err(error) => {
             store
-                .set_connection_status(&connection.id, sync::SYNC_ERROR, Some(&error), false)
+                .set_connection_status(
+                    &connection.id,
+                    store::ConnectionStatus::SyncError,
+                    Some(&error),
+                    false,
+                )
                 .await?;
             Err(error)
         }
         Ok(scope) if scope.is_empty() => {
             store
-                .set_connection_status(&connection.id, sync::READY, None, false)
+                .set_connection_status(&connection.id, store::ConnectionStatus::Ready, None, false)
                 .await?;
             Ok(())
         }
         Ok(scope) => match client_for(app, &connection).await {
             Err(error) => {
                 store
-                    .set_connection_status(&connection.id, sync::SYNC_ERROR, Some(&error), false)
+                    .set_connection_status(
+                        &connection.id,
+                        store::ConnectionStatus::SyncError,
+                        Some(&error),
+                        false,
+                    )
                     .await?;
                 Err(error)
             }

@@ -67,7 +67,7 @@ pub struct Connection {
     pub account: String,
     pub allow_personal_spaces: bool,
     pub scope: serde_json::Value,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub error: Option<String>,
     pub created_at: String,
     pub last_synced_at: Option<String>,
@@ -293,7 +293,7 @@ impl Store {
             // (an unreadable scope syncs nothing, never everything).
             scope: serde_json::from_str(row.get::<&str, _>("scope"))
                 .unwrap_or(serde_json::Value::Null),
-            status: row.get("status"),
+            status: ConnectionStatus::parse(row.get("status")),
             error: row.get("error"),
             created_at: row.get("created_at"),
             last_synced_at: row.get("last_synced_at"),
@@ -385,7 +385,7 @@ impl Store {
     pub async fn set_connection_status(
         &self,
         connection_id: &str,
-        status: &str,
+        status: ConnectionStatus,
         error: Option<&str>,
         synced: bool,
     ) -> Result<()> {
@@ -394,7 +394,7 @@ impl Store {
             "UPDATE connections SET status = ?, error = ?, \
              last_synced_at = COALESCE(?, last_synced_at) WHERE id = ?",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(synced_at)
         .bind(connection_id)

@@ -55,6 +55,51 @@ pub struct Event {
     pub body: String,
 }
 
+/// Where a connection is, as its last sync left it (or its queue says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionStatus {
+    /// Connected, never synced.
+    Connected,
+    QueuedForSyncing,
+    Syncing,
+    Ready,
+    SyncError,
+    /// The credentials or the OAuth grant were refused: a person must act.
+    NeedsReauthorization,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Connected => "CONNECTED",
+            ConnectionStatus::QueuedForSyncing => "QUEUED_FOR_SYNCING",
+            ConnectionStatus::Syncing => "SYNCING",
+            ConnectionStatus::Ready => "READY",
+            ConnectionStatus::SyncError => "SYNC_ERROR",
+            ConnectionStatus::NeedsReauthorization => "NEEDS_REAUTHORIZATION",
+        }
+    }
+
+    /// A stored status; one that does not read is an error (never READY).
+    pub fn parse(text: &str) -> ConnectionStatus {
+        match text {
+            "CONNECTED" => ConnectionStatus::Connected,
+            "QUEUED_FOR_SYNCING" => ConnectionStatus::QueuedForSyncing,
+            "SYNCING" => ConnectionStatus::Syncing,
+            "READY" => ConnectionStatus::Ready,
+            "NEEDS_REAUTHORIZATION" => ConnectionStatus::NeedsReauthorization,
+            _ => ConnectionStatus::SyncError,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a job of the queue does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobKind {

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use storage_format::ChunkOptions;
 use store::{
-    kind, FileState, FileUpsert, NewChunk, ReadRestriction, SpacePrincipals, SpaceRow, Store,
+    kind, ConnectionStatus, FileState, FileUpsert, NewChunk, ReadRestriction, SpacePrincipals,
+    SpaceRow, Store,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -300,7 +301,7 @@ impl Engine {
             }
         };
         self.store
-            .set_connection_status(conn, "SYNCING", None, false)
+            .set_connection_status(conn, ConnectionStatus::Syncing, None, false)
             .await?;
         let outcome = self.run_steps(run, &mut report).await;
         report.requests = self.client.requests() - requests_before;
@@ -312,7 +313,7 @@ impl Engine {
                 self.store.clear_checkpoints(conn).await?;
                 self.store.finish_job(run, READY, &stats, None).await?;
                 self.store
-                    .set_connection_status(conn, READY, None, true)
+                    .set_connection_status(conn, ConnectionStatus::Ready, None, true)
                     .await?;
                 Ok(report)
             }
@@ -320,12 +321,12 @@ impl Engine {
                 // The checkpoints stay: the next run resumes from them.
                 let message = error.to_string();
                 let status = if error.is_retryable() {
-                    SYNC_ERROR
+                    ConnectionStatus::SyncError
                 } else {
-                    "NEEDS_REAUTHORIZATION"
+                    ConnectionStatus::NeedsReauthorization
                 };
                 self.store
-                    .finish_job(run, status, &stats, Some(&message))
+                    .finish_job(run, status.as_str(), &stats, Some(&message))
                     .await?;
                 self.store
                     .set_connection_status(conn, status, Some(&message), false)

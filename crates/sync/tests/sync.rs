@@ -597,7 +597,7 @@ async fn a_listing_that_fails_deletes_nothing_and_the_next_run_resumes() {
     let during = fixture.store.files(&fixture.connection).await.unwrap();
     assert_eq!(during.len(), before.len(), "a failed run deleted files");
     let connection = fixture.store.connection(&fixture.connection).await.unwrap();
-    assert_eq!(connection.status, "SYNC_ERROR");
+    assert_eq!(connection.status, store::ConnectionStatus::SyncError);
     assert!(connection.error.is_some());
     // The next run resumes and ends equal to the truth, the trashed pages gone.
     sim.set_faults(confluence_sim::FaultConfig::default());
