@@ -109,39 +109,60 @@ impl confluence::TokenStore for TokenSaver {
     }
 }
 
-/// The OAuth app of an organisation: its own (white label) or the server's.
+/// An organisation's own OAuth app (white label), with its redirect URI.
+async fn own_app(
+    app: &App,
+    organisation_id: &str,
+) -> Result<Option<(OAuthApp, String)>, store::Error> {
+    Ok(app
+        .store
+        .oauth_app(organisation_id, "CONFLUENCE")
+        .await?
+        .map(|own| {
+            (
+                OAuthApp {
+                    client_id: own.client_id,
+                    client_secret: own.client_secret.unwrap_or_default(),
+                    token_url: app.config.atlassian.token_url.clone(),
+                },
+                own.redirect_uri,
+            )
+        }))
+}
+
+/// The server's OAuth app, with its callback, when configured.
+fn server_app(app: &App) -> Option<(OAuthApp, String)> {
+    match (&app.config.oauth.client_id, &app.config.oauth.client_secret) {
+        (Some(id), Some(secret)) => Some((
+            OAuthApp {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+                token_url: app.config.atlassian.token_url.clone(),
+            },
+            app.config.callback_url(),
+        )),
+        _ => None,
+    }
+}
+
+/// The OAuth app of an organisation: its own (white label) or the server's;
+/// `true` when its own.
 pub async fn oauth_app(
     app: &App,
     organisation_id: &str,
 ) -> Result<(OAuthApp, String, bool), ApiError> {
-    let token_url = app.config.atlassian.token_url.clone();
-    if let Some(own) = app.store.oauth_app(organisation_id, "CONFLUENCE").await? {
-        return Ok((
-            OAuthApp {
-                client_id: own.client_id,
-                client_secret: own.client_secret.unwrap_or_default(),
-                token_url,
-            },
-            own.redirect_uri,
-            true,
-        ));
+    if let Some((own, redirect_uri)) = own_app(app, organisation_id).await? {
+        return Ok((own, redirect_uri, true));
     }
-    match (&app.config.oauth.client_id, &app.config.oauth.client_secret) {
-        (Some(id), Some(secret)) => Ok((
-            OAuthApp {
-                client_id: id.clone(),
-                client_secret: secret.clone(),
-                token_url,
-            },
-            app.config.callback_url(),
-            false,
-        )),
-        _ => Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "oauth_app_not_configured",
-            "no OAuth app: configure one for the server, or create a CONFLUENCE white label",
-        )),
-    }
+    server_app(app)
+        .map(|(server, redirect_uri)| (server, redirect_uri, false))
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "oauth_app_not_configured",
+                "no OAuth app: configure one for the server, or create a CONFLUENCE white label",
+            )
+        })
 }
 
 /// The app that issued a connection's (or a consent's) tokens, as long as
@@ -154,36 +175,15 @@ pub async fn issuing_app(
     own_app: bool,
     client_id: Option<&str>,
 ) -> Result<(OAuthApp, String), String> {
-    let token_url = app.config.atlassian.token_url.clone();
     let (found, redirect_uri) = if own_app {
-        match app
-            .store
-            .oauth_app(organisation_id, "CONFLUENCE")
+        self::own_app(app, organisation_id)
             .await
             .map_err(|e| e.to_string())?
-        {
-            Some(own) => (
-                OAuthApp {
-                    client_id: own.client_id,
-                    client_secret: own.client_secret.unwrap_or_default(),
-                    token_url,
-                },
-                own.redirect_uri,
-            ),
-            None => return Err("the organisation's OAuth app that issued this connection's tokens was deleted; connect again".into()),
-        }
+            .ok_or("the organisation's OAuth app that issued this connection's tokens was deleted; connect again")?
     } else {
-        match (&app.config.oauth.client_id, &app.config.oauth.client_secret) {
-            (Some(id), Some(secret)) => (
-                OAuthApp {
-                    client_id: id.clone(),
-                    client_secret: secret.clone(),
-                    token_url,
-                },
-                app.config.callback_url(),
-            ),
-            _ => return Err("the server's OAuth app that issued this connection's tokens is no longer configured".into()),
-        }
+        server_app(app).ok_or(
+            "the server's OAuth app that issued this connection's tokens is no longer configured",
+        )?
     };
     if client_id.is_some_and(|id| id != found.client_id) {
         return Err(

@@ -122,7 +122,17 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             snapshot
         }
     };
-    let outcome: Result<(), String> = match Scope::of(&connection) {
+    // What to sync with, or why not: an unreadable scope or no usable
+    // credentials are the connection's error; an empty scope is nothing.
+    let prepared: Result<Option<(Scope, confluence::Client)>, String> = match Scope::of(&connection)
+    {
+        Err(error) => Err(error),
+        Ok(scope) if scope.is_empty() => Ok(None),
+        Ok(scope) => client_for(app, &connection)
+            .await
+            .map(|client| Some((scope, client))),
+    };
+    let outcome: Result<(), String> = match prepared {
         Err(error) => {
             store
                 .set_connection_status(
@@ -134,43 +144,30 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                 .await?;
             Err(error)
         }
-        Ok(scope) if scope.is_empty() => {
+        Ok(None) => {
             store
                 .set_connection_status(&connection.id, store::ConnectionStatus::Ready, None, false)
                 .await?;
             Ok(())
         }
-        Ok(scope) => match client_for(app, &connection).await {
-            Err(error) => {
-                store
-                    .set_connection_status(
-                        &connection.id,
-                        store::ConnectionStatus::SyncError,
-                        Some(&error),
-                        false,
-                    )
-                    .await?;
-                Err(error)
-            }
-            Ok(client) => {
-                let (spaces, pages) = if scope.all {
-                    (Vec::new(), Vec::new())
-                } else {
-                    (scope.spaces, scope.pages)
-                };
-                let options = sync::SyncOptions {
-                    spaces,
-                    pages,
-                    allow_personal_spaces: connection.allow_personal_spaces,
-                    download_concurrency: 8,
-                    space_concurrency: 2,
-                    link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
-                };
-                let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
-                    .with_commit_hook(app.follower.hook());
-                engine.run().await.map(|_| ()).map_err(|e| e.to_string())
-            }
-        },
+        Ok(Some((scope, client))) => {
+            let (spaces, pages) = if scope.all {
+                (Vec::new(), Vec::new())
+            } else {
+                (scope.spaces, scope.pages)
+            };
+            let options = sync::SyncOptions {
+                spaces,
+                pages,
+                allow_personal_spaces: connection.allow_personal_spaces,
+                download_concurrency: 8,
+                space_concurrency: 2,
+                link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
+            };
+            let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
+                .with_commit_hook(app.follower.hook());
+            engine.run().await.map(|_| ()).map_err(|e| e.to_string())
+        }
     };
     // READY means searchable: the index has what the sync wrote.
     if let Err(error) = app.follower.flush().await {
