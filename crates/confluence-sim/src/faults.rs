@@ -41,6 +41,11 @@ pub enum FaultKind {
     /// A 200 whose JSON body is cut short (with a matching Content-Length).
     #[serde(rename = "truncated_json")]
     TruncatedJson,
+    /// 401, as Confluence answers once the token was revoked: not a
+    /// passing fault, so never among the random kinds (`ALL`); scripted
+    /// or chosen, it makes a sync fail for good.
+    #[serde(rename = "401")]
+    Unauthorized,
 }
 
 impl FaultKind {

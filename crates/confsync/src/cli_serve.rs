@@ -47,6 +47,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub enum AdminCommand {
     /// Create an organisation; prints one JSON line with its id and API key
     CreateOrg(CreateOrgArgs),
+    /// Create a knowledge admin of an organisation for the console at
+    /// /admin; prints a one-time sign-in link (or, with
+    /// CONFSYNC_ADMIN_PASSWORD set, sets that password)
+    CreateAdmin(CreateAdminArgs),
+}
+
+#[derive(Args)]
+pub struct CreateAdminArgs {
+    /// The organisation: its id, number or name
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    name: String,
+    /// The server's public URL, which the sign-in link starts with
+    #[arg(
+        long,
+        env = "CONFSYNC_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// Hours the sign-in link stays valid
+    #[arg(long, default_value_t = 24)]
+    link_hours: u64,
+    #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -72,6 +99,54 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 "{}",
                 json!({"organization_id": organisation.number, "id": organisation.id, "name": organisation.name, "api_key": key})
             );
+            Ok(())
+        }
+        AdminCommand::CreateAdmin(args) => {
+            anyhow::ensure!(
+                args.data_dir.join("confsync.db").exists(),
+                "no store in {}: create an organisation first (confsync admin create-org)",
+                args.data_dir.display()
+            );
+            let store = store::Store::open(&args.data_dir)
+                .await
+                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+            let organisation = store.find_organisation(&args.org).await?.with_context(|| {
+                format!(
+                    "no organisation {:?} (give its id, number or name)",
+                    args.org
+                )
+            })?;
+            // The password only ever from the environment: argv is visible
+            // to every user of the machine.
+            let password = std::env::var("CONFSYNC_ADMIN_PASSWORD").ok();
+            let hash = match &password {
+                Some(password) => {
+                    server::console::check_password(password).map_err(anyhow::Error::msg)?;
+                    Some(server::console::hash_password(password).map_err(anyhow::Error::msg)?)
+                }
+                None => None,
+            };
+            let admin = store
+                .create_admin(&organisation.id, &args.email, &args.name, hash.as_deref())
+                .await?;
+            if password.is_some() {
+                println!(
+                    "{}",
+                    json!({"admin_id": admin.id, "email": admin.email, "signin": format!("{}/admin/signin", args.url.trim_end_matches('/'))})
+                );
+            } else {
+                let link = server::console::signin_link(
+                    &store,
+                    &args.url,
+                    &admin.id,
+                    Duration::from_secs(args.link_hours.clamp(1, 24 * 7) * 3600),
+                )
+                .await?;
+                println!(
+                    "{}",
+                    json!({"admin_id": admin.id, "email": admin.email, "signin_link": link})
+                );
+            }
             Ok(())
         }
     }
@@ -103,6 +178,9 @@ pub struct DemoArgs {
 /// The demo on the embedded default: a simulated Confluence site, the
 /// server over a store under `--data-dir`, the site connected through the
 /// API and synced, then a sample search through /embeddings.
+/// The demo's knowledge admin.
+const DEMO_ADMIN: &str = "admin@demo.example";
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let sim = confluence_sim::Simulator::spawn(
         confluence_sim::SimConfig {
@@ -194,6 +272,45 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         files["count"],
         started.elapsed().as_secs_f64()
     );
+    // The admin console's face: the same site, connected by a demo admin
+    // for the organisation itself, every (non-personal) space chosen.
+    let app = &running.app;
+    let admin = match app.store.admin_by_email(DEMO_ADMIN).await? {
+        Some((admin, _)) => admin,
+        None => {
+            app.store
+                .create_admin(&organisation, DEMO_ADMIN, "Demo Admin", None)
+                .await?
+        }
+    };
+    let console_connection =
+        server::console::connect_every_space(app, &admin, "demo", &creds.email, &creds.api_token)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("connecting the site in the console")?;
+    loop {
+        let connection = app.store.connection(&console_connection.id).await?;
+        match connection.status {
+            store::ConnectionStatus::Ready => break,
+            store::ConnectionStatus::SyncError | store::ConnectionStatus::NeedsReauthorization => {
+                anyhow::bail!(
+                    "the console's sync failed: {}",
+                    connection.error.unwrap_or_default()
+                )
+            }
+            _ => {}
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1200),
+            "the console's sync did not finish in 20 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let signin =
+        server::console::signin_link(&app.store, &api, &admin.id, Duration::from_secs(24 * 3600))
+            .await?;
+    println!("admin console: {api}/admin");
+    println!("sign in (once; valid 24 hours): {signin}");
     // The picker's view: the site's spaces, which the connect listed (a
     // queued job) and the data source says when.
     let listing = std::time::Instant::now();

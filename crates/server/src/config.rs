@@ -37,6 +37,26 @@ pub struct Config {
     pub embeddings: Option<EmbeddingsConfig>,
     pub limits: LimitsConfig,
     pub cors: CorsConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The admin console's sessions and sign-in.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// How long a session lasts from sign-in.
+    pub session_hours: u64,
+    /// Sign-in attempts per email per minute (the rest get 429).
+    pub signin_attempts_per_minute: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_hours: 12,
+            signin_attempts_per_minute: 5,
+        }
+    }
 }
 
 /// Which web pages may call the API from a browser (a file picker on the
@@ -170,6 +190,7 @@ impl Default for Config {
             embeddings: None,
             limits: LimitsConfig::default(),
             cors: CorsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

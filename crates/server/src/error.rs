@@ -32,6 +32,19 @@ pub struct FieldError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// What a person is told.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Validation(fields) => fields
+                .iter()
+                .map(|f| f.msg.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApiError::Status { message, .. } => message.clone(),
+            ApiError::RateLimited { .. } => "too many requests; wait and try again".into(),
+        }
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::Status {
             status,

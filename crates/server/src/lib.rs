@@ -13,6 +13,7 @@
 
 pub mod config;
 mod connection;
+pub mod console;
 pub mod error;
 pub mod events;
 mod extract;
@@ -53,6 +54,8 @@ pub struct App {
     rate: governor::DefaultKeyedRateLimiter<String>,
     /// Running jobs asked to stop (item listings cancelled).
     cancelled: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// The admin console's sign-in limits and pending consents.
+    console: console::ConsoleState,
 }
 
 pub type AppState = Arc<App>;
@@ -223,6 +226,7 @@ pub async fn start(
         .build()
         .map_err(|e| e.to_string())?;
     let config_limits = config.limits.clone();
+    let config_console = config.console.clone();
     let app = Arc::new(App {
         state_key: store.derive_key("oauth-state"),
         follower: index::Follower::start(index.clone(), store.clone()),
@@ -235,6 +239,7 @@ pub async fn start(
         outbox_ready: Default::default(),
         rate: governor::RateLimiter::keyed(rate_quota(&config_limits)),
         cancelled: Default::default(),
+        console: console::ConsoleState::new(&config_console),
     });
     let mut tasks = Vec::new();
     for _ in 0..app.config.workers {
@@ -357,6 +362,7 @@ pub fn router(app: AppState) -> Router {
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
         })
@@ -374,6 +380,10 @@ pub fn router(app: AppState) -> Router {
             time_limit,
         ))
         .layer(cors(&app.config.cors))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            console::security_headers,
+        ))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
 }

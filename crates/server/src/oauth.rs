@@ -15,7 +15,7 @@ use crate::routes::{connection_settings, finish_connect, ConnectSettings};
 use crate::{App, AppState};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -148,15 +148,6 @@ pub async fn oauth_url(
         }
     }
     let (oauth, redirect_uri, own_app) = oauth_app(&app, &caller.organisation.id).await?;
-    let nonce = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
-    let expires = chrono::Utc::now()
-        + chrono::Duration::seconds(app.config.oauth_state_ttl_secs.clamp(1, 86_400) as i64);
-    let claims = Claims {
-        n: nonce.clone(),
-        o: caller.organisation.id.clone(),
-        c: customer.clone(),
-        e: expires.timestamp(),
-    };
     let saved = serde_json::json!({
         "subdomain": subdomain,
         "settings": settings,
@@ -166,11 +157,43 @@ pub async fn oauth_url(
         "own_app": own_app,
         "client_id": oauth.client_id,
     });
+    let oauth_url = begin(
+        &app,
+        &caller.organisation.id,
+        &customer,
+        saved,
+        &oauth.client_id,
+        &redirect_uri,
+    )
+    .await?;
+    Ok(Json(OAuthUrlResponse { oauth_url }))
+}
+
+/// Starts a consent: a single-use state carrying `saved` (the request's
+/// settings, the app; `admin` for the console's), and the authorize URL
+/// to send the browser to. `customer` is empty for the console's.
+pub(crate) async fn begin(
+    app: &App,
+    organisation_id: &str,
+    customer: &str,
+    saved: serde_json::Value,
+    client_id: &str,
+    redirect_uri: &str,
+) -> ApiResult<String> {
+    let nonce = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+    let expires = chrono::Utc::now()
+        + chrono::Duration::seconds(app.config.oauth_state_ttl_secs.clamp(1, 86_400) as i64);
+    let claims = Claims {
+        n: nonce.clone(),
+        o: organisation_id.to_string(),
+        c: customer.to_string(),
+        e: expires.timestamp(),
+    };
     app.store
         .save_oauth_state(
             &nonce,
-            &caller.organisation.id,
-            &customer,
+            organisation_id,
+            customer,
             &saved,
             &expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         )
@@ -180,15 +203,13 @@ pub async fn oauth_url(
         url::Url::parse(&app.config.atlassian.authorize_url).map_err(ApiError::internal)?;
     url.query_pairs_mut()
         .append_pair("audience", "api.atlassian.com")
-        .append_pair("client_id", &oauth.client_id)
+        .append_pair("client_id", client_id)
         .append_pair("scope", &app.config.atlassian.scopes.join(" "))
-        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("redirect_uri", redirect_uri)
         .append_pair("state", &state)
         .append_pair("response_type", "code")
         .append_pair("prompt", "consent");
-    Ok(Json(OAuthUrlResponse {
-        oauth_url: url.to_string(),
-    }))
+    Ok(url.to_string())
 }
 
 #[derive(Deserialize)]
@@ -203,6 +224,8 @@ struct TokenAnswer {
 struct Resource {
     id: String,
     url: String,
+    #[serde(default)]
+    name: String,
 }
 
 /// GET /integrations/confluence/oauth: Atlassian sends the browser here.
@@ -216,20 +239,37 @@ pub async fn callback(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
     match complete(&app, query.as_deref().unwrap_or("")).await {
-        Ok(data_source_id) if browser => Html(format!(
+        // The console's consent: the admin picks the site next.
+        Ok(Completed::Console(consent)) => {
+            Redirect::to(&format!("/admin/connect/site?consent={consent}")).into_response()
+        }
+        Ok(Completed::ConsoleCancelled) => {
+            Redirect::to("/admin/connections/new?cancelled=1").into_response()
+        }
+        Ok(Completed::DataSource(data_source_id)) if browser => Html(format!(
             "<!DOCTYPE html><html><head><title>Connected</title></head><body>\
              <h1>Confluence is connected</h1><p>Data source {data_source_id}. You can close this window.</p>\
              </body></html>"
         ))
         .into_response(),
-        Ok(data_source_id) => {
+        Ok(Completed::DataSource(data_source_id)) => {
             Json(serde_json::json!({"success": true, "data_source_id": data_source_id})).into_response()
         }
         Err(error) => error.into_response(),
     }
 }
 
-async fn complete(app: &App, query: &str) -> ApiResult<i64> {
+/// What a callback finished.
+enum Completed {
+    /// An API customer's data source, connected.
+    DataSource(i64),
+    /// An admin's consent, held for the site choice (its id).
+    Console(String),
+    /// An admin said no at Atlassian.
+    ConsoleCancelled,
+}
+
+async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -252,6 +292,10 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         store::StateOutcome::Expired => return Err(StateError::Expired.api()),
     };
     let organisation = app.store.organisation(&claims.o).await?;
+    let admin = saved["admin"].as_str().map(str::to_string);
+    if admin.is_some() && params.contains_key("error") {
+        return Ok(Completed::ConsoleCancelled);
+    }
     if params.contains_key("error") {
         // The user said no: Carbon's CANCEL event.
         app.store
@@ -283,8 +327,6 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         ),
         None => None,
     };
-    let settings: ConnectSettings =
-        serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
     let (oauth, redirect_uri, own_app) =
         match (saved["own_app"].as_bool(), saved["client_id"].as_str()) {
             (Some(own_app), Some(client_id)) => {
@@ -369,6 +411,38 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         })
         .collect();
+    if let Some(admin_id) = admin {
+        let secret = Secret::OAuth {
+            oauth: confluence::OAuthTokens {
+                access_token: tokens.access_token,
+                refresh_token,
+                expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
+                lifetime_secs: tokens.expires_in,
+            },
+            own_app,
+            client_id: Some(oauth.client_id.clone()),
+        };
+        let resources = resources
+            .into_iter()
+            .filter(|r| valid_cloud_id(&r.id))
+            .map(|r| crate::console::Resource {
+                id: r.id.clone(),
+                url: r.url.clone(),
+                name: r.name.clone(),
+            })
+            .collect();
+        let consent = crate::console::hold_consent(
+            app,
+            crate::console::PendingConsent {
+                admin_id,
+                organisation_id: organisation.id.clone(),
+                secret,
+                resources,
+                created: std::time::Instant::now(),
+            },
+        );
+        return Ok(Completed::Console(consent));
+    }
     let resource = match &site {
         Some(site) => *resources
             .iter()
@@ -404,12 +478,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         },
     };
     let site_link = resource.url.trim_end_matches('/').to_string();
-    if resource.id.is_empty()
-        || !resource
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    if !valid_cloud_id(&resource.id) {
         return Err(ApiError::bad_gateway(
             "atlassian_bad_answer",
             "the site's cloud id is malformed",
@@ -430,11 +499,13 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         own_app,
         client_id: Some(oauth.client_id.clone()),
     };
+    let settings: ConnectSettings =
+        serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
     let reconnect = saved["data_source_id"].as_i64();
     let connection = finish_connect(
         app,
         &organisation,
-        &claims.c,
+        crate::routes::Owner::Customer(&claims.c),
         "oauth",
         &gateway,
         "/wiki",
@@ -444,7 +515,12 @@ async fn complete(app: &App, query: &str) -> ApiResult<i64> {
         reconnect,
     )
     .await?;
-    Ok(connection.data_source_id)
+    Ok(Completed::DataSource(connection.data_source_id))
+}
+
+/// A cloud id goes into the gateway's path: letters, digits and hyphens.
+fn valid_cloud_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 #[cfg(test)]

@@ -256,10 +256,18 @@ async fn current_account(
 /// announces it (ADD, when new) and queues its first sync: one store
 /// operation, so that a crash leaves all of it or none.
 #[allow(clippy::too_many_arguments)] // what a connection is made of, from two different flows
+/// Whose a new connection is: an API customer's, or the organisation's
+/// own (connected by an admin in the console).
+#[derive(Clone, Copy)]
+pub enum Owner<'a> {
+    Customer(&'a str),
+    Admin(&'a store::Admin),
+}
+
 pub async fn finish_connect(
     app: &App,
     organisation: &Organisation,
-    customer: &str,
+    owner: Owner<'_>,
     auth_kind: &str,
     site_url: &str,
     context: &str,
@@ -270,7 +278,14 @@ pub async fn finish_connect(
 ) -> ApiResult<Connection> {
     let (account, account_label) = current_account(app, site_url, context, &secret).await?;
     let secret_bytes = serde_json::to_vec(&secret).map_err(ApiError::internal)?;
-    let known = app.store.end_user(&organisation.id, customer).await?;
+    let (customer, admin) = match owner {
+        Owner::Customer(customer) => (Some(customer), None),
+        Owner::Admin(admin) => (None, Some(admin)),
+    };
+    let known = match customer {
+        Some(customer) => app.store.end_user(&organisation.id, customer).await?,
+        None => None,
+    };
     let hours = app.sync_interval_hours(known.as_ref());
     let tags = serde_json::to_value(&settings.tags).map_err(ApiError::internal)?;
     let new_scope = Scope {
@@ -284,6 +299,9 @@ pub async fn finish_connect(
             store::Connect {
                 organisation_id: &organisation.id,
                 customer_id: customer,
+                connected_by: admin.map(store::Actor::from),
+                // The console's policy: personal spaces are not offered.
+                allow_personal_spaces: admin.is_none(),
                 site_url,
                 context_path: context,
                 site_link,
@@ -300,8 +318,10 @@ pub async fn finish_connect(
                 list_items: settings.sync_source_items,
                 next_sync_at: &next_run(hours),
             },
-            |connection, created| {
-                if created {
+            |connection, created| match customer {
+                // Carbon's events are a customer's: the console's
+                // connections have none.
+                Some(customer) if created => {
                     vec![events::body(
                         events::EventKind::Add,
                         customer,
@@ -309,9 +329,8 @@ pub async fn finish_connect(
                         json!(connection.data_source_id),
                         &[("data_source_type", "CONFLUENCE".into())],
                     )]
-                } else {
-                    Vec::new()
                 }
+                _ => Vec::new(),
             },
             Scope::wants_sync,
         )
@@ -373,7 +392,7 @@ pub async fn connect(
             finish_connect(
                 &app,
                 &caller.organisation,
-                &customer,
+                Owner::Customer(&customer),
                 "api_token",
                 &site.base_url,
                 &site.context_path,
@@ -403,7 +422,7 @@ pub async fn connect(
             finish_connect(
                 &app,
                 &caller.organisation,
-                &customer,
+                Owner::Customer(&customer),
                 "pat",
                 &site.base_url,
                 &site.context_path,
@@ -595,6 +614,7 @@ pub async fn files_sync(
                 json!(connection.data_source_id),
                 &[],
             )],
+            None,
         )
         .await?;
     app.outbox_ready.notify_one();
@@ -666,6 +686,7 @@ pub async fn revoke_access_token(
                 json!(connection.data_source_id),
                 &[],
             )],
+            None,
         )
         .await?;
     app.outbox_ready.notify_one();

@@ -12,11 +12,13 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod console;
 mod ops;
 mod search;
 mod secret;
 
 pub use api::*;
+pub use console::*;
 pub use ops::*;
 pub use search::{
     vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,

@@ -8,7 +8,9 @@
 //! first can fail outright when another connection commits in between.
 
 use crate::api::{emit, enqueue_in, enqueue_kind_in};
+use crate::console::record_in;
 use crate::search::enforce_in;
+use crate::Actor;
 use crate::{now, Connection, Error, Result, Store};
 use serde_json::Value;
 use sqlx::Row;
@@ -163,7 +165,14 @@ impl JobStatus {
 /// A connect (or reconnect) of a customer's site, as the API makes it.
 pub struct Connect<'a> {
     pub organisation_id: &'a str,
-    pub customer_id: &'a str,
+    /// The API customer it is for; `None`: the organisation's own
+    /// (the admin console's).
+    pub customer_id: Option<&'a str>,
+    /// The admin who connects it (the console's), recorded.
+    pub connected_by: Option<crate::Actor<'a>>,
+    /// Whether a new connection syncs personal spaces (the console's
+    /// policy is not to).
+    pub allow_personal_spaces: bool,
     pub site_url: &'a str,
     pub context_path: &'a str,
     /// The site as a person opens it, where the API goes through a gateway.
@@ -213,28 +222,43 @@ impl Store {
         let at = now();
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (organisation_id, customer_id) DO NOTHING",
-        )
-        .bind(crate::new_id("usr"))
-        .bind(op.organisation_id)
-        .bind(op.customer_id)
-        .bind(&at)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
-        let user_id: String =
-            sqlx::query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+        let user_id: Option<String> = match op.customer_id {
+            Some(customer_id) => {
+                sqlx::query(
+                    "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (organisation_id, customer_id) DO NOTHING",
+                )
+                .bind(crate::new_id("usr"))
                 .bind(op.organisation_id)
-                .bind(op.customer_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get("id");
+                .bind(customer_id)
+                .bind(&at)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                Some(
+                    sqlx::query(
+                        "SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?",
+                    )
+                    .bind(op.organisation_id)
+                    .bind(customer_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get("id"),
+                )
+            }
+            None => {
+                // Takes the write lock first (see the module's note).
+                sqlx::query("UPDATE organisations SET name = name WHERE id = ?")
+                    .bind(op.organisation_id)
+                    .execute(&mut *tx)
+                    .await?;
+                None
+            }
+        };
         let existing = match op.reconnect {
             Some(number) => Some(
                 sqlx::query(
-                    "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id = ? \
+                    "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id IS ? \
                      AND data_source_id = ?",
                 )
                 .bind(op.organisation_id)
@@ -246,7 +270,7 @@ impl Store {
                 .get::<String, _>("id"),
             ),
             None => sqlx::query(
-                "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id = ? \
+                "SELECT id FROM connections WHERE organisation_id = ? AND end_user_id IS ? \
                  AND site_url = ? AND account = ? ORDER BY data_source_id LIMIT 1",
             )
             .bind(op.organisation_id)
@@ -271,8 +295,8 @@ impl Store {
                 let id = crate::new_id("conn");
                 sqlx::query(
                     "INSERT INTO connections (id, organisation_id, site_url, auth_kind, account, credentials, \
-                     allow_personal_spaces, scope, status, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'CONNECTED', ?, ?)",
+                     allow_personal_spaces, scope, status, connected_by, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CONNECTED', ?, ?, ?)",
                 )
                 .bind(&id)
                 .bind(op.organisation_id)
@@ -280,7 +304,9 @@ impl Store {
                 .bind(op.auth_kind)
                 .bind(op.account)
                 .bind(&sealed)
+                .bind(op.allow_personal_spaces)
                 .bind(op.new_scope.to_string())
+                .bind(op.connected_by.map(|a| a.admin_id))
                 .bind(&at)
                 .bind(&at)
                 .execute(&mut *tx)
@@ -321,6 +347,9 @@ impl Store {
         if op.list_items {
             enqueue_kind_in(&mut tx, &id, JobKind::Items, "connect").await?;
         }
+        let site = op.site_link.unwrap_or(op.site_url);
+        let action = if created { "Connect" } else { "Reconnect" };
+        record_in(&mut tx, op.organisation_id, op.connected_by, action, site).await?;
         tx.commit().await?;
         let connection = self.connection(&id).await?;
         Ok(Connected {
@@ -338,6 +367,7 @@ impl Store {
         organisation_id: &str,
         connection_id: &str,
         events: &[Event],
+        actor: Option<Actor<'_>>,
     ) -> Result<()> {
         let sealed = self.cipher.seal(b"{}").map_err(Error::Secret)?;
         let _writing = self.writer.lock().await;
@@ -357,6 +387,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         emit(&mut tx, organisation_id, events).await?;
+        record_in(
+            &mut tx,
+            organisation_id,
+            actor,
+            "Revoke access",
+            connection_id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -372,6 +410,7 @@ impl Store {
         chosen: &[String],
         chunking: Option<(i64, i64)>,
         events: &[Event],
+        actor: Option<Actor<'_>>,
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -402,6 +441,16 @@ impl Store {
         }
         emit(&mut tx, organisation_id, events).await?;
         enqueue_in(&mut tx, connection_id, "files").await?;
+        if !chosen.is_empty() {
+            record_in(
+                &mut tx,
+                organisation_id,
+                actor,
+                "Add content",
+                &chosen.join(", "),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

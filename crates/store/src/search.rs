@@ -524,6 +524,19 @@ impl Store {
         space_id: &str,
         visibility: &Visibility,
     ) -> Result<()> {
+        self.set_space_visibility_as(connection_id, space_id, visibility, None)
+            .await
+    }
+
+    /// `set_space_visibility`, recorded as an admin's action: one
+    /// transaction.
+    pub async fn set_space_visibility_as(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        visibility: &Visibility,
+        actor: Option<crate::Actor<'_>>,
+    ) -> Result<()> {
         let connection = self.connection(connection_id).await?;
         let (name, ids) = match visibility {
             Visibility::Everyone => ("everyone", Vec::new()),
@@ -546,18 +559,31 @@ impl Store {
                 ("segments", segment_ids.clone())
             }
         };
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
-            "UPDATE spaces SET visibility = ?, segment_ids = ? WHERE connection_id = ? AND space_id = ?",
+            "UPDATE spaces SET visibility = ?, segment_ids = ? WHERE connection_id = ? AND space_id = ? \
+             RETURNING space_key",
         )
         .bind(name)
         .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
         .bind(connection_id)
         .bind(space_id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if result.rows_affected() == 0 {
+        let Some(row) = result else {
             return Err(Error::NotFound(format!("space {space_id}")));
-        }
+        };
+        let key: String = row.get("space_key");
+        crate::console::record_in(
+            &mut tx,
+            &connection.organisation_id,
+            actor,
+            "Set viewing permissions",
+            &key,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -565,6 +591,16 @@ impl Store {
         &self,
         organisation_id: &str,
         segment: &Segment,
+    ) -> Result<Segment> {
+        self.create_segment_as(organisation_id, segment, None).await
+    }
+
+    /// `create_segment`, recorded as an admin's action: one transaction.
+    pub async fn create_segment_as(
+        &self,
+        organisation_id: &str,
+        segment: &Segment,
+        actor: Option<crate::Actor<'_>>,
     ) -> Result<Segment> {
         if !matches!(segment.user_type.as_str(), "signed_in" | "staff") {
             return Err(Error::Invalid(format!(
@@ -578,6 +614,8 @@ impl Store {
             segment.id.clone()
         };
         let list = |l: &Vec<String>| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO segments (id, organisation_id, name, user_type, tags, or_tags, organization_ids, \
              group_ids, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -591,8 +629,17 @@ impl Store {
         .bind(list(&segment.organization_ids))
         .bind(list(&segment.group_ids))
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        crate::console::record_in(
+            &mut tx,
+            organisation_id,
+            actor,
+            "Create segment",
+            &segment.name,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(Segment {
             id,
             ..segment.clone()

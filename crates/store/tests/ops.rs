@@ -42,7 +42,9 @@ fn connect<'a>(
 ) -> Connect<'a> {
     Connect {
         organisation_id: organisation,
-        customer_id: customer,
+        customer_id: Some(customer),
+        connected_by: None,
+        allow_personal_spaces: true,
         site_url: "https://acme.atlassian.net",
         context_path: "/wiki",
         site_link: None,
@@ -196,6 +198,7 @@ async fn each_operation_writes_its_change_events_and_job_together() {
             &["ENG".to_string()],
             Some((800, 10)),
             &[event(EventKind::Update, "scope")],
+            None,
         )
         .await
         .unwrap();
@@ -245,6 +248,7 @@ async fn each_operation_writes_its_change_events_and_job_together() {
             &org.id,
             &connection.id,
             &[event(EventKind::Revoke, "revoke")],
+            None,
         )
         .await
         .unwrap();

@@ -375,6 +375,13 @@ fn fault_response(kind: FaultKind, api: Api, retry_after: u64) -> Option<Respons
             )
                 .into_response()
         }
+        FaultKind::Unauthorized => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            api,
+            "UNAUTHORIZED",
+            "Unauthorized; scope does not match",
+        )
+        .into_response(),
         FaultKind::CloseMidBody | FaultKind::TruncatedJson => return None,
     };
     response

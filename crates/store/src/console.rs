@@ -1,0 +1,623 @@
+//! The admin console's accounts, sessions and reads, and its domain
+//! operations (one transaction each, every one recorded with the admin
+//! who did it). The console's connections belong to the organisation
+//! itself: `end_user_id` is NULL.
+
+use crate::api::enqueue_in;
+use crate::{now, Connection, Error, Result, Store};
+use serde_json::Value;
+use sqlx::Row;
+
+/// A knowledge administrator of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    pub id: String,
+    pub organisation_id: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// Who did an action, for the record.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub admin_id: &'a str,
+    pub admin_name: &'a str,
+}
+
+impl<'a> From<&'a Admin> for Actor<'a> {
+    fn from(admin: &'a Admin) -> Self {
+        Actor {
+            admin_id: &admin.id,
+            admin_name: &admin.name,
+        }
+    }
+}
+
+/// One recorded console action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminAction {
+    pub admin_name: String,
+    pub action: String,
+    pub target: String,
+    pub at: String,
+}
+
+/// A space of a console connection: what the store holds of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSpace {
+    pub space_id: String,
+    pub key: String,
+    pub name: String,
+    /// Pages and blog posts synced.
+    pub items: i64,
+}
+
+/// One of an organisation's own connections with its synced spaces.
+#[derive(Clone, Debug)]
+pub struct ConsoleSite {
+    pub connection: Connection,
+    /// The admin who connected it, by name (`None`: not recorded).
+    pub connected_by: Option<String>,
+    pub spaces: Vec<ConsoleSpace>,
+    /// Names of spaces the item listing knows (key -> name), for spaces
+    /// chosen but not synced yet.
+    pub listed_names: Vec<(String, String)>,
+}
+
+/// A space the admin may choose.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SpaceOption {
+    pub key: String,
+    pub name: String,
+}
+
+fn admin_from(row: &sqlx::sqlite::SqliteRow) -> Admin {
+    Admin {
+        id: row.get("id"),
+        organisation_id: row.get("organisation_id"),
+        email: row.get("email"),
+        name: row.get("name"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// Records an action inside the transaction that does it.
+pub(crate) async fn record_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    organisation_id: &str,
+    actor: Option<Actor<'_>>,
+    action: &str,
+    target: &str,
+) -> Result<()> {
+    if let Some(actor) = actor {
+        sqlx::query(
+            "INSERT INTO admin_actions (organisation_id, admin_id, admin_name, action, target, at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(organisation_id)
+        .bind(actor.admin_id)
+        .bind(actor.admin_name)
+        .bind(action)
+        .bind(target)
+        .bind(now())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// A new admin of an organisation. The email is kept in lower case and
+    /// names one admin across the server.
+    pub async fn create_admin(
+        &self,
+        organisation_id: &str,
+        email: &str,
+        name: &str,
+        password_hash: Option<&str>,
+    ) -> Result<Admin> {
+        let email = email.trim().to_lowercase();
+        if email.is_empty() || !email.contains('@') || email.len() > 320 {
+            return Err(Error::Invalid(format!("{email:?} is not an email address")));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(Error::Invalid("a name is 1 to 200 characters".into()));
+        }
+        let id = crate::new_id("adm");
+        let _writing = self.writer.lock().await;
+        let inserted = sqlx::query(
+            "INSERT INTO admins (id, organisation_id, email, name, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(organisation_id)
+        .bind(&email)
+        .bind(name)
+        .bind(password_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(Error::Invalid(format!(
+                "an admin with email {email} exists"
+            )));
+        }
+        self.admin(&id).await
+    }
+
+    pub async fn admin(&self, id: &str) -> Result<Admin> {
+        sqlx::query("SELECT * FROM admins WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| admin_from(&r))
+            .ok_or_else(|| Error::NotFound(format!("admin {id}")))
+    }
+
+    /// The admin an email names, with the password hash if one is set.
+    pub async fn admin_by_email(&self, email: &str) -> Result<Option<(Admin, Option<String>)>> {
+        Ok(sqlx::query("SELECT * FROM admins WHERE email = ?")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| (admin_from(&r), r.get("password_hash"))))
+    }
+
+    /// Sets an admin's password, signing out every other session of theirs.
+    pub async fn set_admin_password(
+        &self,
+        admin_id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE admins SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(admin_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = ? AND token_hash IS NOT ?")
+            .bind(admin_id)
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn add_admin_link(
+        &self,
+        admin_id: &str,
+        token_hash: &str,
+        expires_at: &str,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        sqlx::query("INSERT INTO admin_links (token_hash, admin_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(admin_id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The admin a sign-in link is for, while it is unused and unexpired.
+    pub async fn admin_link(&self, token_hash: &str) -> Result<Option<Admin>> {
+        Ok(sqlx::query(
+            "SELECT a.* FROM admin_links l JOIN admins a ON a.id = l.admin_id \
+             WHERE l.token_hash = ? AND l.used_at IS NULL AND l.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| admin_from(&r)))
+    }
+
+    /// Uses a sign-in link once and opens a session with it: one
+    /// transaction. `None` when the link is unknown, used or expired.
+    pub async fn use_admin_link(
+        &self,
+        token_hash: &str,
+        session: &NewSession<'_>,
+    ) -> Result<Option<Admin>> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let used = sqlx::query(
+            "UPDATE admin_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
+             AND expires_at > ? RETURNING admin_id",
+        )
+        .bind(&at)
+        .bind(token_hash)
+        .bind(&at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = used else {
+            return Ok(None);
+        };
+        let admin_id: String = row.get("admin_id");
+        insert_session(&mut tx, &admin_id, session).await?;
+        tx.commit().await?;
+        self.admin(&admin_id).await.map(Some)
+    }
+
+    pub async fn create_admin_session(
+        &self,
+        admin_id: &str,
+        session: &NewSession<'_>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        insert_session(&mut tx, admin_id, session).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The admin and CSRF token of a live session.
+    pub async fn admin_session(&self, token_hash: &str) -> Result<Option<(Admin, String)>> {
+        Ok(sqlx::query(
+            "SELECT a.*, s.csrf FROM admin_sessions s JOIN admins a ON a.id = s.admin_id \
+             WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| (admin_from(&r), r.get("csrf"))))
+    }
+
+    pub async fn end_admin_session(&self, token_hash: &str) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ? OR expires_at <= ?")
+            .bind(token_hash)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The organisation's recent console actions, newest first.
+    pub async fn admin_actions(
+        &self,
+        organisation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AdminAction>> {
+        let rows = sqlx::query(
+            "SELECT admin_name, action, target, at FROM admin_actions WHERE organisation_id = ? \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(organisation_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AdminAction {
+                admin_name: r.get("admin_name"),
+                action: r.get("action"),
+                target: r.get("target"),
+                at: r.get("at"),
+            })
+            .collect())
+    }
+
+    /// The organisation's own connections (not its API customers'), each
+    /// with its spaces and how many pages and blog posts each holds: three
+    /// queries, whatever the number of spaces.
+    pub async fn console_sites(&self, organisation_id: &str) -> Result<Vec<ConsoleSite>> {
+        let connections = sqlx::query(
+            "SELECT c.*, a.name AS connected_by_name FROM connections c \
+             LEFT JOIN admins a ON a.id = c.connected_by \
+             WHERE c.organisation_id = ? AND c.end_user_id IS NULL ORDER BY c.created_at, c.id",
+        )
+        .bind(organisation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sites: Vec<ConsoleSite> = connections
+            .iter()
+            .map(|r| ConsoleSite {
+                connection: Store::connection_from(r),
+                connected_by: r.get("connected_by_name"),
+                spaces: Vec::new(),
+                listed_names: Vec::new(),
+            })
+            .collect();
+        let spaces = sqlx::query(
+            "SELECT s.connection_id, s.space_id, s.space_key, s.name, \
+             (SELECT COUNT(*) FROM files f WHERE f.connection_id = s.connection_id \
+              AND f.space_id = s.space_id AND f.kind IN ('page', 'blogpost')) AS items \
+             FROM spaces s JOIN connections c ON c.id = s.connection_id \
+             WHERE c.organisation_id = ? AND c.end_user_id IS NULL ORDER BY s.name COLLATE NOCASE, s.space_key",
+        )
+        .bind(organisation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let listed = sqlx::query(
+            "SELECT i.connection_id, i.external_id, i.name FROM source_items i \
+             JOIN connections c ON c.id = i.connection_id \
+             WHERE c.organisation_id = ? AND c.end_user_id IS NULL AND i.item_type = 'SPACE'",
+        )
+        .bind(organisation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let position: std::collections::HashMap<String, usize> = sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.connection.id.clone(), i))
+            .collect();
+        for row in &spaces {
+            if let Some(&i) = position.get(row.get::<&str, _>("connection_id")) {
+                sites[i].spaces.push(ConsoleSpace {
+                    space_id: row.get("space_id"),
+                    key: row.get("space_key"),
+                    name: row.get("name"),
+                    items: row.get("items"),
+                });
+            }
+        }
+        for row in &listed {
+            if let Some(&i) = position.get(row.get::<&str, _>("connection_id")) {
+                sites[i]
+                    .listed_names
+                    .push((row.get("external_id"), row.get("name")));
+            }
+        }
+        Ok(sites)
+    }
+
+    /// The connections of an organisation's API customers, by customer.
+    pub async fn customer_connections(
+        &self,
+        organisation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Connection)>> {
+        let rows = sqlx::query(
+            "SELECT c.*, u.customer_id AS owner FROM connections c JOIN end_users u ON u.id = c.end_user_id \
+             WHERE c.organisation_id = ? ORDER BY u.customer_id, c.data_source_id LIMIT ?",
+        )
+        .bind(organisation_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("owner"), Store::connection_from(r)))
+            .collect())
+    }
+
+    /// Spaces a console connection may choose, from its item listing, in
+    /// alphabetical order: those whose name or key contains `query`.
+    pub async fn space_options(
+        &self,
+        connection_id: &str,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<SpaceOption>> {
+        let pattern = format!(
+            "%{}%",
+            query
+                .trim()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(
+            "SELECT external_id, name FROM source_items WHERE connection_id = ? AND item_type = 'SPACE' \
+             AND (name LIKE ? ESCAPE '\\' OR external_id LIKE ? ESCAPE '\\') \
+             ORDER BY name COLLATE NOCASE, external_id LIMIT ?",
+        )
+        .bind(connection_id)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SpaceOption {
+                key: r.get("external_id"),
+                name: r.get("name"),
+            })
+            .collect())
+    }
+
+    /// Replaces a console connection's listed spaces (the ones an admin may
+    /// choose) with `spaces`: one transaction.
+    pub async fn replace_space_options(
+        &self,
+        connection_id: &str,
+        spaces: &[crate::NewSourceItem],
+    ) -> Result<()> {
+        let listing = now();
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        crate::api::upsert_source_items(&mut tx, connection_id, &listing, spaces).await?;
+        sqlx::query(
+            "DELETE FROM source_items WHERE connection_id = ? AND item_type = 'SPACE' AND synced_at <> ?",
+        )
+        .bind(connection_id)
+        .bind(&listing)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues a sync of a connection now, recorded: one transaction.
+    /// Whether a new job was queued (a queued one absorbs it).
+    pub async fn queue_sync(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        reason: &str,
+        actor: Option<Actor<'_>>,
+        target: &str,
+    ) -> Result<bool> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let owned = sqlx::query(
+            "UPDATE connections SET updated_at = ? WHERE id = ? AND organisation_id = ? AND revoked = 0",
+        )
+        .bind(now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&mut *tx)
+        .await?;
+        if owned.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        let (_, queued) = enqueue_in(&mut tx, connection_id, reason).await?;
+        record_in(&mut tx, organisation_id, actor, "Sync again", target).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Takes one space out of a connection: its new scope, and everything
+    /// synced from the space deleted (gone from search once the index
+    /// applies the log), recorded: one transaction. Returns how many files
+    /// went.
+    pub async fn remove_space(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        space_key: &str,
+        new_scope: &Value,
+        actor: Option<Actor<'_>>,
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let owned = sqlx::query(
+            "UPDATE connections SET scope = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        )
+        .bind(new_scope.to_string())
+        .bind(now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&mut *tx)
+        .await?;
+        if owned.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        let space_ids: Vec<String> =
+            sqlx::query("SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?")
+                .bind(connection_id)
+                .bind(space_key)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get("space_id"))
+                .collect();
+        let mut removed = 0;
+        for space_id in &space_ids {
+            removed += sqlx::query("DELETE FROM files WHERE connection_id = ? AND space_id = ?")
+                .bind(connection_id)
+                .bind(space_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM spaces WHERE connection_id = ? AND space_id = ?")
+                .bind(connection_id)
+                .bind(space_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        record_in(&mut tx, organisation_id, actor, "Remove space", space_key).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Removes a connection with everything synced through it (gone from
+    /// search once the index applies the log), recorded: one transaction.
+    pub async fn remove_connection(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        actor: Option<Actor<'_>>,
+        target: &str,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM connections WHERE id = ? AND organisation_id = ?")
+            .bind(connection_id)
+            .bind(organisation_id)
+            .execute(&mut *tx)
+            .await?;
+        if removed.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        record_in(&mut tx, organisation_id, actor, "Remove connection", target).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A session to open: its token's hash, its CSRF token and its expiry.
+pub struct NewSession<'a> {
+    pub token_hash: &'a str,
+    pub csrf: &'a str,
+    pub expires_at: &'a str,
+}
+
+async fn insert_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    admin_id: &str,
+    session: &NewSession<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO admin_sessions (token_hash, admin_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(session.token_hash)
+    .bind(admin_id)
+    .bind(session.csrf)
+    .bind(now())
+    .bind(session.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// A connection of an organisation by its data source number: one of
+    /// its own (`own`, the console's) or one of its API customers'.
+    pub async fn org_connection(
+        &self,
+        organisation_id: &str,
+        data_source_id: i64,
+        own: bool,
+    ) -> Result<Option<Connection>> {
+        Ok(sqlx::query(
+            "SELECT * FROM connections WHERE organisation_id = ? AND data_source_id = ? \
+             AND (end_user_id IS NULL) = ?",
+        )
+        .bind(organisation_id)
+        .bind(data_source_id)
+        .bind(own)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Store::connection_from(&r)))
+    }
+}
+
+impl Store {
+    /// An organisation by its id, its Carbon number or its name (`None`
+    /// when none, or when the name is shared by several).
+    pub async fn find_organisation(&self, id_or_name: &str) -> Result<Option<crate::Organisation>> {
+        if let Ok(found) = self.organisation(id_or_name).await {
+            return Ok(Some(found));
+        }
+        let rows =
+            sqlx::query("SELECT id FROM organisations WHERE name = ? OR CAST(number AS TEXT) = ?")
+                .bind(id_or_name)
+                .bind(id_or_name)
+                .fetch_all(&self.pool)
+                .await?;
+        match rows.as_slice() {
+            [one] => self.organisation(one.get::<&str, _>("id")).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+}
