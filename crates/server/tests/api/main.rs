@@ -2,6 +2,7 @@
 //! real store and index under a temporary directory, and a webhook
 //! receiver that checks signatures as a customer's application would.
 
+mod console;
 mod credentials;
 mod flow;
 mod isolation;

@@ -1,0 +1,315 @@
+//! The admin console in a real browser: Debian's Chromium, driven by
+//! Playwright (`tests/clients/js/console.mjs`), against a real server and
+//! the simulator, through every flow of the console. The script asks this
+//! harness for what a browser cannot do (make Confluence fail, let time
+//! pass until the session expires) on its standard output, and is
+//! answered on its standard input.
+
+use super::*;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The browser, where .ci/run installs it (or `CHROMIUM`).
+fn chromium() -> String {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "no browser at {path}: install Debian's chromium (apt-get install chromium), as .ci/run does, or set CHROMIUM"
+    );
+    path
+}
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/js")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let chromium = chromium();
+    // 32 spaces, so that the picker's first 20 and its type-ahead differ;
+    // every fifth from the third is personal.
+    let sim = simulator(32, 640).await;
+    let dir = TempDir::new("console");
+    let mut config = config(&sim, &dir);
+    config.console.signin_attempts_per_minute = 20;
+    let running = start(config).await;
+    let store = &running.app.store;
+    let creds = sim.credentials();
+
+    // An API customer's connection, for the operator's view.
+    let org = Api::new(&running, "console-org").await;
+    let customer = org.customer("acme-customer");
+    customer.connect(&sim, false).await;
+    let admin = store
+        .create_admin(&org.organisation_id, "kim@example.com", "Kim Admin", None)
+        .await
+        .unwrap();
+    let link =
+        server::console::signin_link(store, &running.url(), &admin.id, Duration::from_secs(3600))
+            .await
+            .unwrap();
+
+    // What the script looks for: spaces by name, a personal one, and for
+    // two spaces a title to search for.
+    let (spaces, personal, titles) = sim.with_site(|site| {
+        let mut spaces: Vec<(String, String)> = site
+            .spaces
+            .values()
+            .filter(|s| s.space_type != confluence_sim::model::SpaceType::Personal)
+            .map(|s| (s.key.clone(), s.name.clone()))
+            .collect();
+        spaces.sort_by_key(|(key, name)| (name.to_lowercase(), key.clone()));
+        let personal = site
+            .spaces
+            .values()
+            .find(|s| s.space_type == confluence_sim::model::SpaceType::Personal)
+            .map(|s| s.name.clone())
+            .unwrap();
+        let titles: std::collections::HashMap<String, String> = site
+            .spaces
+            .values()
+            .filter_map(|space| {
+                site.space_content
+                    .get(&space.id)?
+                    .iter()
+                    .filter_map(|id| site.content.get(id))
+                    .find(|c| {
+                        c.kind == confluence_sim::model::ContentKind::Page
+                            && c.status == confluence_sim::model::Status::Current
+                            && c.read_restriction.is_none()
+                    })
+                    .map(|c| (space.key.clone(), c.title.clone()))
+            })
+            .collect();
+        (spaces, personal, titles)
+    });
+    assert!(spaces.len() > 20, "{} spaces", spaces.len());
+    // A and B have pages; "far" sorts after the first 20.
+    let with_pages: Vec<&(String, String)> = spaces
+        .iter()
+        .take(20)
+        .filter(|(key, _)| titles.contains_key(key))
+        .collect();
+    let (a, b) = (with_pages[0], with_pages[1]);
+    let far = spaces.last().unwrap();
+    let space = |(key, name): &(String, String)| json!({"key": key, "name": name, "title": titles.get(key)});
+    let shots = std::env::var("CONSOLE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| dir.0.join("shots"));
+    std::fs::create_dir_all(&shots).unwrap();
+    let plan = json!({
+        "base": running.url(),
+        "link": link,
+        "chromium": chromium,
+        "shots": shots,
+        "account": creds.email,
+        "first20": spaces.iter().take(20).map(|(_, name)| name).collect::<Vec<_>>(),
+        "personal": personal,
+        "a": space(a),
+        "b": space(b),
+        "far": space(far),
+        "customer": "acme-customer",
+        "password": "a long enough passphrase",
+    });
+
+    let started = Instant::now();
+    let mut script = tokio::process::Command::new("node")
+        .arg("console.mjs")
+        .current_dir(js_dir())
+        .env("CONSOLE_PLAN", plan.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (tests/clients/js has its packages: scripts/test installs them)");
+    let mut stdin = script.stdin.take().unwrap();
+    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let deadline = Duration::from_secs(600);
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(deadline, lines.next_line()).await {
+        let answer = match line.strip_prefix("ASK ") {
+            // Confluence refuses the credentials from now on.
+            Some("fail-on") => {
+                sim.set_faults(confluence_sim::FaultConfig {
+                    rate: 1.0,
+                    kinds: vec![confluence_sim::FaultKind::Unauthorized],
+                    ..Default::default()
+                });
+                "ok"
+            }
+            Some("fail-off") => {
+                sim.set_faults(confluence_sim::FaultConfig::default());
+                "ok"
+            }
+            // Time passes beyond every session's end.
+            Some("expire") => {
+                expire_sessions(&dir.0).await;
+                "ok"
+            }
+            Some(other) => panic!("the script asked for {other:?}"),
+            None => {
+                said.push(line);
+                continue;
+            }
+        };
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), script.wait())
+        .await
+        .expect("the script ends")
+        .unwrap();
+    eprintln!(
+        "browser flows took {:.1} s:\n{}",
+        started.elapsed().as_secs_f64(),
+        said.join("\n")
+    );
+    assert!(
+        status.success(),
+        "the browser script failed:\n{}",
+        said.join("\n")
+    );
+    assert_eq!(said.last().map(String::as_str), Some("DONE"), "{said:?}");
+
+    // What the browser did is in the store, with who did it.
+    let actions = store
+        .admin_actions(&org.organisation_id, 100)
+        .await
+        .unwrap();
+    for action in [
+        "Connect",
+        "Add content",
+        "Set viewing permissions",
+        "Create segment",
+        "Remove space",
+        "Sync again",
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.action == action && a.admin_name == "Kim Admin"),
+            "{action} not recorded: {actions:?}"
+        );
+    }
+    running.stop().await;
+}
+
+/// Moves every session's end into the past, as time passing would.
+async fn expire_sessions(data_dir: &std::path::Path) {
+    use sqlx::ConnectOptions;
+    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(data_dir.join("confsync.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE admin_sessions SET expires_at = '2000-01-01T00:00:00.000Z'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+}
+
+/// Sign-in is rate-limited per email, and a wrong password or an unknown
+/// email get the same answer.
+#[tokio::test]
+async fn sign_in_attempts_are_limited() {
+    let sim = simulator(2, 10).await;
+    let dir = TempDir::new("console-signin");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let hash = server::console::hash_password("correct horse battery").unwrap();
+    running
+        .app
+        .store
+        .create_admin(&org.organisation_id, "Lee@Example.com", "Lee", Some(&hash))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempt = |email: &'static str, password: &'static str| {
+        http.post(format!("{}/admin/signin", running.url()))
+            .form(&[("email", email), ("password", password), ("next", "/admin")])
+            .send()
+    };
+    // Unknown email and wrong password: one answer.
+    let unknown = attempt("nobody@example.com", "whatever it is")
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    let wrong = attempt("lee@example.com", "not the password")
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("do not match"));
+    // The right one (the email in any case) opens a session: an HttpOnly,
+    // SameSite=Lax cookie, and the console.
+    let right = attempt("LEE@example.com", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 303);
+    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "http public URL: {cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{}/admin", running.url()))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    // A state-changing form without the session's CSRF token is refused.
+    let forged = http
+        .post(format!("{}/admin/signout", running.url()))
+        .header("cookie", &session)
+        .form(&[("csrf", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // Five attempts a minute per email (default), then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            attempt("lee@example.com", "guess guess guess")
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Without a session: pages redirect to sign-in, forms are 401.
+    let page = http
+        .get(format!("{}/admin/preview?q=x", running.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    assert!(page.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/admin/signin?next=%2Fadmin%2Fpreview"));
+    let form = http
+        .post(format!("{}/admin/connections/1/sync", running.url()))
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 401);
+    running.stop().await;
+}
