@@ -252,10 +252,6 @@ async fn current_account(
     Ok((account.to_string(), label))
 }
 
-/// Creates (or updates, when reconnecting) a customer's connection,
-/// announces it (ADD, when new) and queues its first sync: one store
-/// operation, so that a crash leaves all of it or none.
-#[allow(clippy::too_many_arguments)] // what a connection is made of, from two different flows
 /// Whose a new connection is: an API customer's, or the organisation's
 /// own (connected by an admin in the console).
 #[derive(Clone, Copy)]
@@ -264,6 +260,10 @@ pub enum Owner<'a> {
     Admin(&'a store::Admin),
 }
 
+/// Creates (or updates, when reconnecting) a connection, announces it
+/// (ADD, when new and a customer's) and queues its first sync: one store
+/// operation, so that a crash leaves all of it or none.
+#[allow(clippy::too_many_arguments)] // what a connection is made of, from three different flows
 pub async fn finish_connect(
     app: &App,
     organisation: &Organisation,

@@ -402,6 +402,7 @@ impl Store {
     /// Adds to what a connection syncs (its new scope, and chunk settings
     /// if given), with its events and the sync that fetches it: one
     /// transaction.
+    #[allow(clippy::too_many_arguments)] // the operation's whole input, from the API and the console
     pub async fn choose_scope(
         &self,
         organisation_id: &str,

@@ -14,6 +14,10 @@
 //! HttpOnly, SameSite=Lax cookie (Secure when the public URL is https),
 //! stored hashed with its expiry and the CSRF token every form carries.
 
+// A handler answers with a page either way: its error is the page that
+// says what went wrong, a `Response`, which clippy finds large.
+#![allow(clippy::result_large_err)]
+
 mod pages;
 
 use crate::connection::{client_for, oauth_app, web_link, Scope, Secret};
