@@ -233,6 +233,16 @@ try {
   await page.click("button:has-text('Sign in')");
   await page.waitForURL(`${plan.base}/admin`);
 
+  // Remove the whole site: every space leaves search at once.
+  await menu(site, "Remove connection");
+  await page.waitForSelector("h1:has-text('Remove the connection')");
+  await audit("remove-site");
+  await page.click("button:has-text('Remove connection')");
+  await page.waitForURL(`${plan.base}/admin`);
+  check(await page.isVisible("text=No Confluence site is connected yet"), "the site is gone");
+  const afterRemoval = await results("agent", plan.a.title);
+  check(afterRemoval.length === 0, `nothing of the site is found after its removal: ${afterRemoval}`);
+
   // Sign out: the console is closed again.
   await page.click("button:has-text('Sign out')");
   await page.waitForURL(/\/admin\/signin/);

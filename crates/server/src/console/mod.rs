@@ -1590,7 +1590,8 @@ async fn preview_page(
                         viewer,
                         query: query_text.clone(),
                         query_vector: None,
-                        k: 10,
+                        // Passages: several may be one page's.
+                        k: 50,
                         filters: index::Filters {
                             connection_ids: own,
                             ..Default::default()
@@ -1599,7 +1600,15 @@ async fn preview_page(
                         include_vectors: false,
                     };
                     match app.index.search(&app.store, &request).await {
-                        Ok(found) => hits = found,
+                        // A page once, at its best passage.
+                        Ok(found) => {
+                            let mut seen = std::collections::HashSet::new();
+                            hits = found
+                                .into_iter()
+                                .filter(|hit| seen.insert(hit.file_id))
+                                .take(10)
+                                .collect();
+                        }
                         Err(index::Error::Invalid(reason)) => {
                             notice = Some(format!("The search could not run: {reason}."))
                         }

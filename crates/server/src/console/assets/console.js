@@ -14,6 +14,8 @@ for (const region of document.querySelectorAll("[data-poll]")) {
     if (!busyWithIt) {
       try {
         const answer = await fetch(region.dataset.poll, { credentials: "same-origin", headers: { accept: "text/html" } });
+        // Signed out meanwhile: the page itself goes to sign-in.
+        if (answer.redirected) { location.reload(); return; }
         if (answer.ok) region.innerHTML = await answer.text();
       } catch (_) { /* the next round tries again */ }
     }
@@ -35,6 +37,10 @@ for (const combo of document.querySelectorAll("[data-combo]")) {
   let active = -1;
   let timer = null;
   let asked = 0;
+  // Focus given back by the script (after a choice or a removal) does not
+  // open the list again: the person sees the tags they changed.
+  let quiet = false;
+  const refocus = () => { quiet = true; input.focus(); setTimeout(() => { quiet = false; }, 0); };
 
   const chosenKeys = () => [...chosen.querySelectorAll("input[name=space]")].map((i) => i.value);
   const close = () => { list.hidden = true; input.setAttribute("aria-expanded", "false"); input.removeAttribute("aria-activedescendant"); active = -1; };
@@ -89,14 +95,15 @@ for (const combo of document.querySelectorAll("[data-combo]")) {
     const remove = document.createElement("button");
     remove.type = "button"; remove.textContent = "×";
     remove.setAttribute("aria-label", `Remove ${o.name}`);
-    remove.addEventListener("click", () => { li.remove(); input.focus(); });
+    remove.addEventListener("click", () => { li.remove(); refocus(); });
     li.append(label, hidden, remove);
     chosen.append(li);
     input.value = "";
     close();
-    input.focus();
+    refocus();
   };
-  input.addEventListener("focus", search);
+  input.addEventListener("focus", () => { if (quiet) quiet = false; else search(); });
+  input.addEventListener("click", () => { if (list.hidden) search(); });
   input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(search, 120); });
   input.addEventListener("blur", () => setTimeout(close, 100));
   input.addEventListener("keydown", (e) => {
@@ -108,6 +115,6 @@ for (const combo of document.querySelectorAll("[data-combo]")) {
   });
   chosen.addEventListener("click", (e) => {
     const button = e.target.closest("button");
-    if (button) { button.closest("li").remove(); input.focus(); }
+    if (button) { button.closest("li").remove(); refocus(); }
   });
 }
