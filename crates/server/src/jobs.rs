@@ -250,15 +250,7 @@ async fn list_items(
             .filter_map(|p| p.parent_id.as_deref())
             .collect();
         let ids: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
-        let mut items = vec![store::NewSourceItem {
-            external_id: space.key.clone(),
-            item_type: "SPACE",
-            name: space.name.clone(),
-            parent_external_id: None,
-            root_external_id: Some(space.key.clone()),
-            external_url: web_link(connection, Some(&format!("/spaces/{}", space.key))),
-            is_expandable: !pages.is_empty(),
-        }];
+        let mut items = vec![space_item(connection, space, !pages.is_empty())];
         for page in &pages {
             let parent = page
                 .parent_id
@@ -288,6 +280,23 @@ async fn list_items(
         .await
         .map_err(|e| e.to_string())?;
     Ok(true)
+}
+
+/// A space as an item a picker shows (its id is its key).
+pub(crate) fn space_item(
+    connection: &store::Connection,
+    space: &confluence::model::Space,
+    expandable: bool,
+) -> store::NewSourceItem {
+    store::NewSourceItem {
+        external_id: space.key.clone(),
+        item_type: "SPACE",
+        name: space.name.clone(),
+        parent_external_id: None,
+        root_external_id: Some(space.key.clone()),
+        external_url: web_link(connection, Some(&format!("/spaces/{}", space.key))),
+        is_expandable: expandable,
+    }
 }
 
 /// What changed between two snapshots, as Carbon's events.

@@ -8,6 +8,7 @@
 //! carries the request's settings.
 
 use crate::connection::{issuing_app, oauth_app, Secret};
+use crate::console::Resource;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, CustomerCaller};
 use crate::model::{OAuthUrlRequest, OAuthUrlResponse};
@@ -220,14 +221,6 @@ struct TokenAnswer {
     expires_in: i64,
 }
 
-#[derive(Deserialize)]
-struct Resource {
-    id: String,
-    url: String,
-    #[serde(default)]
-    name: String,
-}
-
 /// GET /integrations/confluence/oauth: Atlassian sends the browser here.
 pub async fn callback(
     State(app): State<AppState>,
@@ -411,25 +404,21 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         })
         .collect();
+    let secret = Secret::OAuth {
+        oauth: confluence::OAuthTokens {
+            access_token: tokens.access_token,
+            refresh_token,
+            expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
+            lifetime_secs: tokens.expires_in,
+        },
+        own_app,
+        client_id: Some(oauth.client_id.clone()),
+    };
     if let Some(admin_id) = admin {
-        let secret = Secret::OAuth {
-            oauth: confluence::OAuthTokens {
-                access_token: tokens.access_token,
-                refresh_token,
-                expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
-                lifetime_secs: tokens.expires_in,
-            },
-            own_app,
-            client_id: Some(oauth.client_id.clone()),
-        };
         let resources = resources
             .into_iter()
             .filter(|r| valid_cloud_id(&r.id))
-            .map(|r| crate::console::Resource {
-                id: r.id.clone(),
-                url: r.url.clone(),
-                name: r.name.clone(),
-            })
+            .cloned()
             .collect();
         let consent = crate::console::hold_consent(
             app,
@@ -489,16 +478,6 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
         app.config.atlassian.api_url.trim_end_matches('/'),
         resource.id
     );
-    let secret = Secret::OAuth {
-        oauth: confluence::OAuthTokens {
-            access_token: tokens.access_token,
-            refresh_token,
-            expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
-            lifetime_secs: tokens.expires_in,
-        },
-        own_app,
-        client_id: Some(oauth.client_id.clone()),
-    };
     let settings: ConnectSettings =
         serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
     let reconnect = saved["data_source_id"].as_i64();

@@ -49,3 +49,14 @@ ALTER TABLE connections ADD COLUMN connected_by TEXT;
 
 -- The console lists an organisation's own connections.
 CREATE INDEX connections_by_org ON connections (organisation_id, end_user_id);
+
+-- Spaces an admin removed from a connection: a sync that was already
+-- running (its spaces read before the removal) writes nothing of them
+-- back. Choosing the space again clears it.
+CREATE TABLE removed_spaces (
+    connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+    space_id TEXT NOT NULL,
+    space_key TEXT NOT NULL,
+    removed_at TEXT NOT NULL,
+    PRIMARY KEY (connection_id, space_id)
+);

@@ -478,8 +478,9 @@ impl Store {
 
     /// Takes one space out of a connection: its new scope, and everything
     /// synced from the space deleted (gone from search once the index
-    /// applies the log), recorded: one transaction. Returns how many files
-    /// went.
+    /// applies the log) and kept out (a sync already running writes none
+    /// of it back, until the space is chosen again), recorded: one
+    /// transaction. Returns how many files went.
     pub async fn remove_space(
         &self,
         organisation_id: &str,
@@ -513,6 +514,16 @@ impl Store {
                 .collect();
         let mut removed = 0;
         for space_id in &space_ids {
+            sqlx::query(
+                "INSERT INTO removed_spaces (connection_id, space_id, space_key, removed_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (connection_id, space_id) DO NOTHING",
+            )
+            .bind(connection_id)
+            .bind(space_id)
+            .bind(space_key)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
             removed += sqlx::query("DELETE FROM files WHERE connection_id = ? AND space_id = ?")
                 .bind(connection_id)
                 .bind(space_id)

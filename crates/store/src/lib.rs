@@ -195,6 +195,74 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The store's migrations, embedded in the binary. `sqlx::migrate!` would
+/// embed the same (same versions, descriptions and checksums), but needs
+/// sqlx's macros, whose build (a second SQLite among them) cost CI minutes.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "search", include_str!("../migrations/0002_search.sql")),
+    (3, "api", include_str!("../migrations/0003_api.sql")),
+    (
+        4,
+        "security",
+        include_str!("../migrations/0004_security.sql"),
+    ),
+    (5, "picker", include_str!("../migrations/0005_picker.sql")),
+    (6, "console", include_str!("../migrations/0006_console.sql")),
+];
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    Migrator {
+        migrations: Cow::Owned(
+            MIGRATIONS
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        sql.starts_with("-- no-transaction"),
+                    )
+                })
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    /// Every file under migrations/ is embedded, under the version and
+    /// description its name gives (as `sqlx::migrate!` reads them).
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+            .map(|path| {
+                let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+                let (version, description) = name.split_once('_').unwrap();
+                (
+                    version.parse().unwrap(),
+                    description.replace('_', " "),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        let embedded: Vec<(i64, String, String)> = super::MIGRATIONS
+            .iter()
+            .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
+            .collect();
+        assert_eq!(files, embedded);
+    }
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -225,7 +293,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrator().run(&pool).await?;
         Ok(Store {
             pool,
             cipher,
@@ -588,6 +656,7 @@ impl Store {
                  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, COALESCE(?, ?), ?, ? \
                  WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
                  AND d.kind = ? AND d.external_id = ?) \
+                 AND NOT EXISTS (SELECT 1 FROM removed_spaces r WHERE r.connection_id = ? AND r.space_id = ?) \
                  ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
                  read_restriction = CASE WHEN ? THEN excluded.read_restriction ELSE files.read_restriction END, \
                  space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
@@ -623,6 +692,8 @@ impl Store {
             .bind(connection_id)
             .bind(file.kind)
             .bind(&file.external_id)
+            .bind(connection_id)
+            .bind(&file.space_id)
             .bind(file.read_restriction.is_some())
             .bind(&file.content_hash)
             .bind(&labels)

@@ -429,6 +429,11 @@ impl Store {
         // Chosen again: deleted pages (by id) and the deleted content of
         // chosen spaces (by key) may come back.
         for id in chosen {
+            sqlx::query("DELETE FROM removed_spaces WHERE connection_id = ? AND space_key = ?")
+                .bind(connection_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "DELETE FROM deleted_files WHERE connection_id = ? AND (external_id = ? OR space_id IN \
                  (SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?))",

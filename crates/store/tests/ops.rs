@@ -352,3 +352,221 @@ async fn unreadable_segment_conditions_admit_nobody() {
     assert_eq!(read[0].user_type, "unreadable");
     assert!(read[0].tags.is_empty() && read[0].group_ids.is_empty());
 }
+
+/// The console's operations: an organisation's own connection (no
+/// customer, no events), its spaces removed one at a time with their
+/// files, every action recorded with the admin, and another
+/// organisation's admin reaching none of it.
+#[tokio::test]
+async fn console_operations_are_the_organisations_own_and_recorded() {
+    let dir = Dir::new("console");
+    let store = Store::open(&dir.0).await.unwrap();
+    let org = store.create_organisation("acme").await.unwrap();
+    let other = store.create_organisation("other").await.unwrap();
+    let admin = store
+        .create_admin(&org.id, "Kim@Acme.com", "Kim", None)
+        .await
+        .unwrap();
+    assert_eq!(admin.email, "kim@acme.com");
+    assert!(store
+        .create_admin(&other.id, "kim@acme.com", "Kim again", None)
+        .await
+        .is_err());
+    let scope = json!({"all": false, "spaces": ["ENG", "OPS"], "pages": []});
+    let tags = json!({});
+    let mut op = connect(&org.id, "unused", "account-1", None, &scope, &tags);
+    op.customer_id = None;
+    op.connected_by = Some((&admin).into());
+    op.allow_personal_spaces = false;
+    let connected = store
+        .connect(op, |_, _| Vec::new(), |_| false)
+        .await
+        .unwrap();
+    let connection = connected.connection;
+    assert!(connection.end_user_id.is_none());
+    assert!(!connection.allow_personal_spaces);
+    let number = connection.data_source_id;
+    assert!(store
+        .org_connection(&org.id, number, true)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .org_connection(&org.id, number, false)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .org_connection(&other.id, number, true)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Two spaces with a page each.
+    let spaces: Vec<store::SpaceRow> = ["ENG", "OPS"]
+        .iter()
+        .enumerate()
+        .map(|(i, key)| store::SpaceRow {
+            space_id: format!("{}", 100 + i),
+            key: key.to_string(),
+            name: format!("{key} space"),
+            space_type: "global".into(),
+            status: "current".into(),
+            homepage_id: None,
+        })
+        .collect();
+    store
+        .upsert_spaces(&connection.id, &spaces, 1)
+        .await
+        .unwrap();
+    let page = |id: &str, space: &str| store::FileUpsert {
+        kind: store::kind::PAGE,
+        external_id: id.into(),
+        space_id: Some(space.into()),
+        parent_id: None,
+        container_id: None,
+        title: format!("Page {id}"),
+        url: None,
+        version: 1,
+        media_type: None,
+        size_bytes: None,
+        labels: None,
+        status: "READY",
+        error: None,
+        created_at: None,
+        body: None,
+        content_hash: None,
+        markdown: None,
+        chunks: None,
+        read_restriction: None,
+    };
+    store
+        .write_batch(
+            &connection.id,
+            1,
+            &[page("1", "100"), page("2", "101")],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let sites = store.console_sites(&org.id).await.unwrap();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].connected_by.as_deref(), Some("Kim"));
+    assert_eq!(
+        sites[0]
+            .spaces
+            .iter()
+            .map(|s| (s.key.as_str(), s.items))
+            .collect::<Vec<_>>(),
+        [("ENG", 1), ("OPS", 1)]
+    );
+    assert!(store.console_sites(&other.id).await.unwrap().is_empty());
+
+    // Another organisation cannot remove it, nor sync it.
+    let kept = json!({"all": false, "spaces": ["OPS"], "pages": []});
+    assert!(store
+        .remove_space(
+            &other.id,
+            &connection.id,
+            "ENG",
+            &kept,
+            Some((&admin).into())
+        )
+        .await
+        .is_err());
+    assert!(store
+        .queue_sync(&other.id, &connection.id, "x", None, "x")
+        .await
+        .is_err());
+    // Its own admin removes one space: its files and row go, the other stays.
+    let removed = store
+        .remove_space(&org.id, &connection.id, "ENG", &kept, Some((&admin).into()))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let sites = store.console_sites(&org.id).await.unwrap();
+    assert_eq!(sites[0].connection.scope, kept);
+    assert_eq!(
+        sites[0]
+            .spaces
+            .iter()
+            .map(|s| s.key.as_str())
+            .collect::<Vec<_>>(),
+        ["OPS"]
+    );
+    // A sync that was running (its spaces read before the removal) writes
+    // nothing of the removed space back...
+    store
+        .upsert_spaces(&connection.id, &spaces, 2)
+        .await
+        .unwrap();
+    store
+        .write_batch(&connection.id, 2, &[page("3", "100")], &[], None)
+        .await
+        .unwrap();
+    let count = |sites: Vec<store::ConsoleSite>| -> Vec<(String, i64)> {
+        sites[0]
+            .spaces
+            .iter()
+            .map(|s| (s.key.clone(), s.items))
+            .collect()
+    };
+    assert_eq!(
+        count(store.console_sites(&org.id).await.unwrap()),
+        [("ENG".to_string(), 0), ("OPS".to_string(), 1)]
+    );
+    // ...until it is chosen again.
+    store
+        .choose_scope(
+            &org.id,
+            &connection.id,
+            &scope,
+            &["ENG".to_string()],
+            None,
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .write_batch(&connection.id, 3, &[page("3", "100")], &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(store.console_sites(&org.id).await.unwrap()),
+        [("ENG".to_string(), 1), ("OPS".to_string(), 1)]
+    );
+    assert!(!store
+        .queue_sync(
+            &org.id,
+            &connection.id,
+            "console",
+            Some((&admin).into()),
+            "OPS"
+        )
+        .await
+        .unwrap());
+    store
+        .remove_connection(&org.id, &connection.id, Some((&admin).into()), "acme")
+        .await
+        .unwrap();
+    assert!(store.console_sites(&org.id).await.unwrap().is_empty());
+    let actions: Vec<(String, String)> = store
+        .admin_actions(&org.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.action, a.target))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("Remove connection".to_string(), "acme".to_string()),
+            ("Sync again".into(), "OPS".into()),
+            ("Remove space".into(), "ENG".into()),
+            ("Connect".into(), "https://acme.atlassian.net".into()),
+        ]
+    );
+    assert!(store.admin_actions(&other.id, 10).await.unwrap().is_empty());
+}

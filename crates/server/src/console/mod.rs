@@ -335,7 +335,7 @@ impl Form {
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let form_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -349,17 +349,16 @@ impl<S: Send + Sync> FromRequest<S> for Form {
                 None,
             ));
         }
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        if bytes.len() > FORM_LIMIT {
+        // Read no further than the limit: a larger body is refused, never
+        // buffered whole.
+        let Ok(bytes) = axum::body::to_bytes(request.into_body(), FORM_LIMIT).await else {
             return Err(pages::message(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Form too large",
-                "The form is larger than the console takes.",
+                "The form is larger than the console takes, or it did not arrive whole.",
                 None,
             ));
-        }
+        };
         Ok(Form(
             url::form_urlencoded::parse(&bytes).into_owned().collect(),
         ))
@@ -1048,15 +1047,7 @@ async fn list_spaces(app: &App, connection: &store::Connection) -> Result<usize,
     let items: Vec<store::NewSourceItem> = spaces
         .iter()
         .filter(|s| s.space_type != "personal")
-        .map(|space| store::NewSourceItem {
-            external_id: space.key.clone(),
-            item_type: "SPACE",
-            name: space.name.clone(),
-            parent_external_id: None,
-            root_external_id: Some(space.key.clone()),
-            external_url: web_link(connection, Some(&format!("/spaces/{}", space.key))),
-            is_expandable: false,
-        })
+        .map(|space| crate::jobs::space_item(connection, space, false))
         .collect();
     app.store
         .replace_space_options(&connection.id, &items)
@@ -1089,15 +1080,7 @@ async fn spaces_page(
         )),
     };
     let chosen = chosen_spaces(&connection);
-    let options: Vec<store::SpaceOption> = app
-        .store
-        .space_options(&connection.id, &query.q, 20 + chosen.len() as i64)
-        .await
-        .map_err(failure)?
-        .into_iter()
-        .filter(|o| !chosen.contains(&o.key))
-        .take(20)
-        .collect();
+    let options = offered(&app, &connection, &chosen, &query.q).await?;
     Ok(pages::spaces(
         &session,
         &connection,
@@ -1106,6 +1089,25 @@ async fn spaces_page(
         &query.q,
         notice.as_deref(),
     ))
+}
+
+/// The first 20 spaces (alphabetical) matching `query` that the site
+/// offers and the connection has not chosen yet.
+async fn offered(
+    app: &App,
+    connection: &store::Connection,
+    chosen: &[String],
+    query: &str,
+) -> Result<Vec<store::SpaceOption>, Response> {
+    Ok(app
+        .store
+        .space_options(&connection.id, query, 20 + chosen.len() as i64)
+        .await
+        .map_err(failure)?
+        .into_iter()
+        .filter(|o| !chosen.contains(&o.key))
+        .take(20)
+        .collect())
 }
 
 /// The type-ahead: the first 20 spaces (alphabetical) matching `q`.
@@ -1117,15 +1119,7 @@ async fn space_options(
 ) -> Page {
     let connection = own_connection(&app, &session, ds).await?;
     let chosen = chosen_spaces(&connection);
-    let options: Vec<store::SpaceOption> = app
-        .store
-        .space_options(&connection.id, &query.q, 20 + chosen.len() as i64)
-        .await
-        .map_err(failure)?
-        .into_iter()
-        .filter(|o| !chosen.contains(&o.key))
-        .take(20)
-        .collect();
+    let options = offered(&app, &connection, &chosen, &query.q).await?;
     Ok(axum::Json(options).into_response())
 }
 

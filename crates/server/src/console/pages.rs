@@ -60,6 +60,15 @@ fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// 422 when the page says what was wrong with a form, else 200.
+fn status_for(problem: Option<&str>) -> StatusCode {
+    if problem.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
+}
+
 fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
@@ -137,11 +146,7 @@ pub fn link(admin: &store::Admin) -> Response {
 
 pub fn account(session: &Session, problem: Option<&str>, done: Option<&str>) -> Response {
     page(
-        if problem.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        },
+        status_for(problem),
         layout(
             Some(session),
             "Account",
@@ -387,11 +392,7 @@ pub fn new_connection(
     values: &TokenForm,
 ) -> Response {
     page(
-        if problem.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        },
+        status_for(problem),
         layout(
             Some(session),
             "Create connection",
@@ -638,11 +639,7 @@ pub fn manage(
     };
     let link = super::web_link(connection, Some(&format!("/spaces/{}", data.key)));
     page(
-        if problem.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        },
+        status_for(problem),
         layout(
             Some(session),
             &name,

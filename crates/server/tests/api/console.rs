@@ -236,6 +236,15 @@ async fn sign_in_attempts_are_limited() {
             .form(&[("email", email), ("password", password), ("next", "/admin")])
             .send()
     };
+    // A form past the console's limit is refused, not buffered.
+    let huge = http
+        .post(format!("{}/admin/signin", running.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email={}", "a".repeat(300 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
     // Unknown email and wrong password: one answer.
     let unknown = attempt("nobody@example.com", "whatever it is")
         .await
