@@ -233,36 +233,6 @@ fn migrator() -> sqlx::migrate::Migrator {
     }
 }
 
-#[cfg(test)]
-mod migration_tests {
-    /// Every file under migrations/ is embedded, under the version and
-    /// description its name gives (as `sqlx::migrate!` reads them).
-    #[test]
-    fn every_migration_file_is_embedded() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
-            .map(|path| {
-                let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-                let (version, description) = name.split_once('_').unwrap();
-                (
-                    version.parse().unwrap(),
-                    description.replace('_', " "),
-                    std::fs::read_to_string(&path).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        let embedded: Vec<(i64, String, String)> = super::MIGRATIONS
-            .iter()
-            .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
-            .collect();
-        assert_eq!(files, embedded);
-    }
-}
-
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -955,4 +925,34 @@ async fn set_checkpoint(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod migration_tests {
+    /// Every file under migrations/ is embedded, under the version and
+    /// description its name gives (as `sqlx::migrate!` reads them).
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+            .map(|path| {
+                let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+                let (version, description) = name.split_once('_').unwrap();
+                (
+                    version.parse().unwrap(),
+                    description.replace('_', " "),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        let embedded: Vec<(i64, String, String)> = super::MIGRATIONS
+            .iter()
+            .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
+            .collect();
+        assert_eq!(files, embedded);
+    }
 }
