@@ -5,23 +5,8 @@
 //! pass until the session expires) on its standard output, and is
 //! answered on its standard input.
 
+use super::browser::{chromium, shots_dir, Script};
 use super::*;
-use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// The browser, where .ci/run installs it (or `CHROMIUM`).
-fn chromium() -> String {
-    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "no browser at {path}: install Debian's chromium (apt-get install chromium), as .ci/run does, or set CHROMIUM"
-    );
-    path
-}
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/js")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser() {
@@ -93,10 +78,7 @@ async fn the_console_in_a_browser() {
     let (a, b) = (with_pages[0], with_pages[1]);
     let far = spaces.last().unwrap();
     let space = |(key, name): &(String, String)| json!({"key": key, "name": name, "title": titles.get(key)});
-    let shots = std::env::var("CONSOLE_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| dir.0.join("shots"));
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = shots_dir("CONSOLE_SCREENSHOTS", dir.0.join("shots"));
     let plan = json!({
         "base": running.url(),
         "link": link,
@@ -112,68 +94,23 @@ async fn the_console_in_a_browser() {
         "password": "a long enough passphrase",
     });
 
-    let started = Instant::now();
-    let mut script = tokio::process::Command::new("node")
-        .arg("console.mjs")
-        .current_dir(js_dir())
-        .env("CONSOLE_PLAN", plan.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (tests/clients/js has its packages: scripts/test installs them)");
-    let mut stdin = script.stdin.take().unwrap();
-    let mut lines = BufReader::new(script.stdout.take().unwrap()).lines();
-    let mut said = Vec::new();
-    let deadline = Duration::from_secs(600);
-    while let Ok(Ok(Some(line))) = tokio::time::timeout(deadline, lines.next_line()).await {
-        let answer = match line.strip_prefix("ASK ") {
+    let mut script = Script::start("console.mjs", &[("CONSOLE_PLAN", plan.to_string())]);
+    while let Some(ask) = script.next_ask().await {
+        match ask.as_str() {
             // Confluence refuses the credentials from now on.
-            Some("fail-on") => {
-                sim.set_faults(confluence_sim::FaultConfig {
-                    rate: 1.0,
-                    kinds: vec![confluence_sim::FaultKind::Unauthorized],
-                    ..Default::default()
-                });
-                "ok"
-            }
-            Some("fail-off") => {
-                sim.set_faults(confluence_sim::FaultConfig::default());
-                "ok"
-            }
+            "fail-on" => sim.set_faults(confluence_sim::FaultConfig {
+                rate: 1.0,
+                kinds: vec![confluence_sim::FaultKind::Unauthorized],
+                ..Default::default()
+            }),
+            "fail-off" => sim.set_faults(confluence_sim::FaultConfig::default()),
             // Time passes beyond every session's end.
-            Some("expire") => {
-                expire_sessions(&dir.0).await;
-                "ok"
-            }
-            Some(other) => panic!("the script asked for {other:?}"),
-            None => {
-                said.push(line);
-                continue;
-            }
-        };
-        stdin
-            .write_all(format!("{answer}\n").as_bytes())
-            .await
-            .unwrap();
-        stdin.flush().await.unwrap();
+            "expire" => expire_sessions(&dir.0).await,
+            other => panic!("the script asked for {other:?}"),
+        }
+        script.answer("ok").await;
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), script.wait())
-        .await
-        .expect("the script ends")
-        .unwrap();
-    eprintln!(
-        "browser flows took {:.1} s:\n{}",
-        started.elapsed().as_secs_f64(),
-        said.join("\n")
-    );
-    assert!(
-        status.success(),
-        "the browser script failed:\n{}",
-        said.join("\n")
-    );
-    assert_eq!(said.last().map(String::as_str), Some("DONE"), "{said:?}");
+    script.finish("the console's browser flows").await;
 
     // What the browser did is in the store, with who did it.
     let actions = store

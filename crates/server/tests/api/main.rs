@@ -2,6 +2,8 @@
 //! real store and index under a temporary directory, and a webhook
 //! receiver that checks signatures as a customer's application would.
 
+mod browser;
+mod carbon_connect;
 mod console;
 mod credentials;
 mod flow;
