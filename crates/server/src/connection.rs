@@ -256,26 +256,35 @@ pub fn sync_status(connection: &Connection, queued: bool, running: bool) -> &'st
 }
 
 /// Carbon's `data_source_external_id` for Confluence, as Carbon Connect
-/// reads it: `{account id}|{email or display name}|{site host}` (the
-/// component shows part two as the account and reads part three as the
-/// site). `|` inside a part would shift the others, so it is replaced.
+/// reads it: `{account id}|{email or display name}|{site id}/{site host}`.
+/// The component shows part two as the account and, beside it in its
+/// account menu, what follows the `/` of part three (with anything but one
+/// `/` there it shows "null"). The site id is Atlassian's cloud id for an
+/// OAuth connection (its API gateway URL carries it), else the host's first
+/// label. `|` inside a part would shift the others, so it is replaced.
 pub fn external_id(connection: &Connection) -> String {
-    let site = connection
-        .site_link
-        .as_deref()
-        .unwrap_or(&connection.site_url);
-    let host = url::Url::parse(site)
-        .ok()
-        .and_then(|u| {
+    let host_of = |site: &str| {
+        url::Url::parse(site).ok().and_then(|u| {
             u.host_str().map(|h| match u.port() {
                 Some(port) => format!("{h}:{port}"),
                 None => h.to_string(),
             })
         })
-        .unwrap_or_else(|| site.to_string());
-    let clean = |part: &str| part.replace('|', "/");
+    };
+    let site = connection
+        .site_link
+        .as_deref()
+        .unwrap_or(&connection.site_url);
+    let host = host_of(site).unwrap_or_else(|| site.to_string());
+    let site_id = connection
+        .site_url
+        .split_once("/ex/confluence/")
+        .map(|(_, cloud)| cloud.trim_end_matches('/').to_string())
+        .filter(|cloud| !cloud.is_empty())
+        .unwrap_or_else(|| host.split(['.', ':']).next().unwrap_or("site").to_string());
+    let clean = |part: &str| part.replace(['|', '/'], "-");
     format!(
-        "{}|{}|{}",
+        "{}|{}|{}/{}",
         clean(&connection.account),
         clean(
             connection
@@ -283,6 +292,7 @@ pub fn external_id(connection: &Connection) -> String {
                 .as_deref()
                 .unwrap_or(&connection.account)
         ),
+        clean(&site_id),
         clean(&host)
     )
 }

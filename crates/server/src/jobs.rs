@@ -58,7 +58,16 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         let (status, error) = if connection.revoked {
             (JobStatus::Done, None)
         } else {
-            match list_items(app, &job, &connection).await {
+            // A cancel stops the listing at once, even mid-request: each
+            // space's items are written in a transaction of their own, so
+            // what was listed stays whole.
+            let listed = tokio::select! {
+                listed = list_items(app, &connection) => listed,
+                () = app.until_cancelled(job.id) => Ok(false),
+            };
+            // A cancel that came as it finished is forgotten with it.
+            app.take_cancelled(job.id);
+            match listed {
                 Ok(true) => (JobStatus::Done, None),
                 Ok(false) => (JobStatus::Cancelled, None),
                 Err(error) => {
@@ -218,13 +227,9 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
 }
 
 /// Lists the site's spaces and pages (metadata only) into the item tree,
-/// a space at a time, so that a large site is never held whole. `false`
-/// when cancelled (what was listed stays; the tree is not marked listed).
-async fn list_items(
-    app: &App,
-    job: &SyncJob,
-    connection: &store::Connection,
-) -> Result<bool, String> {
+/// a space at a time, so that a large site is never held whole. The
+/// tree is marked listed only once it is complete.
+async fn list_items(app: &App, connection: &store::Connection) -> Result<bool, String> {
     use futures::TryStreamExt;
     let client = client_for(app, connection).await?;
     let listing = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -237,9 +242,6 @@ async fn list_items(
         .iter()
         .filter(|s| connection.allow_personal_spaces || s.space_type != "personal")
     {
-        if app.take_cancelled(job.id) {
-            return Ok(false);
-        }
         let pages: Vec<confluence::model::Content> = client
             .stream::<confluence::model::Content>(client.space_pages_url(&space.id, false))
             .try_collect()
@@ -271,9 +273,6 @@ async fn list_items(
             .write_source_items(&connection.id, &listing, &items)
             .await
             .map_err(|e| e.to_string())?;
-    }
-    if app.take_cancelled(job.id) {
-        return Ok(false);
     }
     app.store
         .finish_source_items(&connection.id, &listing)

@@ -52,8 +52,10 @@ pub struct App {
     pub outbox_ready: tokio::sync::Notify,
     /// Requests per organisation (`limits`): 429 past the rate.
     rate: governor::DefaultKeyedRateLimiter<String>,
-    /// Running jobs asked to stop (item listings cancelled).
+    /// Running jobs asked to stop (item listings cancelled), and a wake-up
+    /// for the jobs waiting to hear it.
     cancelled: std::sync::Mutex<std::collections::HashSet<i64>>,
+    cancel_asked: tokio::sync::Notify,
     /// The admin console's sign-in limits and pending consents.
     console: console::ConsoleState,
 }
@@ -68,10 +70,25 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(job_id);
+        self.cancel_asked.notify_waiters();
+    }
+
+    /// Resolves once the job is asked to stop (and forgets the asking).
+    pub async fn until_cancelled(&self, job_id: i64) {
+        loop {
+            let asked = self.cancel_asked.notified();
+            tokio::pin!(asked);
+            // Registered before looking, so that no asking is missed.
+            asked.as_mut().enable();
+            if self.take_cancelled(job_id) {
+                return;
+            }
+            asked.await;
+        }
     }
 
     /// Whether a job was asked to stop (and forgets it: asked once).
-    pub fn take_cancelled(&self, job_id: i64) -> bool {
+    pub(crate) fn take_cancelled(&self, job_id: i64) -> bool {
         self.cancelled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -239,6 +256,7 @@ pub async fn start(
         outbox_ready: Default::default(),
         rate: governor::RateLimiter::keyed(rate_quota(&config_limits)),
         cancelled: Default::default(),
+        cancel_asked: Default::default(),
         console: console::ConsoleState::new(&config_console),
     });
     let mut tasks = Vec::new();

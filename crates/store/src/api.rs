@@ -811,11 +811,13 @@ impl Store {
         )
     }
 
-    /// Whether a connection has a sync queued, and one running (item
-    /// listings apart).
+    /// Whether a connection has a job queued, and one running: a sync of
+    /// its files or a listing of its items (Carbon's data source is
+    /// SYNCING while it lists its source items, and Carbon Connect offers
+    /// to cancel that listing only then).
     pub async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)> {
         let rows = sqlx::query(
-            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? AND kind = 'sync' \
+            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? \
              AND status IN ('QUEUED', 'RUNNING')",
         )
         .bind(connection_id)

@@ -97,6 +97,22 @@ page.on("requestfailed", (request) => {
 });
 page.setDefaultTimeout(20_000);
 
+// The synced files' row for a title, found through the component's own
+// search box (the list is long: comments and child pages come with a page).
+// The component may reset the box while it refreshes its list, so it is
+// filled again until the row shows.
+async function syncedRow(dialog, title) {
+  const row = dialog.locator(`tr:has(p:text-is("${title}"))`);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await dialog.locator("input[placeholder=Search]").fill(title);
+    try {
+      await row.first().waitFor({ timeout: 2000 });
+      return row;
+    } catch {}
+  }
+  throw new Error(`no synced file named ${title}`);
+}
+
 let shot = 0;
 async function step(name) {
   shot += 1;
@@ -105,37 +121,152 @@ async function step(name) {
   console.log(`step ${shot}: ${name}`);
 }
 
+// A toast of the component's: its message, then dismissed.
+async function toast(dialog, text, dismiss = true) {
+  await dialog.getByText(text).waitFor();
+  if (dismiss) await dialog.getByText("Got It", { exact: true }).click();
+}
+
+// Waits until every row named `title` in the synced files shows `status`.
+async function syncedStatus(dialog, title, status) {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const row = await syncedRow(dialog, title);
+    const shown = (await row.first().locator("td").first().textContent()).trim();
+    if (shown === status) return;
+    await page.waitForTimeout(1000);
+  }
+  throw new Error(`${title} never showed ${status}`);
+}
+
 try {
+  // The developer's page, the picker open on Confluence.
   await page.goto(origin);
-  await page.waitForSelector("text=Connect");
-  await step("opened");
-  console.log(`errors so far: ${scriptErrors.join(" | ")}`);
   const dialog = page.getByRole("dialog");
+  await dialog.getByText("Connect", { exact: true }).waitFor();
+  check((await dialog.innerText()).includes(`Acme Notes uses ${plan.brand} to`), "the white label's name is shown");
+  await step("intro");
   await dialog.locator("button:has-text('Connect')").click();
-  await page.waitForTimeout(1500);
-  await step("after-connect");
+  await dialog.getByText("No account connected").waitFor();
+  await step("no-account");
+
+  // The subdomain, then Atlassian's consent in a popup (the simulator's).
   await dialog.locator("button:has-text('Connect Account')").click();
-  await page.waitForTimeout(1000);
-  await step("subdomain");
   await dialog.locator("input[placeholder=your-subdomain]").fill(plan.subdomain);
+  await step("subdomain");
   const popupOpens = context.waitForEvent("page");
   await dialog.locator("button:has-text('Submit')").click();
   const popup = await popupOpens;
   await popup.waitForSelector("select[name=account]");
-  await popup.screenshot({ path: `${plan.shots}/04-consent.png` });
   await popup.selectOption("select[name=account]", plan.account);
+  await popup.setViewportSize({ width: 900, height: 700 });
+  await popup.screenshot({ path: `${plan.shots}/${String(++shot).padStart(2, "0")}-consent.png` });
   await popup.click("button[value=accept]");
-  await popup.waitForLoadState("load").catch(() => {});
-  await page.waitForTimeout(1000);
-  console.log(`popup at ${popup.isClosed() ? "closed" : popup.url()}`);
-  if (!popup.isClosed()) {
-    await popup.screenshot({ path: `${plan.shots}/05-callback.png` });
-    console.log((await popup.locator("body").innerText()).slice(0, 500));
+  await popup.waitForSelector("text=Confluence is connected");
+  await popup.close();
+
+  // The spaces, listed by the job a connect queues: every one of the site's.
+  await dialog.getByText("Select files to sync").waitFor();
+  const spaceRows = dialog.locator('li:has(p:text-is("SPACE"))');
+  await spaceRows.nth(plan.spaces.length - 1).waitFor();
+  const listed = await spaceRows.locator("p:first-child").allTextContents();
+  check(
+    JSON.stringify(listed.map((t) => t.trim()).sort()) === JSON.stringify([...plan.spaces].sort()),
+    `the spaces listed: ${listed} (expected ${plan.spaces})`,
+  );
+  check((await dialog.innerText()).includes(plan.account), "the account is shown");
+  await step("spaces");
+
+  // Type-ahead: the space and its pages whose names hold the text.
+  const search = dialog.locator("input[placeholder=Search]");
+  const typed = plan.space.slice(0, 6);
+  await search.fill(typed);
+  await dialog.locator('li:has(p:text-is("PAGE"))').first().waitFor();
+  const names = await dialog.locator("li p:first-child").allTextContents();
+  check(names.length > 1, "type-ahead finds the space and pages");
+  check(
+    names.every((name) => name.toLowerCase().includes(typed.toLowerCase())),
+    `every item found holds ${typed}: ${names}`,
+  );
+  await step("type-ahead");
+  await search.fill("");
+
+  // Open the space; choose two of its pages; sync them.
+  await dialog.locator(`li:has(p:text-is("${plan.space}")) p:first-child`).click();
+  const pageRows = dialog.locator('li:has(p:text-is("PAGE"))');
+  await pageRows.nth(1).waitFor();
+  const chosen = [];
+  for (let i = 0; i < 2; i++) {
+    const row = pageRows.nth(i);
+    chosen.push((await row.locator("p").first().textContent()).trim());
+    await row.locator("button[role=checkbox]").click();
   }
+  console.log(`CHOSEN ${JSON.stringify(chosen)}`);
+  await step("pages-chosen");
+  await dialog.locator("button:has-text('Upload 2 file(s)')").click();
+  await toast(dialog, "Files successfully queued for sync");
+
+  // The synced files: both pages Ready.
+  await dialog.locator("button:has-text('View synced files')").click();
+  await dialog.getByText("Synced Files").waitFor();
+  for (const title of chosen) await syncedStatus(dialog, title, "Ready");
+  await search.fill("");
+  await step("synced");
+
+  // Resync the first: queued, then Ready again.
+  await (await syncedRow(dialog, chosen[0])).locator("th button[role=checkbox]").click();
+  await dialog.locator("button:has-text('Resync 1 file')").click();
+  await toast(dialog, "Selected files queued successfully for resync");
+  await syncedStatus(dialog, chosen[0], "Ready");
+  await step("resynced");
+
+  // Delete the second: gone, and still gone after the data source syncs
+  // again (the page is still in the chosen scope).
+  await (await syncedRow(dialog, chosen[1])).locator("th button[role=checkbox]").click();
+  await dialog.locator("button:has-text('Delete 1 file')").click();
+  await toast(dialog, "Your files have been queued for deletion");
+  await search.fill(chosen[1]);
+  await dialog.getByText("No matching results").waitFor();
+  await step("deleted");
+  check((await ask(`sync ${JSON.stringify(chosen)}`)) === "ok", "the data source synced again");
+  await search.fill("");
+  await search.fill(chosen[1]);
+  await page.waitForTimeout(1500);
+  await dialog.getByText("No matching results").waitFor();
+  await syncedStatus(dialog, chosen[0], "Ready");
+
+  // The accounts view (a developer's page without the files tab): re-sync
+  // the account's items while Confluence is slow, and cancel it.
+  await page.goto(`${origin}/?files_tab=no`);
+  await dialog.locator("button:has-text('Connect')").click();
+  await dialog.getByText("My Accounts").waitFor();
+  check((await ask("slow-on")) === "ok", "Confluence slowed");
+  const menu = page.locator("svg.addIconsvg").first();
+  await menu.click();
+  await page.getByRole("menuitem", { name: "Re-Sync" }).click();
+  // (Its toasts here are not dismissed: "Got It" in this view is taken as a
+  // click outside the dialog, which closes it.)
+  await toast(dialog, "Your connection is being synced", false);
+  // Once the listing runs, the component's next poll of the data sources
+  // (every 3 s on this page) sees it SYNCING and offers to cancel it.
+  check((await ask("listing")) === "ok", "the listing runs");
   await page.waitForTimeout(4000);
-  await step("connected");
-  console.log(await dialog.locator("button, input, [role=checkbox]").evaluateAll((all) => all.map((i) => `${i.tagName} ${i.outerText || i.placeholder || ""} ${i.getAttribute("aria-label") || ""}`)));
-  console.log((await page.locator("body").innerText()).slice(0, 1500));
+  await menu.click();
+  await page.getByRole("menuitem", { name: "Re-Sync" }).waitFor();
+  await step("cancel-offered");
+  await page.getByRole("menuitem", { name: "Cancel Sync" }).click();
+  await toast(dialog, "Your sync has been cancelled", false);
+  check((await ask("slow-off")) === "ok", "Confluence fast again");
+  await step("accounts");
+
+  // Disconnect.
+  await dialog.locator("label:has-text('Select all') button[role=checkbox]").click();
+  await dialog.locator("button:has-text('Disconnect accounts')").click();
+  await dialog.getByText("Finished revoking your data sources").waitFor();
+  await step("disconnected");
+
+  check(scriptErrors.length === 0, `errors on the page: ${scriptErrors.join(" | ")}`);
+  check(failed.length === 0, `requests that failed: ${failed.join(" | ")}`);
+  check(refusals.length === 0, `confsync refused: ${refusals.join(" | ")}`);
   console.log("DONE");
 } catch (error) {
   console.log(`FAILED: ${error.stack || error}`);

@@ -74,8 +74,7 @@ impl Script {
     /// The script's next question (without "ASK "), or None once it has
     /// ended (or fallen silent for too long).
     pub async fn next_ask(&mut self) -> Option<String> {
-        while let Ok(Ok(Some(line))) = tokio::time::timeout(SILENCE, self.lines.next_line()).await
-        {
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(SILENCE, self.lines.next_line()).await {
             match line.strip_prefix("ASK ") {
                 Some(ask) => return Some(ask.to_string()),
                 None => self.said.push(line),

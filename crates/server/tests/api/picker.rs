@@ -109,7 +109,7 @@ async fn the_picker_learns_who_and_what_before_it_lists() {
     assert_eq!(me["id"], users["users"][0]["id"]);
 
     // The data source id has three parts: account id, the account as a
-    // person reads it, the site's host.
+    // person reads it, the site (its id, a slash, its host).
     let source = api.connect(&sim, true).await;
     let files = api.wait_ready(source).await;
     let sources = browser.ok("/user_data_sources", json!({})).await;
@@ -122,8 +122,10 @@ async fn the_picker_learns_who_and_what_before_it_lists() {
     assert_eq!(parts.len(), 3, "{external}");
     assert!(!parts[0].is_empty());
     assert_eq!(parts[1], creds.email);
+    let (site_id, site_host) = parts[2].split_once('/').expect("site id/host");
+    assert!(!site_id.is_empty() && !site_id.contains('/'), "{external}");
     assert_eq!(
-        parts[2],
+        site_host,
         format!("{}:{}", host.host_str().unwrap(), host.port().unwrap())
     );
 

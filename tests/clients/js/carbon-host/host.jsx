@@ -8,6 +8,8 @@ import { createRoot } from "react-dom/client";
 import { CarbonConnect } from "carbon-connect";
 
 const config = await (await fetch("/config.json")).json();
+// `?files_tab=no`: the picker's accounts view instead of its files tab.
+const showFilesTab = new URLSearchParams(location.search).get("files_tab") !== "no";
 
 function Host() {
   const [open, setOpen] = useState(true);
@@ -30,10 +32,11 @@ function Host() {
         open={open}
         setOpen={setOpen}
         entryPoint="CONFLUENCE"
-        enabledIntegrations={[{ id: "CONFLUENCE", useCarbonFilePicker: true, syncFilesOnConnection: false, syncSourceItems: true, showFilesTab: true }]}
+        enabledIntegrations={[{ id: "CONFLUENCE", useCarbonFilePicker: true, syncFilesOnConnection: false, syncSourceItems: true, showFilesTab }]}
         onSuccess={log("success")}
         onError={log("error")}
         theme="light"
+        dataSourcePollingInterval={3000}
       />
       <ul id="host-events">
         {events.map((e, i) => (
