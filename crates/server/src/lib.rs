@@ -14,6 +14,7 @@
 pub mod config;
 mod connection;
 pub mod console;
+mod content;
 pub mod error;
 pub mod events;
 mod extract;
@@ -42,6 +43,8 @@ pub struct App {
     pub follower: index::Follower,
     /// Signs OAuth states (derived from the data directory's secret key).
     state_key: [u8; 32],
+    /// Signs presigned links to file contents (`content.rs`).
+    link_key: [u8; 32],
     /// For Atlassian's OAuth endpoints and credential checks.
     http: reqwest::Client,
     /// For webhooks: never follows redirects (a redirect could lead to a
@@ -246,6 +249,7 @@ pub async fn start(
     let config_console = config.console.clone();
     let app = Arc::new(App {
         state_key: store.derive_key("oauth-state"),
+        link_key: store.derive_key("presigned-links"),
         follower: index::Follower::start(index.clone(), store.clone()),
         config,
         store,
@@ -360,6 +364,16 @@ pub fn router(app: AppState) -> Router {
         .route("/revoke_access_token", post(routes::revoke_access_token))
         .route("/user_files_v2", post(routes::user_files_v2))
         .route("/resync_file", post(routes::resync_file))
+        .route("/parsed_file/{file_id}", get(content::parsed_file))
+        .route("/raw_file/{file_id}", get(content::raw_file))
+        .route("/text_chunks", post(content::text_chunks))
+        .route(
+            "/list_chunks_and_embeddings",
+            post(content::list_chunks_and_embeddings),
+        )
+        // What the links of /parsed_file and /raw_file open (signed; not
+        // an API operation, as Carbon's presigned URLs are not).
+        .route("/file_contents/{file_id}/{part}", get(content::download))
         .route("/delete_files_v2", post(routes::delete_files_v2))
         .route("/embeddings", post(routes::embeddings))
         .route("/update_users", post(routes::update_users))

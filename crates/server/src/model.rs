@@ -389,6 +389,70 @@ pub struct UserFilesRequest {
     pub filters: FileFilters,
 }
 
+// Content out of the store, without search.
+
+/// Carbon's PresignedURLResponse: a link that works without credentials
+/// until it expires.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PresignedUrlResponse {
+    pub presigned_url: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChunkFilters {
+    pub user_file_id: i64,
+    /// Accepted for Carbon's clients; a file's chunks have one embedding.
+    #[serde(default)]
+    pub embedding_model: Option<String>,
+}
+
+/// Carbon's EmbeddingsAndChunksQueryInput: one file's chunks.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TextChunksRequest {
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Chunks come in their file's order.
+    #[serde(default)]
+    pub order_by: Option<String>,
+    #[serde(default)]
+    pub order_dir: OrderDir,
+    pub filters: ChunkFilters,
+    #[serde(default)]
+    pub include_vectors: bool,
+}
+
+/// Carbon's EmbeddingsAndChunksQueryInputV2: the chunks of the files the
+/// filters match (as in user_files_v2), in file then chunk order.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ChunksRequest {
+    #[serde(default)]
+    pub pagination: Pagination,
+    #[serde(default)]
+    pub order_by: Option<String>,
+    #[serde(default)]
+    pub order_dir: OrderDir,
+    pub filters: FileFilters,
+    #[serde(default)]
+    pub include_vectors: bool,
+}
+
+/// Carbon's EmbeddingAndChunk.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChunkOut {
+    pub user_file_id: i64,
+    pub chunk_index: Option<i64>,
+    pub source_content: String,
+    pub embedding: Option<Vec<f32>>,
+    pub content_metadata: Option<Value>,
+}
+
+/// Carbon's EmbeddingsAndChunksResponse.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChunksResponse {
+    pub results: Vec<ChunkOut>,
+    pub count: i64,
+}
+
 /// Carbon's UserFile.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct UserFile {

@@ -181,6 +181,36 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFilesResponse
         ),
         endpoint!(
+            "get",
+            "/parsed_file/{file_id}",
+            Customer,
+            "A link (an hour, no credentials needed) to a file's Markdown, or an attachment's text",
+            PresignedUrlResponse
+        ),
+        endpoint!(
+            "get",
+            "/raw_file/{file_id}",
+            Customer,
+            "A link (an hour, no credentials needed) to a file's storage-format body, or an attachment's bytes",
+            PresignedUrlResponse
+        ),
+        endpoint!(
+            "post",
+            "/text_chunks",
+            Customer,
+            "One file's chunks in order, with their vectors if asked",
+            TextChunksRequest,
+            ChunksResponse
+        ),
+        endpoint!(
+            "post",
+            "/list_chunks_and_embeddings",
+            Customer,
+            "The chunks of the files the filters match (at most 10,000 files), with their vectors if asked",
+            ChunksRequest,
+            ChunksResponse
+        ),
+        endpoint!(
             "post",
             "/resync_file",
             Customer,
@@ -424,10 +454,15 @@ pub fn document() -> Value {
             }
             Auth::Public => operation["security"] = json!([]),
         }
-        if endpoint.path.contains("{webhook_id}") {
-            operation["parameters"] = json!([{
-                "name": "webhook_id", "in": "path", "required": true, "schema": {"type": "integer"}
-            }]);
+        // Path parameters: ids, integers.
+        let parameters: Vec<Value> = endpoint
+            .path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}}))
+            .collect();
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
         }
         paths
             .entry(endpoint.path.to_string())

@@ -27,7 +27,7 @@ pub const MAX_LIMIT: i64 = 250;
 /// others.
 pub const MAX_K: i64 = 100;
 
-fn page(pagination: &Pagination) -> ApiResult<(i64, i64)> {
+pub(crate) fn page(pagination: &Pagination) -> ApiResult<(i64, i64)> {
     if !(1..=MAX_LIMIT).contains(&pagination.limit) {
         return Err(ApiError::field(
             &["pagination", "limit"],
@@ -52,7 +52,7 @@ fn check_ids<T>(path: &[&str], ids: &Option<Vec<T>>, max: usize) -> ApiResult<()
 
 /// The caller's customer, if it exists yet (a customer is created by its
 /// first connection).
-async fn end_user(app: &App, caller: &CustomerCaller) -> ApiResult<Option<EndUser>> {
+pub(crate) async fn end_user(app: &App, caller: &CustomerCaller) -> ApiResult<Option<EndUser>> {
     Ok(app
         .store
         .end_user(&caller.organisation.id, &caller.customer_id)
@@ -708,7 +708,7 @@ pub const STATUSES: [&str; 10] = [
     "READY_TO_SYNC",
 ];
 
-fn file_query(filters: &FileFilters) -> ApiResult<Option<store::FileQuery>> {
+pub(crate) fn file_query(filters: &FileFilters) -> ApiResult<Option<store::FileQuery>> {
     check_ids(&["filters", "ids"], &filters.ids, 1000)?;
     check_ids(
         &["filters", "external_file_ids"],
@@ -786,6 +786,86 @@ fn visible_status(file: &store::ApiFile, pending: &std::collections::HashSet<i64
     }
 }
 
+/// Carbon's FileFormats value for a file: CONFLUENCE for pages, blog posts
+/// and comments (Carbon's format for a source's own documents); for an
+/// attachment, its media type's (else its extension's) format, or none
+/// when Carbon's list has no such format.
+pub(crate) fn file_format(
+    kind: &str,
+    media_type: Option<&str>,
+    title: &str,
+) -> Option<&'static str> {
+    if kind != "attachment" {
+        return Some("CONFLUENCE");
+    }
+    let by_type = match media_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "text/plain" => Some("TXT"),
+        "text/csv" => Some("CSV"),
+        "text/tab-separated-values" => Some("TSV"),
+        "application/pdf" => Some("PDF"),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Some("DOCX"),
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => Some("PPTX"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("XLSX"),
+        "application/vnd.ms-excel.sheet.macroenabled.12" => Some("XLSM"),
+        "text/markdown" => Some("MD"),
+        "application/rtf" | "text/rtf" => Some("RTF"),
+        "application/json" => Some("JSON"),
+        "text/html" => Some("HTML"),
+        "image/jpeg" => Some("JPG"),
+        "image/png" => Some("PNG"),
+        "audio/mpeg" => Some("MP3"),
+        "audio/aac" => Some("AAC"),
+        "audio/wav" | "audio/x-wav" | "audio/wave" => Some("WAV"),
+        "audio/flac" => Some("FLAC"),
+        "audio/ogg" => Some("OGG"),
+        "audio/opus" => Some("OPUS"),
+        "audio/mp4" | "audio/x-m4a" => Some("M4A"),
+        "video/mp4" => Some("MP4"),
+        "video/mpeg" => Some("MPEG"),
+        "video/webm" => Some("WEBM"),
+        "video/quicktime" => Some("MOV"),
+        "video/x-msvideo" => Some("AVI"),
+        "video/x-matroska" => Some("MKV"),
+        "video/x-ms-wmv" => Some("WMV"),
+        "message/rfc822" => Some("EML"),
+        "application/vnd.ms-outlook" => Some("MSG"),
+        _ => None,
+    };
+    by_type.or_else(|| {
+        let extension = title.rsplit_once('.')?.1.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "txt" => "TXT",
+            "csv" => "CSV",
+            "tsv" => "TSV",
+            "pdf" => "PDF",
+            "docx" => "DOCX",
+            "pptx" => "PPTX",
+            "xlsx" => "XLSX",
+            "xlsm" => "XLSM",
+            "md" => "MD",
+            "rtf" => "RTF",
+            "json" => "JSON",
+            "html" | "htm" => "HTML",
+            "jpg" | "jpeg" => "JPG",
+            "png" => "PNG",
+            "mp3" => "MP3",
+            "mp4" => "MP4",
+            "wav" => "WAV",
+            "eml" => "EML",
+            "msg" => "MSG",
+            _ => return None,
+        })
+    })
+}
+
 fn user_file(
     file: store::ApiFile,
     status: String,
@@ -806,10 +886,11 @@ fn user_file(
         last_sync: Some(file.updated_at.clone()),
         tags: Some(file.tags.clone()),
         file_statistics: Some(json!({
-            "file_format": if file.kind == "attachment" { "RAW_TEXT" } else { "MD" },
+            "file_format": file_format(&file.kind, file.media_type.as_deref(), &file.title),
             "file_size": file.size_bytes.unwrap_or(file.characters),
             "num_characters": file.characters,
             "num_embeddings": file.chunks,
+            "mime_type": file.media_type,
         })),
         file_metadata: Some(json!({
             "kind": file.kind,

@@ -21,7 +21,7 @@ pub use api::*;
 pub use console::*;
 pub use ops::*;
 pub use search::{
-    vector_from_bytes, vector_to_bytes, Chunk, IndexChange, IndexableFile, NewChunk,
+    vector_from_bytes, vector_to_bytes, Chunk, FileContent, IndexChange, IndexableFile, NewChunk,
     ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
 };
 pub use secret::Cipher;

@@ -26,6 +26,18 @@ pub struct Chunk {
     pub vector: Option<Vec<f32>>,
 }
 
+/// What a file holds (see `Store::file_content`).
+#[derive(Clone, Debug)]
+pub struct FileContent {
+    pub connection_id: String,
+    pub kind: String,
+    pub external_id: String,
+    pub title: String,
+    pub media_type: Option<String>,
+    pub body: Option<String>,
+    pub markdown: Option<String>,
+}
+
 /// A content's own read restriction in Confluence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadRestriction {
@@ -354,6 +366,70 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// One page of the chunks of these files, in file then chunk order,
+    /// and how many there are in all.
+    pub async fn chunk_page(
+        &self,
+        file_ids: &[i64],
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(i64, Chunk)>, i64)> {
+        let ids = serde_json::to_string(file_ids).unwrap_or_else(|_| "[]".into());
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chunks WHERE file_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT file_id, idx, text, heading_path, vector FROM chunks \
+             WHERE file_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY file_id, idx LIMIT ? OFFSET ?",
+        )
+        .bind(&ids)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let chunks = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get("file_id"),
+                    Chunk {
+                        idx: row.get("idx"),
+                        text: row.get("text"),
+                        heading_path: json_list(row.get("heading_path")),
+                        vector: row.get::<Option<&[u8]>, _>("vector").map(vector_from_bytes),
+                    },
+                )
+            })
+            .collect();
+        Ok((chunks, count))
+    }
+
+    /// What a file holds: its kind, title and media type, the body as
+    /// synced (a page's storage format, an attachment's extracted text)
+    /// and its Markdown; None for a file that is gone.
+    pub async fn file_content(&self, file_id: i64) -> Result<Option<FileContent>> {
+        let row = sqlx::query(
+            "SELECT f.connection_id, f.kind, f.external_id, f.title, f.media_type, c.body, c.markdown \
+             FROM files f LEFT JOIN file_contents c ON c.file_id = f.id WHERE f.id = ?",
+        )
+        .bind(file_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| FileContent {
+            connection_id: row.get("connection_id"),
+            kind: row.get("kind"),
+            external_id: row.get("external_id"),
+            title: row.get("title"),
+            media_type: row.get("media_type"),
+            body: row.get("body"),
+            markdown: row.get("markdown"),
+        }))
     }
 
     /// The restrictions of a page and its ancestors, the page first. A

@@ -118,7 +118,10 @@ async fn every_operation_answers_each_credential_as_documented() {
         };
         assert_eq!(*security, declared, "{} {}", endpoint.method, endpoint.path);
         for kind in kinds {
-            let path = endpoint.path.replace("{webhook_id}", &hook.to_string());
+            let path = endpoint
+                .path
+                .replace("{webhook_id}", &hook.to_string())
+                .replace("{file_id}", "1");
             let method =
                 reqwest::Method::from_bytes(endpoint.method.to_uppercase().as_bytes()).unwrap();
             let mut request = org.http.request(method, format!("{}{path}", org.base));

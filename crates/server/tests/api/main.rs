@@ -5,6 +5,7 @@
 mod browser;
 mod carbon_connect;
 mod console;
+mod content;
 mod credentials;
 mod flow;
 mod isolation;

@@ -86,6 +86,7 @@ type Case<'a> = (Option<(String, &'a str)>, Option<String>, &'a str);
 
 fn concrete(path: &str) -> String {
     path.replace("{webhook_id}", "12345")
+        .replace("{file_id}", "987654")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,0 +1,265 @@
+//! Content out without search (presigned links to a file's Markdown and
+//! raw body, its chunks) and Carbon's published schema for what confsync
+//! answers, with every kind of file the simulator makes: pages, blog
+//! posts, comments and attachments of every media type.
+
+use super::*;
+
+/// Carbon's document (../shared/carbon-api), and a validator for one of
+/// its component schemas.
+fn carbon_validator(name: &str) -> jsonschema::Validator {
+    let carbon: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/carbon-api/carbon.openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": carbon["components"],
+    });
+    jsonschema::options()
+        .should_validate_formats(false)
+        .build(&schema)
+        .unwrap()
+}
+
+fn conforms(validator: &jsonschema::Validator, name: &str, value: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not Carbon's {name}: {errors:?}\n{value:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn content_links_chunks_and_carbons_schema() {
+    let sim = simulator(3, 60).await;
+    let dir = TempDir::new("content");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("reader");
+    let source = api.connect(&sim, true).await;
+    api.wait_ready(source).await;
+    let files = api.all_files(json!({})).await;
+
+    // Every file, of every kind and media type, is Carbon's UserFile with
+    // a file_format from Carbon's list.
+    let user_file = carbon_validator("UserFile");
+    let mut kinds = std::collections::BTreeMap::new();
+    for file in &files {
+        conforms(&user_file, "UserFile", file);
+        let kind = file["file_metadata"]["kind"].as_str().unwrap().to_string();
+        let format = file["file_statistics"]["file_format"].clone();
+        kinds
+            .entry(kind.clone())
+            .or_insert_with(Vec::new)
+            .push(file.clone());
+        if kind == "attachment" {
+            let media = file["file_metadata"]["media_type"].as_str().unwrap();
+            let expected = match media {
+                "text/plain" => "TXT",
+                "text/markdown" => "MD",
+                "text/csv" => "CSV",
+                "text/html" => "HTML",
+                "application/pdf" => "PDF",
+                "image/png" => "PNG",
+                _ => "DOCX",
+            };
+            assert_eq!(format, expected, "{media}");
+        } else {
+            assert_eq!(format, "CONFLUENCE", "{kind}");
+        }
+    }
+    for kind in ["page", "blogpost", "comment", "attachment"] {
+        assert!(
+            kinds.contains_key(kind),
+            "no {kind} synced: {:?}",
+            kinds.keys()
+        );
+    }
+    let page = &kinds["page"][0];
+    let page_id = page["id"].as_i64().unwrap();
+    conforms(
+        &carbon_validator("UserFilesV2"),
+        "UserFilesV2",
+        &api.ok("/user_files_v2", json!({"pagination": {"limit": 5}}))
+            .await,
+    );
+    let sources = api.ok("/user_data_sources", json!({})).await;
+    for source in sources["results"].as_array().unwrap() {
+        conforms(
+            &carbon_validator("OrganizationUserDataSourceAPI"),
+            "OrganizationUserDataSourceAPI",
+            source,
+        );
+    }
+
+    // The Markdown, through a link that needs no credentials; the store's
+    // own, as a sandboxed download.
+    let presigned = carbon_validator("PresignedURLResponse");
+    let (status, link) = api.get(&format!("/parsed_file/{page_id}")).await;
+    assert_eq!(status, 200, "{link}");
+    conforms(&presigned, "PresignedURLResponse", &link);
+    let url = link["presigned_url"].as_str().unwrap().to_string();
+    let plain = reqwest::Client::new();
+    let got = plain.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    let headers = got.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/markdown"));
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment;"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    let stored = running
+        .app
+        .store
+        .file_content(page_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), stored.markdown.clone().unwrap());
+
+    // The raw body: the storage format as synced.
+    let raw = api.get(&format!("/raw_file/{page_id}")).await.1;
+    let raw_url = raw["presigned_url"].as_str().unwrap();
+    let body = plain
+        .get(raw_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, stored.body.unwrap());
+
+    // An attachment's bytes, fetched from Confluence: its size is the one
+    // Confluence gives; its text is the parsed part.
+    for attachment in &kinds["attachment"] {
+        let id = attachment["id"].as_i64().unwrap();
+        let raw = api.get(&format!("/raw_file/{id}")).await.1;
+        let got = plain
+            .get(raw["presigned_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(
+            got.headers()["content-type"],
+            attachment["file_metadata"]["media_type"].as_str().unwrap()
+        );
+        let bytes = got.bytes().await.unwrap();
+        assert_eq!(
+            bytes.len() as i64,
+            attachment["file_statistics"]["file_size"].as_i64().unwrap(),
+            "{}",
+            attachment["name"]
+        );
+    }
+
+    // A link altered in any part is refused; so is one without signature.
+    for bad in [
+        url.replace("/parsed?", "/raw?"),
+        url.replace(&format!("/{page_id}/"), &format!("/{}/", page_id + 1)),
+        url.replace("expires=", "expires=1"),
+        url.split('?').next().unwrap().to_string(),
+    ] {
+        let (status, body) = answer(plain.get(&bad).send().await.unwrap()).await;
+        assert_eq!(status, 403, "{bad}: {body}");
+        assert_eq!(body["code"], "link_invalid");
+    }
+
+    // Another customer cannot have a link to this file.
+    let other = org.customer("someone-else");
+    assert_eq!(other.get(&format!("/parsed_file/{page_id}")).await.0, 404);
+    assert_eq!(
+        other
+            .post(
+                "/text_chunks",
+                json!({"filters": {"user_file_id": page_id}})
+            )
+            .await
+            .0,
+        404
+    );
+
+    // Chunks: one file's, in order, paginated, vectors only when asked.
+    let chunks_schema = carbon_validator("EmbeddingsAndChunksResponse");
+    let all = api
+        .ok(
+            "/text_chunks",
+            json!({"filters": {"user_file_id": page_id}, "pagination": {"limit": 100}}),
+        )
+        .await;
+    conforms(&chunks_schema, "EmbeddingsAndChunksResponse", &all);
+    let count = all["count"].as_i64().unwrap();
+    assert_eq!(
+        count,
+        page["file_statistics"]["num_embeddings"].as_i64().unwrap()
+    );
+    assert!(count > 0);
+    let indexes: Vec<i64> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["chunk_index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, (0..count).collect::<Vec<_>>());
+    assert!(all["results"][0]["embedding"].is_null());
+    let second = api
+        .ok(
+            "/text_chunks",
+            json!({"filters": {"user_file_id": page_id}, "pagination": {"limit": 1, "offset": 1}}),
+        )
+        .await;
+    if count > 1 {
+        assert_eq!(second["results"][0], all["results"][1]);
+    }
+
+    // Several files' chunks by user_files_v2's filters.
+    let two: Vec<i64> = files
+        .iter()
+        .take(2)
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    let listed = api
+        .ok(
+            "/list_chunks_and_embeddings",
+            json!({"filters": {"ids": two}, "pagination": {"limit": 250}, "include_vectors": true}),
+        )
+        .await;
+    conforms(&chunks_schema, "EmbeddingsAndChunksResponse", &listed);
+    let expected: i64 = files
+        .iter()
+        .take(2)
+        .map(|f| f["file_statistics"]["num_embeddings"].as_i64().unwrap())
+        .sum();
+    assert_eq!(listed["count"], expected);
+    assert!(listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| two.contains(&c["user_file_id"].as_i64().unwrap())));
+    // A list given empty names no file.
+    let none = api
+        .ok(
+            "/list_chunks_and_embeddings",
+            json!({"filters": {"ids": []}}),
+        )
+        .await;
+    assert_eq!(none["count"], 0);
+    running.stop().await;
+}
