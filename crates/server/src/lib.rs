@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod compat;
 pub mod config;
 mod connection;
 pub mod console;
@@ -364,6 +365,23 @@ pub fn router(app: AppState) -> Router {
         .route("/revoke_access_token", post(routes::revoke_access_token))
         .route("/user_files_v2", post(routes::user_files_v2))
         .route("/resync_file", post(routes::resync_file))
+        .route("/delete_files", post(compat::delete_files))
+        .route("/user_files", post(compat::user_files))
+        .route("/create_user_file_tags", post(compat::create_file_tags))
+        .route("/delete_user_file_tags", post(compat::delete_file_tags))
+        .route("/data_sources/tags/add", post(compat::add_data_source_tags))
+        .route(
+            "/data_sources/tags/remove",
+            post(compat::remove_data_source_tags),
+        )
+        .route(
+            "/integrations/confluence/list",
+            post(compat::confluence_list),
+        )
+        .route(
+            "/integrations/confluence/sync",
+            post(compat::confluence_sync),
+        )
         .route("/parsed_file/{file_id}", get(content::parsed_file))
         .route("/raw_file/{file_id}", get(content::raw_file))
         .route("/text_chunks", post(content::text_chunks))

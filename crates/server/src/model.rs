@@ -389,6 +389,80 @@ pub struct UserFilesRequest {
     pub filters: FileFilters,
 }
 
+// Carbon's older and secondary endpoints (`compat.rs`).
+
+/// Carbon's DeleteFilesQueryInput (its older delete).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct DeleteFilesV1Request {
+    #[schemars(schema_with = "schema::optional_ids_1000")]
+    pub file_ids: Option<Vec<i64>>,
+    #[schemars(schema_with = "schema::optional_sync_statuses")]
+    pub sync_statuses: Option<Vec<String>>,
+    /// Only files that are not READY.
+    pub delete_non_synced_only: bool,
+    pub send_webhook: bool,
+    /// Accepted; a page's comments and attachments are files of their own,
+    /// deleted when named.
+    pub delete_child_files: bool,
+}
+
+/// Carbon's OrganizationUserFileTagCreate.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FileTagsAddRequest {
+    pub organization_user_file_id: i64,
+    #[schemars(schema_with = "schema::tags")]
+    pub tags: BTreeMap<String, Value>,
+}
+
+/// Carbon's OrganizationUserFileTagsRemove.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FileTagsRemoveRequest {
+    pub organization_user_file_id: i64,
+    pub tags: Vec<String>,
+}
+
+/// Carbon's AddDataSourceTagsInput.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DataSourceTagsAddRequest {
+    pub data_source_id: i64,
+    #[schemars(schema_with = "schema::tags")]
+    pub tags: BTreeMap<String, Value>,
+}
+
+/// Carbon's RemoveDataSourceTagsInput.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DataSourceTagsRemoveRequest {
+    pub data_source_id: i64,
+    #[serde(default)]
+    pub tags_to_remove: Vec<String>,
+    #[serde(default)]
+    pub remove_all_tags: bool,
+}
+
+/// Carbon's ListRequest (the deprecated per-source listing).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DirectoryListRequest {
+    pub data_source_id: i64,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+/// Carbon's DirectoryItem.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DirectoryItem {
+    pub id: String,
+    pub name: String,
+    pub is_synced: bool,
+    pub has_children: bool,
+}
+
+/// Carbon's ListResponse.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DirectoryListResponse {
+    pub data: Vec<DirectoryItem>,
+}
+
 // Content out of the store, without search.
 
 /// Carbon's PresignedURLResponse: a link that works without credentials
@@ -935,6 +1009,10 @@ pub mod schema {
 
     pub fn optional_tags(_: &mut SchemaGenerator) -> Schema {
         from(nullable(tags_value()))
+    }
+
+    pub fn tags(_: &mut SchemaGenerator) -> Schema {
+        from(tags_value())
     }
 
     fn customer_id_value() -> Value {

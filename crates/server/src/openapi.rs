@@ -181,6 +181,70 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFilesResponse
         ),
         endpoint!(
+            "post",
+            "/delete_files",
+            Customer,
+            "Carbon's older delete: files by id or status",
+            DeleteFilesV1Request,
+            SuccessResponse
+        ),
+        endpoint!(
+            "post",
+            "/user_files",
+            Customer,
+            "Carbon's v1 listing: user_files_v2's files as a bare list",
+            UserFilesRequest,
+            Vec<UserFile>
+        ),
+        endpoint!(
+            "post",
+            "/create_user_file_tags",
+            Customer,
+            "Add tags to a file",
+            FileTagsAddRequest,
+            UserFile
+        ),
+        endpoint!(
+            "post",
+            "/delete_user_file_tags",
+            Customer,
+            "Remove tags from a file by key",
+            FileTagsRemoveRequest,
+            UserFile
+        ),
+        endpoint!(
+            "post",
+            "/data_sources/tags/add",
+            Customer,
+            "Add tags to a data source",
+            DataSourceTagsAddRequest,
+            DataSource
+        ),
+        endpoint!(
+            "post",
+            "/data_sources/tags/remove",
+            Customer,
+            "Remove tags from a data source (by key, or all)",
+            DataSourceTagsRemoveRequest,
+            DataSource
+        ),
+        endpoint!(
+            "post",
+            "/integrations/confluence/list",
+            Customer,
+            "Deprecated in Carbon: one level of the item tree as directory items",
+            DirectoryListRequest,
+            DirectoryListResponse
+        ),
+        endpoint!(
+            "post",
+            "/integrations/confluence/sync",
+            Customer,
+            "Deprecated in Carbon: files/sync under its older name",
+            FilesSyncRequest,
+            SuccessResponse
+        ),
+        endpoint!(
             "get",
             "/parsed_file/{file_id}",
             Customer,

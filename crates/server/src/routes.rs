@@ -60,7 +60,7 @@ pub(crate) async fn end_user(app: &App, caller: &CustomerCaller) -> ApiResult<Op
 }
 
 /// The caller's data source, or 404 (whoever else's it may be).
-async fn owned_source(
+pub(crate) async fn owned_source(
     app: &App,
     caller: &CustomerCaller,
     id: i64,
@@ -136,7 +136,7 @@ fn new_chunking(
     .map(Some)
 }
 
-fn check_tags(tags: &BTreeMap<String, Value>) -> ApiResult<()> {
+pub(crate) fn check_tags(tags: &BTreeMap<String, Value>) -> ApiResult<()> {
     if tags.len() > 50 {
         return Err(ApiError::field(&["tags"], "at most 50 tags"));
     }
@@ -866,7 +866,7 @@ pub(crate) fn file_format(
     })
 }
 
-fn user_file(
+pub(crate) fn user_file(
     file: store::ApiFile,
     status: String,
     organisation: &Organisation,
@@ -1019,8 +1019,20 @@ pub async fn delete_files_v2(
     caller: CustomerCaller,
     Body(request): Body<DeleteFilesRequest>,
 ) -> ApiResult<Json<SuccessResponse>> {
-    let query = file_query(&request.filters)?;
-    let f = &request.filters;
+    delete_matching(&app, &caller, &request.filters, request.send_webhook).await?;
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+/// Deletes the caller's files that `filters` match, with their events
+/// when asked, in one transaction; answers once search reflects it.
+pub(crate) async fn delete_matching(
+    app: &App,
+    caller: &CustomerCaller,
+    filters: &FileFilters,
+    send_webhook: bool,
+) -> ApiResult<()> {
+    let query = file_query(filters)?;
+    let f = filters;
     // Filters that narrow nothing (an empty name, no tags, the source,
     // which is always CONFLUENCE here) are no filter.
     let unfiltered = f.ids.is_none()
@@ -1036,8 +1048,8 @@ pub async fn delete_files_v2(
             "give at least one filter (ids, external_file_ids, ...)",
         ));
     }
-    let (Some(user), Some(mut query)) = (end_user(&app, &caller).await?, query) else {
-        return Ok(Json(SuccessResponse { success: true }));
+    let (Some(user), Some(mut query)) = (end_user(app, caller).await?, query) else {
+        return Ok(());
     };
     // The customer's connections, by data source id: files are deleted
     // per connection.
@@ -1087,7 +1099,7 @@ pub async fn delete_files_v2(
             connection_id.clone(),
             files.iter().map(|(id, _)| *id).collect::<Vec<i64>>(),
         ));
-        if request.send_webhook {
+        if send_webhook {
             bodies.extend(files.iter().map(|(id, source)| {
                 events::body(
                     events::EventKind::FileDeleted,
@@ -1104,8 +1116,7 @@ pub async fn delete_files_v2(
         .delete_files_of(&caller.organisation.id, &by_connection, &bodies)
         .await?;
     app.outbox_ready.notify_one();
-    searchable_now(&app).await?;
-    Ok(Json(SuccessResponse { success: true }))
+    searchable_now(app).await
 }
 
 /// Waits until the index has applied every change committed so far, so

@@ -862,6 +862,7 @@ impl Store {
         file_id: i64,
         tags: &BTreeMap<String, serde_json::Value>,
     ) -> Result<()> {
+        let _writing = self.writer.lock().await;
         let result = sqlx::query("UPDATE files SET tags = ? WHERE id = ?")
             .bind(serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
             .bind(file_id)
@@ -869,6 +870,31 @@ impl Store {
             .await?;
         if result.rows_affected() == 0 {
             return Err(Error::NotFound(format!("file {file_id}")));
+        }
+        Ok(())
+    }
+
+    /// Sets a connection's data source tags (Carbon's), within its
+    /// organisation.
+    pub async fn set_data_source_tags(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        tags: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let result = sqlx::query(
+            "UPDATE connections SET data_source_tags = ?, updated_at = ? \
+             WHERE id = ? AND organisation_id = ?",
+        )
+        .bind(serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
+        .bind(crate::now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
         }
         Ok(())
     }

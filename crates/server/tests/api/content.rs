@@ -261,5 +261,126 @@ async fn content_links_chunks_and_carbons_schema() {
         )
         .await;
     assert_eq!(none["count"], 0);
+
+    // Carbon's older and secondary endpoints, on the same operations.
+    // The v1 listing: v2's files as a bare list.
+    let v1 = api
+        .ok(
+            "/user_files",
+            json!({"pagination": {"limit": 5}, "order_by": "id"}),
+        )
+        .await;
+    let v2 = api
+        .ok(
+            "/user_files_v2",
+            json!({"pagination": {"limit": 5}, "order_by": "id"}),
+        )
+        .await;
+    assert_eq!(v1, v2["results"]);
+    // Tags on a file: added (a key again takes the new value), found by
+    // user_files_v2's tag filter, removed by key.
+    let tagged = api
+        .ok(
+            "/create_user_file_tags",
+            json!({"organization_user_file_id": page_id, "tags": {"team": "eng", "tier": 1}}),
+        )
+        .await;
+    conforms(&user_file, "UserFile", &tagged);
+    assert_eq!(tagged["tags"]["team"], "eng");
+    let found = api
+        .ok(
+            "/user_files_v2",
+            json!({"filters": {"tags": {"team": "eng"}}}),
+        )
+        .await;
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["results"][0]["id"], page_id);
+    let untagged = api
+        .ok(
+            "/delete_user_file_tags",
+            json!({"organization_user_file_id": page_id, "tags": ["team"]}),
+        )
+        .await;
+    assert!(untagged["tags"].get("team").is_none());
+    assert_eq!(untagged["tags"]["tier"], 1);
+    assert_eq!(
+        other
+            .post(
+                "/create_user_file_tags",
+                json!({"organization_user_file_id": page_id, "tags": {"x": "y"}}),
+            )
+            .await
+            .0,
+        404
+    );
+    // Tags on the data source.
+    let source_schema = carbon_validator("OrganizationUserDataSourceAPI");
+    let added = api
+        .ok(
+            "/data_sources/tags/add",
+            json!({"data_source_id": source, "tags": {"env": "prod", "team": "eng"}}),
+        )
+        .await;
+    conforms(&source_schema, "OrganizationUserDataSourceAPI", &added);
+    assert_eq!(added["tags"], json!({"env": "prod", "team": "eng"}));
+    let removed = api
+        .ok(
+            "/data_sources/tags/remove",
+            json!({"data_source_id": source, "tags_to_remove": ["env"]}),
+        )
+        .await;
+    assert_eq!(removed["tags"], json!({"team": "eng"}));
+    let cleared = api
+        .ok(
+            "/data_sources/tags/remove",
+            json!({"data_source_id": source, "remove_all_tags": true}),
+        )
+        .await;
+    assert_eq!(cleared["tags"], json!({}));
+    // The deprecated listing: the spaces, then a space's children.
+    let list_schema = carbon_validator("ListResponse");
+    let spaces = api
+        .ok(
+            "/integrations/confluence/list",
+            json!({"data_source_id": source}),
+        )
+        .await;
+    conforms(&list_schema, "ListResponse", &spaces);
+    let space = spaces["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["has_children"] == true)
+        .expect("a space with pages")
+        .clone();
+    let children = api
+        .ok(
+            "/integrations/confluence/list",
+            json!({"data_source_id": source, "parent_id": space["id"]}),
+        )
+        .await;
+    conforms(&list_schema, "ListResponse", &children);
+    assert!(!children["data"].as_array().unwrap().is_empty());
+    // The deprecated sync: files/sync under its older name.
+    assert_eq!(
+        api.ok(
+            "/integrations/confluence/sync",
+            json!({"data_source_id": source, "ids": [space["id"]]}),
+        )
+        .await["success"],
+        true
+    );
+    // The older delete: by id; a delete that names nothing is refused.
+    let doomed = kinds["blogpost"][0]["id"].as_i64().unwrap();
+    let (status, body) = api.post("/delete_files", json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        api.ok("/delete_files", json!({"file_ids": [doomed]})).await["success"],
+        true
+    );
+    let left = api
+        .ok("/user_files_v2", json!({"filters": {"ids": [doomed]}}))
+        .await;
+    assert_eq!(left["count"], 0);
     running.stop().await;
 }
