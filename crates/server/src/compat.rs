@@ -5,11 +5,11 @@
 //! deprecated `/integrations/confluence/list` and `/sync`.
 
 use crate::connection::data_source;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Body, CustomerCaller};
 use crate::model::*;
 use crate::routes::{
-    check_tags, delete_matching, end_user, files_sync, owned_source, user_file, user_files_v2,
+    caller_file, check_tags, delete_matching, files_sync, owned_source, user_file, user_files_v2,
     STATUSES,
 };
 use crate::{App, AppState};
@@ -35,11 +35,9 @@ pub async fn delete_files(
                 .collect(),
         );
     }
+    // A delete that names nothing deletes nothing (never everything).
     if request.file_ids.is_none() && statuses.is_none() {
-        return Err(ApiError::field(
-            &[],
-            "give file_ids or sync_statuses: a delete names what it deletes",
-        ));
+        return Ok(Json(SuccessResponse { success: true }));
     }
     let filters = FileFilters {
         ids: request.file_ids,
@@ -62,19 +60,7 @@ pub async fn user_files(
 
 /// The caller's file, as user_files_v2 shows it.
 async fn own_file(app: &App, caller: &CustomerCaller, file_id: i64) -> ApiResult<UserFile> {
-    let user = end_user(app, caller)
-        .await?
-        .ok_or_else(|| ApiError::not_found("file"))?;
-    let query = store::FileQuery {
-        ids: vec![file_id],
-        limit: 1,
-        ..Default::default()
-    };
-    let (mut files, _) = app
-        .store
-        .api_files(&caller.organisation.id, &user.id, &query)
-        .await?;
-    let file = files.pop().ok_or_else(|| ApiError::not_found("file"))?;
+    let (user, file) = caller_file(app, caller, file_id).await?;
     let status = file.status.clone();
     Ok(user_file(file, status, &caller.organisation, &user))
 }
@@ -122,17 +108,10 @@ pub async fn add_data_source_tags(
     caller: CustomerCaller,
     Body(request): Body<DataSourceTagsAddRequest>,
 ) -> ApiResult<Json<DataSource>> {
-    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
-    let mut tags = tag_map(&Some(connection.data_source_tags.clone()));
-    tags.extend(request.tags);
-    check_tags(&tags)?;
-    app.store
-        .set_data_source_tags(&caller.organisation.id, &connection.id, &tags)
-        .await?;
-    let connection = app.store.connection(&connection.id).await?;
-    Ok(Json(
-        data_source(&app.store, &caller.organisation, &user, &connection).await?,
-    ))
+    retag_source(&app, &caller, request.data_source_id, |tags| {
+        tags.extend(request.tags)
+    })
+    .await
 }
 
 /// POST /data_sources/tags/remove
@@ -141,14 +120,28 @@ pub async fn remove_data_source_tags(
     caller: CustomerCaller,
     Body(request): Body<DataSourceTagsRemoveRequest>,
 ) -> ApiResult<Json<DataSource>> {
-    let (user, connection) = owned_source(&app, &caller, request.data_source_id).await?;
+    retag_source(&app, &caller, request.data_source_id, |tags| {
+        if request.remove_all_tags {
+            tags.clear();
+        }
+        for key in &request.tags_to_remove {
+            tags.remove(key);
+        }
+    })
+    .await
+}
+
+/// Changes a data source's tags and answers the data source.
+async fn retag_source(
+    app: &App,
+    caller: &CustomerCaller,
+    data_source_id: i64,
+    change: impl FnOnce(&mut BTreeMap<String, Value>),
+) -> ApiResult<Json<DataSource>> {
+    let (user, connection) = owned_source(app, caller, data_source_id).await?;
     let mut tags = tag_map(&Some(connection.data_source_tags.clone()));
-    if request.remove_all_tags {
-        tags.clear();
-    }
-    for key in &request.tags_to_remove {
-        tags.remove(key);
-    }
+    change(&mut tags);
+    check_tags(&tags)?;
     app.store
         .set_data_source_tags(&caller.organisation.id, &connection.id, &tags)
         .await?;

@@ -14,7 +14,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, CustomerCaller};
 use crate::model::*;
-use crate::routes::{end_user, file_query, page};
+use crate::routes::{caller_file, end_user, file_query, page, path_id};
 use crate::{App, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -65,33 +65,14 @@ pub fn presigned_url(app: &App, file_id: i64, part: Part) -> String {
     )
 }
 
-/// The caller's file, or 404 (whoever else's it may be).
-async fn owned_file(app: &App, caller: &CustomerCaller, file_id: i64) -> ApiResult<()> {
-    let user = end_user(app, caller)
-        .await?
-        .ok_or_else(|| ApiError::not_found("file"))?;
-    let query = store::FileQuery {
-        ids: vec![file_id],
-        limit: 1,
-        ..Default::default()
-    };
-    let (files, _) = app
-        .store
-        .api_files(&caller.organisation.id, &user.id, &query)
-        .await?;
-    if files.is_empty() {
-        return Err(ApiError::not_found("file"));
-    }
-    Ok(())
-}
-
 /// GET /parsed_file/{file_id}
 pub async fn parsed_file(
     State(app): State<AppState>,
     caller: CustomerCaller,
-    Path(file_id): Path<i64>,
+    Path(file_id): Path<String>,
 ) -> ApiResult<Json<PresignedUrlResponse>> {
-    owned_file(&app, &caller, file_id).await?;
+    let file_id = path_id("file_id", &file_id)?;
+    caller_file(&app, &caller, file_id).await?;
     Ok(Json(PresignedUrlResponse {
         presigned_url: presigned_url(&app, file_id, Part::Parsed),
     }))
@@ -101,9 +82,10 @@ pub async fn parsed_file(
 pub async fn raw_file(
     State(app): State<AppState>,
     caller: CustomerCaller,
-    Path(file_id): Path<i64>,
+    Path(file_id): Path<String>,
 ) -> ApiResult<Json<PresignedUrlResponse>> {
-    owned_file(&app, &caller, file_id).await?;
+    let file_id = path_id("file_id", &file_id)?;
+    caller_file(&app, &caller, file_id).await?;
     Ok(Json(PresignedUrlResponse {
         presigned_url: presigned_url(&app, file_id, Part::Raw),
     }))
@@ -111,16 +93,18 @@ pub async fn raw_file(
 
 #[derive(Deserialize)]
 pub struct Signed {
-    expires: Option<i64>,
+    // Strings, read here: a malformed link gets confsync's JSON error.
+    expires: Option<String>,
     signature: Option<String>,
 }
 
 /// GET /file_contents/{file_id}/{part}: what a presigned link serves.
 pub async fn download(
     State(app): State<AppState>,
-    Path((file_id, part)): Path<(i64, String)>,
+    Path((file_id, part)): Path<(String, String)>,
     Query(signed): Query<Signed>,
 ) -> ApiResult<Response> {
+    let file_id = path_id("file_id", &file_id)?;
     let part = match part.as_str() {
         "parsed" => Part::Parsed,
         "raw" => Part::Raw,
@@ -133,7 +117,8 @@ pub async fn download(
             "this link is not one confsync signed",
         )
     };
-    let (Some(expires), Some(given)) = (signed.expires, signed.signature) else {
+    let expires = signed.expires.and_then(|e| e.parse::<i64>().ok());
+    let (Some(expires), Some(given)) = (expires, signed.signature) else {
         return Err(invalid());
     };
     let given = hex::decode(given).map_err(|_| invalid())?;
@@ -320,7 +305,7 @@ pub async fn text_chunks(
 ) -> ApiResult<Json<ChunksResponse>> {
     let (limit, offset) = page(&request.pagination)?;
     let file_id = request.filters.user_file_id;
-    owned_file(&app, &caller, file_id).await?;
+    caller_file(&app, &caller, file_id).await?;
     let (chunks, count) = app.store.chunk_page(&[file_id], limit, offset).await?;
     Ok(Json(ChunksResponse {
         results: chunks

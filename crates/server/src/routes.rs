@@ -59,6 +59,41 @@ pub(crate) async fn end_user(app: &App, caller: &CustomerCaller) -> ApiResult<Op
         .await?)
 }
 
+/// A path's integer id, or a 422 naming it (axum's own rejection is
+/// plain text).
+pub(crate) fn path_id(name: &str, value: &str) -> ApiResult<i64> {
+    value.parse().map_err(|_| {
+        ApiError::Validation(vec![crate::error::FieldError {
+            loc: vec![json!("path"), json!(name)],
+            msg: "must be an integer".into(),
+            kind: "int_parsing",
+        }])
+    })
+}
+
+/// The caller's file as the store lists it, with the caller, or 404
+/// (whoever else's it may be).
+pub(crate) async fn caller_file(
+    app: &App,
+    caller: &CustomerCaller,
+    file_id: i64,
+) -> ApiResult<(EndUser, store::ApiFile)> {
+    let user = end_user(app, caller)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let query = store::FileQuery {
+        ids: vec![file_id],
+        limit: 1,
+        ..Default::default()
+    };
+    let (mut files, _) = app
+        .store
+        .api_files(&caller.organisation.id, &user.id, &query)
+        .await?;
+    let file = files.pop().ok_or_else(|| ApiError::not_found("file"))?;
+    Ok((user, file))
+}
+
 /// The caller's data source, or 404 (whoever else's it may be).
 pub(crate) async fn owned_source(
     app: &App,
@@ -998,16 +1033,7 @@ pub async fn resync_file(
         .resync_file(&connection.id, request.file_id, chunking)
         .await?;
     app.jobs_ready.notify_one();
-    let query = store::FileQuery {
-        ids: vec![request.file_id],
-        limit: 1,
-        ..Default::default()
-    };
-    let (mut files, _) = app
-        .store
-        .api_files(&caller.organisation.id, &user.id, &query)
-        .await?;
-    let file = files.pop().ok_or_else(|| ApiError::not_found("file"))?;
+    let (user, file) = caller_file(&app, &caller, request.file_id).await?;
     let status = file.status.clone();
     Ok(Json(user_file(file, status, &caller.organisation, &user)))
 }
@@ -1822,13 +1848,7 @@ pub async fn delete_webhook(
     caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SuccessResponse>> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::Validation(vec![crate::error::FieldError {
-            loc: vec![json!("path"), json!("webhook_id")],
-            msg: "must be an integer".into(),
-            kind: "int_parsing",
-        }])
-    })?;
+    let id = path_id("webhook_id", &id)?;
     if !app
         .store
         .delete_webhook(&caller.organisation.id, id)

@@ -87,14 +87,9 @@ async fn carbon_connect_is_the_file_picker() {
             ("listing", _) => {
                 let connection = customer.connection(&running, source.unwrap()).await;
                 wait_until("the listing runs", || async {
-                    running
-                        .app
-                        .store
-                        .sync_jobs(&connection.id, 100)
+                    statuses(&running, &connection)
                         .await
-                        .unwrap()
-                        .iter()
-                        .any(|(_, status)| status == "RUNNING")
+                        .contains(&"RUNNING".into())
                 })
                 .await;
             }
@@ -103,14 +98,9 @@ async fn carbon_connect_is_the_file_picker() {
                 sim.set_faults(confluence_sim::FaultConfig::default());
                 let connection = customer.connection(&running, source.unwrap()).await;
                 wait_until("the listing stops", || async {
-                    running
-                        .app
-                        .store
-                        .sync_jobs(&connection.id, 100)
+                    !statuses(&running, &connection)
                         .await
-                        .unwrap()
-                        .iter()
-                        .all(|(_, status)| status != "RUNNING")
+                        .contains(&"RUNNING".into())
                 })
                 .await;
             }
@@ -173,6 +163,19 @@ async fn carbon_connect_is_the_file_picker() {
         "the item listing was cancelled: {jobs:?}"
     );
     running.stop().await;
+}
+
+/// The statuses of a connection's jobs, newest first.
+async fn statuses(running: &server::Running, connection: &store::Connection) -> Vec<String> {
+    running
+        .app
+        .store
+        .sync_jobs(&connection.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, status)| status)
+        .collect()
 }
 
 async fn only_connection(running: &server::Running, customer: &Api) -> store::Connection {

@@ -358,6 +358,18 @@ pub async fn authorize(
     (params, callback)
 }
 
+/// Carbon's OpenAPI document, from ../shared/carbon-api beside the clone.
+pub fn carbon_document() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/carbon-api/carbon.openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

@@ -129,7 +129,7 @@ async fn malformed_requests_get_4xx_json() {
             (Some(("{\"a\": 1} trailing".into(), "application/json")), key.clone(), "trailing garbage"),
             (Some(("[1, 2]".into(), "application/json")), key.clone(), "an array"),
             (Some(("\"text\"".into(), "application/json")), key.clone(), "a string"),
-            (Some((json!({"data_source_id": "x", "file_id": [], "k": "ten", "customer_ids": 5, "ids": "z",
+            (Some((json!({"data_source_id": "x", "file_id": [], "file_ids": "z", "k": "ten", "customer_ids": 5, "ids": "z",
                 "pagination": 7, "query": 1, "url": false, "service": 3}).to_string(), "application/json")), key.clone(), "wrong types"),
             (Some((json!({"data_source_id": 987654, "file_id": 987654, "ids": [987654], "k": 3, "query": "q",
                 "customer_ids": ["nobody"], "url": "http://127.0.0.1:9/x", "service": "CONFLUENCE"}).to_string(), "application/json")), key.clone(), "unknown ids"),
@@ -269,14 +269,7 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
     }
     // Carbon's names: the fields Carbon's document requires in its answers
     // are in ours (for the shapes confsync shares with it).
-    let carbon: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/carbon-api/carbon.openapi.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let carbon = carbon_document();
     for (ours, theirs) in [
         ("DataSource", "OrganizationUserDataSourceAPI"),
         ("UserFile", "UserFile"),
