@@ -31,7 +31,7 @@ pub use extract::hash_secret;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
 use rand::Rng;
@@ -341,72 +341,16 @@ async fn serve(
 }
 
 pub fn router(app: AppState) -> Router {
-    Router::new()
-        .route(
-            "/auth/v1/access_token",
-            get(routes::access_token).post(routes::access_token_for_viewer),
-        )
-        .route("/whoami", get(routes::whoami))
-        .route(
-            "/auth/v1/white_labeling",
-            get(routes::white_labeling).post(routes::set_white_labeling),
-        )
-        .route("/integrations/oauth_url", post(oauth::oauth_url))
-        .route("/integrations/confluence/oauth", get(oauth::callback))
-        .route("/integrations/connect", post(routes::connect))
-        .route("/integrations/items/sync", post(routes::items_sync))
-        .route(
-            "/integrations/items/sync/cancel",
-            post(routes::items_sync_cancel),
-        )
-        .route("/integrations/items/list", post(routes::items_list))
-        .route("/integrations/files/sync", post(routes::files_sync))
-        .route("/user_data_sources", post(routes::user_data_sources))
-        .route("/revoke_access_token", post(routes::revoke_access_token))
-        .route("/user_files_v2", post(routes::user_files_v2))
-        .route("/resync_file", post(routes::resync_file))
-        .route("/delete_files", post(compat::delete_files))
-        .route("/user_files", post(compat::user_files))
-        .route("/create_user_file_tags", post(compat::create_file_tags))
-        .route("/delete_user_file_tags", post(compat::delete_file_tags))
-        .route("/data_sources/tags/add", post(compat::add_data_source_tags))
-        .route(
-            "/data_sources/tags/remove",
-            post(compat::remove_data_source_tags),
-        )
-        .route(
-            "/integrations/confluence/list",
-            post(compat::confluence_list),
-        )
-        .route(
-            "/integrations/confluence/sync",
-            post(compat::confluence_sync),
-        )
-        .route("/parsed_file/{file_id}", get(content::parsed_file))
-        .route("/raw_file/{file_id}", get(content::raw_file))
-        .route("/text_chunks", post(content::text_chunks))
-        .route(
-            "/list_chunks_and_embeddings",
-            post(content::list_chunks_and_embeddings),
-        )
+    // The API: every operation of the table in `openapi.rs`, which the
+    // document is generated from too.
+    let mut router = Router::new();
+    for endpoint in openapi::endpoints() {
+        router = router.route(endpoint.path, (endpoint.route)());
+    }
+    router
         // What the links of /parsed_file and /raw_file open (signed; not
         // an API operation, as Carbon's presigned URLs are not).
         .route("/file_contents/{file_id}/{part}", get(content::download))
-        .route("/delete_files_v2", post(routes::delete_files_v2))
-        .route("/embeddings", post(routes::embeddings))
-        .route("/update_users", post(routes::update_users))
-        .route("/list_users", post(routes::list_users))
-        .route("/delete_users", post(routes::delete_users))
-        .route("/add_webhook", post(routes::add_webhook))
-        .route("/webhooks", post(routes::list_webhooks))
-        .route(
-            "/delete_webhook/{webhook_id}",
-            delete(routes::delete_webhook),
-        )
-        .route("/white_label/create", post(routes::white_label_create))
-        .route("/white_label/list", post(routes::white_label_list))
-        .route("/white_label/update", post(routes::white_label_update))
-        .route("/white_label/delete", post(routes::white_label_delete))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route(
             "/health",

@@ -373,11 +373,121 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
             "no refresh token: the app must ask for offline_access",
         )
     })?;
-    // Which site: the one whose URL the subdomain names.
+    let resources = accessible_resources(app, &tokens.access_token).await?;
+    let secret = Secret::OAuth {
+        oauth: confluence::OAuthTokens {
+            access_token: tokens.access_token,
+            refresh_token,
+            expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
+            lifetime_secs: tokens.expires_in,
+        },
+        own_app,
+        client_id: Some(oauth.client_id.clone()),
+    };
+    if let Some(admin_id) = admin {
+        let resources = resources
+            .into_iter()
+            .filter(|r| valid_cloud_id(&r.id))
+            .collect();
+        let consent = crate::console::hold_consent(
+            app,
+            crate::console::PendingConsent {
+                admin_id,
+                organisation_id: organisation.id.clone(),
+                secret,
+                resources,
+                created: std::time::Instant::now(),
+            },
+        );
+        return Ok(Completed::Console(consent));
+    }
+    let (gateway, site_link) = site_of(app, &resources, site.as_ref())?;
+    let settings: ConnectSettings =
+        serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
+    let reconnect = saved["data_source_id"].as_i64();
+    let connection = finish_connect(
+        app,
+        &organisation,
+        crate::routes::Owner::Customer(&claims.c),
+        "oauth",
+        &gateway,
+        "/wiki",
+        Some(&site_link),
+        secret,
+        &settings,
+        reconnect,
+    )
+    .await?;
+    Ok(Completed::DataSource(connection.data_source_id))
+}
+
+/// Carbon's Confluence connect: an access and a refresh token the caller
+/// obtained with the organisation's own OAuth app (registered with
+/// /white_label/create), for the site the subdomain names. The tokens are
+/// taken as they are and refreshed with that app from the first sync on
+/// (the refresh token rotates then, and at each refresh after).
+pub(crate) async fn connect_with_tokens(
+    app: &App,
+    organisation: &store::Organisation,
+    customer: &str,
+    access_token: &str,
+    refresh_token: &str,
+    site: &crate::config::ResolvedSite,
+    settings: &ConnectSettings,
+) -> ApiResult<store::Connection> {
+    let (oauth, _, own_app) = oauth_app(app, &organisation.id).await?;
+    if !own_app {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "oauth_app_not_configured",
+            "tokens from your own OAuth app need that app registered first (/white_label/create): confsync refreshes them with it",
+        ));
+    }
+    if refresh_token.is_empty() || refresh_token.chars().count() > 4096 {
+        return Err(ApiError::field(
+            &["authentication", "refresh_token"],
+            "must be 1 to 4096 characters",
+        ));
+    }
+    let resources = accessible_resources(app, access_token).await?;
+    let (gateway, site_link) = site_of(app, &resources, Some(site))?;
+    let secret = Secret::OAuth {
+        oauth: confluence::OAuthTokens {
+            access_token: access_token.to_string(),
+            refresh_token: refresh_token.to_string(),
+            // Its lifetime is not known: refreshed before the first use.
+            expires_at: chrono::Utc::now().timestamp(),
+            lifetime_secs: 3600,
+        },
+        own_app: true,
+        client_id: Some(oauth.client_id.clone()),
+    };
+    finish_connect(
+        app,
+        organisation,
+        crate::routes::Owner::Customer(customer),
+        "oauth",
+        &gateway,
+        "/wiki",
+        Some(&site_link),
+        secret,
+        settings,
+        None,
+    )
+    .await
+}
+
+/// The sites an OAuth access token reaches (Atlassian's
+/// accessible-resources, at the configured gateway only), those with an
+/// http(s) URL.
+pub(crate) async fn accessible_resources(
+    app: &App,
+    access_token: &str,
+) -> ApiResult<Vec<Resource>> {
     let resources: Vec<Resource> = app
         .http
         .get(app.config.accessible_resources_url())
-        .bearer_auth(&tokens.access_token)
+        .bearer_auth(access_token)
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -397,43 +507,24 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
         })?;
     // Only the gateway (configured) is ever called; the site's URL is kept
     // for links, and must be an http(s) URL.
-    let resources: Vec<&Resource> = resources
-        .iter()
+    Ok(resources
+        .into_iter()
         .filter(|r| {
             url::Url::parse(&r.url)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         })
-        .collect();
-    let secret = Secret::OAuth {
-        oauth: confluence::OAuthTokens {
-            access_token: tokens.access_token,
-            refresh_token,
-            expires_at: chrono::Utc::now().timestamp() + tokens.expires_in,
-            lifetime_secs: tokens.expires_in,
-        },
-        own_app,
-        client_id: Some(oauth.client_id.clone()),
-    };
-    if let Some(admin_id) = admin {
-        let resources = resources
-            .into_iter()
-            .filter(|r| valid_cloud_id(&r.id))
-            .cloned()
-            .collect();
-        let consent = crate::console::hold_consent(
-            app,
-            crate::console::PendingConsent {
-                admin_id,
-                organisation_id: organisation.id.clone(),
-                secret,
-                resources,
-                created: std::time::Instant::now(),
-            },
-        );
-        return Ok(Completed::Console(consent));
-    }
-    let resource = match &site {
-        Some(site) => *resources
+        .collect())
+}
+
+/// The site a connection syncs: the one whose URL the subdomain names, or
+/// the only one reached. Its API gateway URL and its link.
+pub(crate) fn site_of(
+    app: &App,
+    resources: &[Resource],
+    site: Option<&crate::config::ResolvedSite>,
+) -> ApiResult<(String, String)> {
+    let resource = match site {
+        Some(site) => resources
             .iter()
             .find(|r| {
                 r.url
@@ -446,8 +537,8 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
                     format!("the account that consented cannot reach {}", site.base_url),
                 )
             })?,
-        None => match resources.as_slice() {
-            [only] => *only,
+        None => match resources {
+            [only] => only,
             [] => {
                 return Err(ApiError::bad_request(
                     "site_not_accessible",
@@ -466,7 +557,6 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
             }
         },
     };
-    let site_link = resource.url.trim_end_matches('/').to_string();
     if !valid_cloud_id(&resource.id) {
         return Err(ApiError::bad_gateway(
             "atlassian_bad_answer",
@@ -478,23 +568,7 @@ async fn complete(app: &App, query: &str) -> ApiResult<Completed> {
         app.config.atlassian.api_url.trim_end_matches('/'),
         resource.id
     );
-    let settings: ConnectSettings =
-        serde_json::from_value(saved["settings"].clone()).map_err(ApiError::internal)?;
-    let reconnect = saved["data_source_id"].as_i64();
-    let connection = finish_connect(
-        app,
-        &organisation,
-        crate::routes::Owner::Customer(&claims.c),
-        "oauth",
-        &gateway,
-        "/wiki",
-        Some(&site_link),
-        secret,
-        &settings,
-        reconnect,
-    )
-    .await?;
-    Ok(Completed::DataSource(connection.data_source_id))
+    Ok((gateway, resource.url.trim_end_matches('/').to_string()))
 }
 
 /// A cloud id goes into the gateway's path: letters, digits and hyphens.

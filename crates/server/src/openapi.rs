@@ -1,6 +1,7 @@
-//! The OpenAPI document, generated from the code: the endpoint table
-//! below (which a test checks against the router) and the JSON Schemas
-//! that schemars derives from the request and response types.
+//! The API's operations, declared once: the endpoint table below names
+//! each operation's method, path, handler, caller kind and types; the
+//! router (`lib.rs::router`) is built from it, and so is the OpenAPI
+//! document, with the JSON Schemas schemars derives from the types.
 
 use crate::model::*;
 use schemars::gen::{SchemaGenerator, SchemaSettings};
@@ -23,6 +24,9 @@ pub enum Auth {
 
 pub struct Endpoint {
     pub method: &'static str,
+    /// The handler, routed at `path` for `method` (the router is built
+    /// from this table: an operation is declared once).
+    pub route: fn() -> axum::routing::MethodRouter<crate::AppState>,
     pub path: &'static str,
     pub summary: &'static str,
     pub auth: Auth,
@@ -39,9 +43,10 @@ fn any(_: &mut SchemaGenerator) -> Schema {
 }
 
 macro_rules! endpoint {
-    ($method:literal, $path:literal, $auth:ident, $summary:literal, $request:ty, $response:ty) => {
+    ($method:ident, $handler:path, $path:literal, $auth:ident, $summary:literal, $request:ty, $response:ty) => {
         Endpoint {
-            method: $method,
+            method: stringify!($method),
+            route: || axum::routing::$method($handler),
             path: $path,
             summary: $summary,
             auth: Auth::$auth,
@@ -49,9 +54,10 @@ macro_rules! endpoint {
             response: s::<$response>,
         }
     };
-    ($method:literal, $path:literal, $auth:ident, $summary:literal, $response:ty) => {
+    ($method:ident, $handler:path, $path:literal, $auth:ident, $summary:literal, $response:ty) => {
         Endpoint {
-            method: $method,
+            method: stringify!($method),
+            route: || axum::routing::$method($handler),
             path: $path,
             summary: $summary,
             auth: Auth::$auth,
@@ -64,14 +70,16 @@ macro_rules! endpoint {
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint!(
-            "get",
+            get,
+            crate::routes::access_token,
             "/auth/v1/access_token",
             OrganisationForCustomer,
             "A customer token (an hour) for calls as one customer, searching as the narrowest viewer",
             TokenResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::access_token_for_viewer,
             "/auth/v1/access_token",
             OrganisationForCustomer,
             "A customer token (an hour) for calls as one customer, searching as at most the viewer given",
@@ -79,21 +87,24 @@ pub fn endpoints() -> Vec<Endpoint> {
             TokenResponse
         ),
         endpoint!(
-            "get",
+            get,
+            crate::routes::whoami,
             "/whoami",
             Customer,
             "The calling customer and what they have synced",
             WhoAmIResponse
         ),
         endpoint!(
-            "get",
+            get,
+            crate::routes::white_labeling,
             "/auth/v1/white_labeling",
             Customer,
             "What the file picker shows: branding, and integrations with the organisation's own OAuth app",
             WhiteLabelingResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::set_white_labeling,
             "/auth/v1/white_labeling",
             Organisation,
             "Set whether the file picker hides its branding",
@@ -101,7 +112,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             WhiteLabelingResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::oauth::oauth_url,
             "/integrations/oauth_url",
             Customer,
             "The URL that starts Atlassian's consent",
@@ -110,6 +122,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         Endpoint {
             method: "get",
+            route: || axum::routing::get(crate::oauth::callback),
             path: "/integrations/confluence/oauth",
             summary: "OAuth callback: Atlassian redirects the browser here with code and state",
             auth: Auth::Public,
@@ -117,7 +130,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             response: any,
         },
         endpoint!(
-            "post",
+            post,
+            crate::routes::connect,
             "/integrations/connect",
             Customer,
             "Connect with an API token or a personal access token",
@@ -125,7 +139,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             ConnectResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::items_sync,
             "/integrations/items/sync",
             Customer,
             "Queue a listing of the site's spaces and pages for a picker (source_items_synced_at moves when it is done)",
@@ -133,7 +148,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DataSource
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::items_sync_cancel,
             "/integrations/items/sync/cancel",
             Customer,
             "Stop listing the site's spaces and pages",
@@ -141,7 +157,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DataSource
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::items_list,
             "/integrations/items/list",
             Customer,
             "Browse the listed spaces and pages",
@@ -149,7 +166,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             ItemsListResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::files_sync,
             "/integrations/files/sync",
             Customer,
             "Sync chosen spaces and pages",
@@ -157,7 +175,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::user_data_sources,
             "/user_data_sources",
             Customer,
             "The customer's data sources",
@@ -165,7 +184,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DataSourcesResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::revoke_access_token,
             "/revoke_access_token",
             Customer,
             "Revoke a data source's access",
@@ -173,7 +193,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::user_files_v2,
             "/user_files_v2",
             Customer,
             "The customer's files, with sync statuses",
@@ -181,7 +202,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFilesResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::delete_files,
             "/delete_files",
             Customer,
             "Carbon's older delete: files by id or status",
@@ -189,7 +211,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::user_files,
             "/user_files",
             Customer,
             "Carbon's v1 listing: user_files_v2's files as a bare list",
@@ -197,7 +220,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             Vec<UserFile>
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::create_file_tags,
             "/create_user_file_tags",
             Customer,
             "Add tags to a file",
@@ -205,7 +229,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFile
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::delete_file_tags,
             "/delete_user_file_tags",
             Customer,
             "Remove tags from a file by key",
@@ -213,7 +238,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFile
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::add_data_source_tags,
             "/data_sources/tags/add",
             Customer,
             "Add tags to a data source",
@@ -221,7 +247,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DataSource
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::remove_data_source_tags,
             "/data_sources/tags/remove",
             Customer,
             "Remove tags from a data source (by key, or all)",
@@ -229,7 +256,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DataSource
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::confluence_list,
             "/integrations/confluence/list",
             Customer,
             "Deprecated in Carbon: one level of the item tree as directory items",
@@ -237,7 +265,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             DirectoryListResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::compat::confluence_sync,
             "/integrations/confluence/sync",
             Customer,
             "Deprecated in Carbon: files/sync under its older name",
@@ -245,21 +274,24 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "get",
+            get,
+            crate::content::parsed_file,
             "/parsed_file/{file_id}",
             Customer,
             "A link (an hour, no credentials needed) to a file's Markdown, or an attachment's text",
             PresignedUrlResponse
         ),
         endpoint!(
-            "get",
+            get,
+            crate::content::raw_file,
             "/raw_file/{file_id}",
             Customer,
             "A link (an hour, no credentials needed) to a file's storage-format body, or an attachment's bytes",
             PresignedUrlResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::content::text_chunks,
             "/text_chunks",
             Customer,
             "One file's chunks in order, with their vectors if asked",
@@ -267,7 +299,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             ChunksResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::content::list_chunks_and_embeddings,
             "/list_chunks_and_embeddings",
             Customer,
             "The chunks of the files the filters match (at most 10,000 files), with their vectors if asked",
@@ -275,7 +308,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             ChunksResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::resync_file,
             "/resync_file",
             Customer,
             "Fetch a file again",
@@ -283,7 +317,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             UserFile
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::delete_files_v2,
             "/delete_files_v2",
             Customer,
             "Delete files by filter",
@@ -291,7 +326,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::embeddings,
             "/embeddings",
             Customer,
             "Search the customer's chunks",
@@ -299,7 +335,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             EmbeddingsResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::update_users,
             "/update_users",
             Organisation,
             "Auto-sync settings of up to 100 customers",
@@ -307,7 +344,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::list_users,
             "/list_users",
             Organisation,
             "The organisation's customers",
@@ -315,7 +353,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             ListUsersResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::delete_users,
             "/delete_users",
             Organisation,
             "Delete customers and everything synced for them",
@@ -323,7 +362,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::add_webhook,
             "/add_webhook",
             Organisation,
             "Add a webhook (its signing key is shown once)",
@@ -331,7 +371,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             WebhookOut
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::list_webhooks,
             "/webhooks",
             Organisation,
             "The organisation's webhooks",
@@ -339,14 +380,16 @@ pub fn endpoints() -> Vec<Endpoint> {
             WebhooksResponse
         ),
         endpoint!(
-            "delete",
+            delete,
+            crate::routes::delete_webhook,
             "/delete_webhook/{webhook_id}",
             Organisation,
             "Delete a webhook",
             SuccessResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::white_label_create,
             "/white_label/create",
             Organisation,
             "Bring your own OAuth app",
@@ -354,7 +397,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             Vec<WhiteLabelOut>
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::white_label_list,
             "/white_label/list",
             Organisation,
             "The organisation's OAuth apps",
@@ -362,7 +406,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             WhiteLabelListResponse
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::white_label_update,
             "/white_label/update",
             Organisation,
             "Replace an OAuth app",
@@ -370,7 +415,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             WhiteLabelOut
         ),
         endpoint!(
-            "post",
+            post,
+            crate::routes::white_label_delete,
             "/white_label/delete",
             Organisation,
             "Delete OAuth apps",

@@ -5,14 +5,23 @@
 
 use super::*;
 
-/// Carbon's document (../shared/carbon-api), and a validator for one of
-/// its component schemas.
+/// A validator for one of Carbon's component schemas.
 fn carbon_validator(name: &str) -> jsonschema::Validator {
-    let carbon = carbon_document();
-    let schema = json!({
-        "$ref": format!("#/components/schemas/{name}"),
-        "components": carbon["components"],
-    });
+    within_carbon(
+        &carbon_document(),
+        json!({"$ref": format!("#/components/schemas/{name}")}),
+    )
+}
+
+/// A schema of Carbon's document, compiled with the document's
+/// components beside it (its `$ref`s point there).
+fn within_carbon(carbon: &Value, schema: Value) -> jsonschema::Validator {
+    let mut schema = schema;
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("components".into(), carbon["components"].clone());
+    } else {
+        schema = json!({"allOf": [schema], "components": carbon["components"]});
+    }
     jsonschema::options()
         .should_validate_formats(false)
         .build(&schema)
@@ -376,5 +385,290 @@ async fn content_links_chunks_and_carbons_schema() {
         .ok("/user_files_v2", json!({"filters": {"ids": [doomed]}}))
         .await;
     assert_eq!(left["count"], 0);
+    running.stop().await;
+}
+
+/// Every operation confsync shares with Carbon, called with a valid
+/// request: the answer is valid by Carbon's published response schema for
+/// that operation. An operation added to the table without an example here
+/// fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_answer_is_carbons() {
+    let carbon = carbon_document();
+    let sim = simulator(2, 30).await;
+    let dir = TempDir::new("carbon-answers");
+    let mut config = config(&sim, &dir);
+    config.webhooks.allow_private_targets = true;
+    let running = start(config).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("c1");
+    let creds = sim.credentials();
+    let (_receiver, hook_url) = Receiver::start(0).await;
+
+    let mut checked: Vec<(String, String)> = Vec::new();
+    let mut call =
+        |method: &'static str, path: String, template: &'static str, body: Option<Value>| {
+            checked.push((method.to_string(), template.to_string()));
+            let api = &api;
+            let carbon = &carbon;
+            async move {
+                let (status, answer) = match (method, body) {
+                    ("get", _) => api.get(&path).await,
+                    ("delete", _) => api.delete(&path).await,
+                    (_, body) => api.post(&path, body.unwrap_or(json!({}))).await,
+                };
+                assert!(
+                    (200..300).contains(&status),
+                    "{method} {path}: {status} {answer}"
+                );
+                let schema = carbon["paths"][template][method]["responses"]["200"]["content"]
+                    ["application/json"]["schema"]
+                    .clone();
+                let validator = within_carbon(carbon, schema);
+                conforms(&validator, &format!("{method} {template}"), &answer);
+                answer
+            }
+        };
+
+    // Connect (an API token), and wait for the files.
+    let connected = call(
+        "post",
+        "/integrations/connect".into(),
+        "/integrations/connect",
+        Some(
+            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
+            "username": creds.email, "access_token": creds.api_token},
+            "sync_options": {"sync_files_on_connection": true}}),
+        ),
+    )
+    .await;
+    let source = connected["data_source"]["id"].as_i64().unwrap();
+    let files = api.wait_ready(source).await;
+    let file = files[0]["id"].as_i64().unwrap();
+    let (doomed_v1, doomed_v2) = (
+        files[1]["id"].as_i64().unwrap(),
+        files[2]["id"].as_i64().unwrap(),
+    );
+    api.list_items(source).await;
+    let items = api
+        .ok(
+            "/integrations/items/list",
+            json!({"data_source_id": source}),
+        )
+        .await;
+    let space = items["items"][0]["external_id"].clone();
+    assert!(space.is_string(), "{items}");
+
+    call(
+        "get",
+        "/auth/v1/access_token".into(),
+        "/auth/v1/access_token",
+        None,
+    )
+    .await;
+    call("get", "/whoami".into(), "/whoami", None).await;
+    call(
+        "get",
+        "/auth/v1/white_labeling".into(),
+        "/auth/v1/white_labeling",
+        None,
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/oauth_url".into(),
+        "/integrations/oauth_url",
+        Some(json!({"service": "CONFLUENCE", "confluence_subdomain": "acme"})),
+    )
+    .await;
+    let source_body = Some(json!({"data_source_id": source}));
+    call(
+        "post",
+        "/integrations/items/list".into(),
+        "/integrations/items/list",
+        source_body.clone(),
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/confluence/list".into(),
+        "/integrations/confluence/list",
+        source_body.clone(),
+    )
+    .await;
+    call(
+        "post",
+        "/user_data_sources".into(),
+        "/user_data_sources",
+        None,
+    )
+    .await;
+    call("post", "/user_files_v2".into(), "/user_files_v2", None).await;
+    call("post", "/user_files".into(), "/user_files", None).await;
+    call(
+        "post",
+        "/create_user_file_tags".into(),
+        "/create_user_file_tags",
+        Some(json!({"organization_user_file_id": file, "tags": {"team": "eng"}})),
+    )
+    .await;
+    call(
+        "post",
+        "/delete_user_file_tags".into(),
+        "/delete_user_file_tags",
+        Some(json!({"organization_user_file_id": file, "tags": ["team"]})),
+    )
+    .await;
+    call(
+        "post",
+        "/data_sources/tags/add".into(),
+        "/data_sources/tags/add",
+        Some(json!({"data_source_id": source, "tags": {"env": "prod"}})),
+    )
+    .await;
+    call(
+        "post",
+        "/data_sources/tags/remove".into(),
+        "/data_sources/tags/remove",
+        Some(json!({"data_source_id": source, "remove_all_tags": true})),
+    )
+    .await;
+    call(
+        "get",
+        format!("/parsed_file/{file}"),
+        "/parsed_file/{file_id}",
+        None,
+    )
+    .await;
+    call(
+        "get",
+        format!("/raw_file/{file}"),
+        "/raw_file/{file_id}",
+        None,
+    )
+    .await;
+    call(
+        "post",
+        "/text_chunks".into(),
+        "/text_chunks",
+        Some(json!({"filters": {"user_file_id": file}})),
+    )
+    .await;
+    call(
+        "post",
+        "/list_chunks_and_embeddings".into(),
+        "/list_chunks_and_embeddings",
+        Some(json!({"filters": {"ids": [file]}})),
+    )
+    .await;
+    call(
+        "post",
+        "/embeddings".into(),
+        "/embeddings",
+        Some(json!({"query": "the", "k": 3})),
+    )
+    .await;
+    call(
+        "post",
+        "/update_users".into(),
+        "/update_users",
+        Some(json!({"customer_ids": ["c1"], "auto_sync_enabled_sources": ["CONFLUENCE"]})),
+    )
+    .await;
+    call("post", "/list_users".into(), "/list_users", None).await;
+    let hook = call(
+        "post",
+        "/add_webhook".into(),
+        "/add_webhook",
+        Some(json!({"url": hook_url})),
+    )
+    .await;
+    call("post", "/webhooks".into(), "/webhooks", None).await;
+    call(
+        "delete",
+        format!("/delete_webhook/{}", hook["id"]),
+        "/delete_webhook/{webhook_id}",
+        None,
+    )
+    .await;
+    call(
+        "post",
+        "/resync_file".into(),
+        "/resync_file",
+        Some(json!({"file_id": file})),
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/files/sync".into(),
+        "/integrations/files/sync",
+        Some(json!({"data_source_id": source, "ids": [space]})),
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/confluence/sync".into(),
+        "/integrations/confluence/sync",
+        Some(json!({"data_source_id": source, "ids": [space]})),
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/items/sync".into(),
+        "/integrations/items/sync",
+        source_body.clone(),
+    )
+    .await;
+    call(
+        "post",
+        "/integrations/items/sync/cancel".into(),
+        "/integrations/items/sync/cancel",
+        source_body.clone(),
+    )
+    .await;
+    call(
+        "post",
+        "/delete_files".into(),
+        "/delete_files",
+        Some(json!({"file_ids": [doomed_v1]})),
+    )
+    .await;
+    call(
+        "post",
+        "/delete_files_v2".into(),
+        "/delete_files_v2",
+        Some(json!({"filters": {"ids": [doomed_v2]}})),
+    )
+    .await;
+    call(
+        "post",
+        "/revoke_access_token".into(),
+        "/revoke_access_token",
+        source_body,
+    )
+    .await;
+    call(
+        "post",
+        "/delete_users".into(),
+        "/delete_users",
+        Some(json!({"customer_ids": ["c1"]})),
+    )
+    .await;
+
+    // Every operation Carbon documents with a response schema that says
+    // something was called here.
+    for endpoint in server::openapi::endpoints() {
+        let schema = &carbon["paths"][endpoint.path][endpoint.method]["responses"]["200"]
+            ["content"]["application/json"]["schema"];
+        let documented = schema.as_object().is_some_and(|o| !o.is_empty());
+        if documented && endpoint.path != "/integrations/confluence/oauth" {
+            assert!(
+                checked.contains(&(endpoint.method.to_string(), endpoint.path.to_string())),
+                "{} {} is Carbon's but not checked here",
+                endpoint.method,
+                endpoint.path
+            );
+        }
+    }
     running.stop().await;
 }

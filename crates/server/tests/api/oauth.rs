@@ -188,3 +188,90 @@ async fn subdomains_cannot_point_elsewhere() {
     );
     running.stop().await;
 }
+
+/// Carbon's Confluence connect: tokens the caller got with the
+/// organisation's own OAuth app, handed to /integrations/connect; taken
+/// only once that app is registered, synced, and refreshed with it (the
+/// refresh token rotates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_from_the_organisations_own_app_connect() {
+    let sim = simulator(2, 20).await;
+    let dir = TempDir::new("oauth-tokens");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("c1");
+    let creds = sim.credentials();
+    let redirect = "https://app.example.com/atlassian/callback";
+
+    // The developer's own consent and code exchange, at Atlassian.
+    let consented = api
+        .http
+        .post(format!("{}/authorize/consent", sim.base_url()))
+        .form(&[
+            ("client_id", creds.oauth_client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("scope", "read:confluence-content.all offline_access"),
+            ("state", "developer-state"),
+            ("account", "admin@example.com"),
+            ("decision", "accept"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consented.status(), 302);
+    let location = url::Url::parse(consented.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = api
+        .http
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .json(
+            &json!({"grant_type": "authorization_code", "client_id": creds.oauth_client_id,
+            "client_secret": creds.oauth_client_secret, "code": code, "redirect_uri": redirect}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let body = json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
+        "access_token": tokens["access_token"], "refresh_token": refresh}});
+
+    // Refused until the organisation's app is registered: confsync could
+    // not refresh them.
+    let (status, refused) = api.post("/integrations/connect", body.clone()).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("oauth_app_not_configured"))
+    );
+    org.ok(
+        "/white_label/create",
+        json!([{"data_source_type": "CONFLUENCE", "credentials": {"client_id": creds.oauth_client_id,
+            "client_secret": creds.oauth_client_secret, "redirect_uri": redirect}}]),
+    )
+    .await;
+    let connected = api.ok("/integrations/connect", body).await;
+    let source = connected["data_source"]["id"].as_i64().unwrap();
+    let external = connected["data_source"]["data_source_external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(external.contains("|admin@example.com|"), "{external}");
+    // Synced, the tokens refreshed with the organisation's app on the way.
+    let files = api.wait_ready(source).await;
+    assert!(!files.is_empty());
+    let connection = api.connection(&running, source).await;
+    assert_eq!(connection.auth_kind, "oauth");
+    let stored: Value =
+        serde_json::from_slice(&running.app.store.credentials(&connection.id).await.unwrap())
+            .unwrap();
+    let text = stored.to_string();
+    assert!(!text.contains(&refresh), "the refresh token was rotated");
+    running.stop().await;
+}
