@@ -394,7 +394,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             Organisation,
             "Bring your own OAuth app",
             WhiteLabelCreateRequest,
-            Vec<WhiteLabelOut>
+            WhiteLabelListResponse
         ),
         endpoint!(
             post,

@@ -60,7 +60,7 @@ pub async fn white_label_create(
     State(app): State<AppState>,
     caller: OrgCaller,
     Body(WhiteLabelCreateRequest(inputs)): Body<WhiteLabelCreateRequest>,
-) -> ApiResult<Json<Vec<WhiteLabelOut>>> {
+) -> ApiResult<Json<WhiteLabelListResponse>> {
     if inputs.is_empty() || inputs.len() > 20 {
         return Err(ApiError::field(&[], "give 1 to 20 white labels"));
     }
@@ -91,7 +91,12 @@ pub async fn white_label_create(
             })?;
         out.push(white_label_out(&caller.organisation, label));
     }
-    Ok(Json(out))
+    // An object, as Carbon's SDKs read it (Go's decodes a map), in the
+    // shape of the list.
+    Ok(Json(WhiteLabelListResponse {
+        count: out.len() as i64,
+        results: out,
+    }))
 }
 
 /// POST /white_label/list

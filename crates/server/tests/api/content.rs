@@ -655,6 +655,22 @@ async fn every_answer_is_carbons() {
     )
     .await;
 
+    // The white label operations: Carbon documents no shape (`{}`), but
+    // its Go SDK decodes each answer as an object.
+    let label = json!({"data_source_type": "CONFLUENCE", "credentials": {"client_id": "own-app",
+        "redirect_uri": "https://app.example.com/cb", "client_secret": "s"}});
+    let created = org.ok("/white_label/create", json!([label.clone()])).await;
+    let id = created["results"][0]["id"].clone();
+    for (path, body) in [
+        ("/white_label/list", json!({})),
+        ("/white_label/update", label),
+        ("/white_label/delete", json!({"ids": [id]})),
+    ] {
+        let answer = org.ok(path, body).await;
+        assert!(answer.is_object(), "{path}: {answer}");
+    }
+    assert!(created.is_object());
+
     // Every operation Carbon documents with a response schema that says
     // something was called here.
     for endpoint in server::openapi::endpoints() {

@@ -34,7 +34,7 @@ async fn customers_and_organisations_are_kept_apart() {
             "/white_label/create",
             json!([{"data_source_type": "CONFLUENCE", "credentials": {"client_id": "mine", "redirect_uri": "https://app.example.com/cb", "client_secret": "s3cret"}}]),
         )
-        .await[0]["id"]
+        .await["results"][0]["id"]
         .clone();
 
     // Listing: each sees its own.
