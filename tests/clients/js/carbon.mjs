@@ -148,6 +148,10 @@ try {
   check((await dialog.innerText()).includes(`Acme Notes uses ${plan.brand} to`), "the white label's name is shown");
   await step("intro");
   await dialog.locator("button:has-text('Connect')").click();
+  // The integrations the page enabled; Confluence chosen.
+  await dialog.getByText("Confluence", { exact: true }).waitFor();
+  await step("integrations");
+  await dialog.getByText("Confluence", { exact: true }).click();
   await dialog.getByText("No account connected").waitFor();
   await step("no-account");
 
@@ -240,6 +244,7 @@ try {
   // the account's items while Confluence is slow, and cancel it.
   await page.goto(`${origin}/?files_tab=no`, { waitUntil: "domcontentloaded" });
   await dialog.locator("button:has-text('Connect')").click();
+  await dialog.getByText("Confluence", { exact: true }).click();
   await dialog.getByText("My Accounts").waitFor();
   check((await ask("slow-on")) === "ok", "Confluence slowed");
   const menu = page.locator("svg.addIconsvg").first();

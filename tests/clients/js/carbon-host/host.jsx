@@ -31,7 +31,7 @@ function Host() {
         tokenFetcher={async () => (await fetch("/token")).json()}
         open={open}
         setOpen={setOpen}
-        entryPoint="CONFLUENCE"
+        entryPoint="INTEGRATION_LIST"
         enabledIntegrations={[{ id: "CONFLUENCE", useCarbonFilePicker: true, syncFilesOnConnection: false, syncSourceItems: true, showFilesTab }]}
         onSuccess={log("success")}
         onError={log("error")}
