@@ -43,6 +43,11 @@ pub struct Scope {
     pub spaces: Vec<String>,
     #[serde(default)]
     pub pages: Vec<String>,
+    /// Carbon's files/sync tags, by the space key or page id they were
+    /// chosen with: given to that space's or page subtree's files.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl Scope {

@@ -160,6 +160,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             Ok(())
         }
         Ok(Some((scope, client))) => {
+            let tags = scope.tags.clone();
             let (spaces, pages) = if scope.all {
                 (Vec::new(), Vec::new())
             } else {
@@ -175,7 +176,12 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             };
             let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
                 .with_commit_hook(app.follower.hook());
-            engine.run().await.map(|_| ()).map_err(|e| e.to_string())
+            let synced = engine.run().await.map(|_| ()).map_err(|e| e.to_string());
+            // The tags chosen with files/sync, on what the sync wrote.
+            if synced.is_ok() && !tags.is_empty() {
+                store.apply_chosen_tags(&connection.id, &tags).await?;
+            }
+            synced
         }
     };
     // READY means searchable: the index has what the sync wrote.

@@ -894,23 +894,25 @@ impl Store {
                 b.push(" ESCAPE '\\'");
             }
             for (key, values) in tags {
-                b.push(" AND json_extract(f.tags, ");
+                b.push(" AND (f.tags -> ");
                 b.push_bind(key);
                 b.push(") IN ");
                 push_in(&mut b, values);
             }
             b
         }
-        // Tag values are compared as strings (json_extract of a string);
-        // keys are JSON paths built here, never taken raw from the caller.
+        // Tag values are compared as JSON texts (`->` gives the stored
+        // value's), so that a string, a number and a boolean each match
+        // only their like; keys are JSON paths built here, never taken raw
+        // from the caller.
         let tags: Vec<(String, Vec<String>)> = query
             .tags
             .iter()
             .map(|(key, value)| {
                 let path = format!("$.\"{}\"", key.replace(['"', '\\'], ""));
                 let values = match value {
-                    serde_json::Value::Array(items) => items.iter().map(tag_text).collect(),
-                    other => vec![tag_text(other)],
+                    serde_json::Value::Array(items) => items.iter().map(tag_json).collect(),
+                    other => vec![tag_json(other)],
                 };
                 (path, values)
             })
@@ -1394,11 +1396,8 @@ impl Store {
     }
 }
 
-fn tag_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+fn tag_json(value: &serde_json::Value) -> String {
+    value.to_string()
 }
 
 /// Outbox rows for every active webhook of the organisation, one

@@ -874,6 +874,63 @@ impl Store {
         Ok(())
     }
 
+    /// Carbon's files/sync tags: the files of each chosen space, or of each
+    /// chosen page's subtree (its descendant pages and their comments and
+    /// attachments), get the tags chosen with it, merged over theirs. Files
+    /// whose tags would not change are not written (nor re-indexed).
+    pub async fn apply_chosen_tags(
+        &self,
+        connection_id: &str,
+        chosen: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (id, tags) in chosen {
+            if tags.is_empty() {
+                continue;
+            }
+            let patch = serde_json::to_string(tags).unwrap_or_else(|_| "{}".into());
+            let page = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+            let result = if page {
+                sqlx::query(
+                    "WITH RECURSIVE tree(external_id) AS ( \
+                       SELECT ? \
+                       UNION SELECT f.external_id FROM files f JOIN tree \
+                         ON f.connection_id = ? AND f.kind = 'page' AND f.parent_id = tree.external_id \
+                     ) \
+                     UPDATE files SET tags = json_patch(tags, ?) \
+                     WHERE connection_id = ? AND tags IS NOT json_patch(tags, ?) \
+                       AND ((kind = 'page' AND external_id IN (SELECT external_id FROM tree)) \
+                            OR container_id IN (SELECT external_id FROM tree))",
+                )
+                .bind(id)
+                .bind(connection_id)
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(&patch)
+                .execute(&mut *tx)
+                .await?
+            } else {
+                sqlx::query(
+                    "UPDATE files SET tags = json_patch(tags, ?) \
+                     WHERE connection_id = ? AND tags IS NOT json_patch(tags, ?) \
+                       AND space_id IN (SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?)",
+                )
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+            };
+            changed += result.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Sets a connection's data source tags (Carbon's), within its
     /// organisation.
     pub async fn set_data_source_tags(

@@ -248,6 +248,9 @@ pub async fn files_sync(
             SyncId::WithRoot { id, .. } => id,
         };
         chosen.push(id.clone());
+        if let Some(tags) = request.tags.as_ref().filter(|t| !t.is_empty()) {
+            scope.tags.insert(id.clone(), tags.clone());
+        }
         let index = i.to_string();
         if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit()) {
             if !scope.pages.contains(id) {

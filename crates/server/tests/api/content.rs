@@ -372,6 +372,32 @@ async fn content_links_chunks_and_carbons_schema() {
         .await["success"],
         true
     );
+    // files/sync's tags land on the chosen space's files, once synced.
+    api.ok(
+        "/integrations/files/sync",
+        json!({"data_source_id": source, "ids": [space["id"]], "tags": {"project": "atlas"}}),
+    )
+    .await;
+    api.wait_ready(source).await;
+    let atlas = api.all_files(json!({"tags": {"project": "atlas"}})).await;
+    assert!(!atlas.is_empty(), "the space's files carry the tags");
+    assert!(atlas.len() < files.len(), "only the space's files");
+    assert!(atlas.iter().all(|f| f["tags"]["project"] == "atlas"));
+    // A chosen page's tags: on the page (and its subtree).
+    let chosen_page = kinds["page"][0]["external_file_id"].clone();
+    api.ok(
+        "/integrations/files/sync",
+        json!({"data_source_id": source, "ids": [chosen_page], "tags": {"picked": true}}),
+    )
+    .await;
+    api.wait_ready(source).await;
+    let picked = api.all_files(json!({"tags": {"picked": true}})).await;
+    assert!(
+        picked.iter().any(|f| f["external_file_id"] == chosen_page),
+        "{picked:?}"
+    );
+    assert!(picked.len() < files.len());
+
     // The older delete: one that names nothing deletes nothing; by id.
     let doomed = kinds["blogpost"][0]["id"].as_i64().unwrap();
     let before = api.ok("/user_files_v2", json!({})).await["count"].clone();
