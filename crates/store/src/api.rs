@@ -894,17 +894,24 @@ impl Store {
                 b.push(" ESCAPE '\\'");
             }
             for (key, values) in tags {
-                b.push(" AND (f.tags -> ");
+                // The stored value, or any element of a stored list (as
+                // the index matches them), as JSON text.
+                b.push(" AND EXISTS (SELECT 1 FROM json_each(f.tags, ");
                 b.push_bind(key);
-                b.push(") IN ");
+                b.push(
+                    ") j WHERE (CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                     WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(j.value) \
+                     ELSE CAST(j.value AS TEXT) END) IN ",
+                );
                 push_in(&mut b, values);
+                b.push(")");
             }
             b
         }
-        // Tag values are compared as JSON texts (`->` gives the stored
-        // value's), so that a string, a number and a boolean each match
-        // only their like; keys are JSON paths built here, never taken raw
-        // from the caller.
+        // Tag values are compared as JSON texts, so that a string, a number
+        // and a boolean each match only their like; a stored list matches
+        // any of its elements; keys are JSON paths built here, never taken
+        // raw from the caller.
         let tags: Vec<(String, Vec<String>)> = query
             .tags
             .iter()

@@ -303,7 +303,25 @@ async fn content_links_chunks_and_carbons_schema() {
             json!({"organization_user_file_id": page_id, "tags": ["team"]}),
         )
         .await;
-    assert!(untagged["tags"].get("team").is_none());
+    assert!(untagged["tags"].get("team").is_none()); // A list-valued tag matches any of its elements; a number its like.
+    api.ok(
+        "/create_user_file_tags",
+        json!({"organization_user_file_id": page_id, "tags": {"topics": ["alpha", "beta"]}}),
+    )
+    .await;
+    for (filter, found) in [
+        (json!({"topics": "beta"}), 1),
+        (json!({"topics": ["gamma", "alpha"]}), 1),
+        (json!({"topics": "delta"}), 0),
+        (json!({"tier": 1}), 1),
+        (json!({"tier": "1"}), 0),
+    ] {
+        let answer = api
+            .ok("/user_files_v2", json!({"filters": {"tags": filter}}))
+            .await;
+        assert_eq!(answer["count"], found, "{filter}");
+    }
+
     assert_eq!(untagged["tags"]["tier"], 1);
     assert_eq!(
         other
