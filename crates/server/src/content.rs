@@ -71,11 +71,7 @@ pub async fn parsed_file(
     caller: CustomerCaller,
     Path(file_id): Path<String>,
 ) -> ApiResult<Json<PresignedUrlResponse>> {
-    let file_id = path_id("file_id", &file_id)?;
-    caller_file(&app, &caller, file_id).await?;
-    Ok(Json(PresignedUrlResponse {
-        presigned_url: presigned_url(&app, file_id, Part::Parsed),
-    }))
+    link(&app, &caller, &file_id, Part::Parsed).await
 }
 
 /// GET /raw_file/{file_id}
@@ -84,10 +80,20 @@ pub async fn raw_file(
     caller: CustomerCaller,
     Path(file_id): Path<String>,
 ) -> ApiResult<Json<PresignedUrlResponse>> {
-    let file_id = path_id("file_id", &file_id)?;
-    caller_file(&app, &caller, file_id).await?;
+    link(&app, &caller, &file_id, Part::Raw).await
+}
+
+/// A link to a part of the caller's file (404 for anyone else's).
+async fn link(
+    app: &App,
+    caller: &CustomerCaller,
+    file_id: &str,
+    part: Part,
+) -> ApiResult<Json<PresignedUrlResponse>> {
+    let file_id = path_id("file_id", file_id)?;
+    caller_file(app, caller, file_id).await?;
     Ok(Json(PresignedUrlResponse {
-        presigned_url: presigned_url(&app, file_id, Part::Raw),
+        presigned_url: presigned_url(app, file_id, part),
     }))
 }
 
