@@ -101,6 +101,8 @@ pub struct Attachment {
     pub id: String,
     pub title: String,
     #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
     pub status: String,
     #[serde(default)]
     pub media_type: String,

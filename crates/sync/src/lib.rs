@@ -1067,7 +1067,7 @@ impl Engine {
             labels: None,
             status: READY,
             error: None,
-            created_at: None,
+            created_at: attachment.created_at.clone(),
             body: text,
             content_hash: hash,
         }
@@ -1147,7 +1147,13 @@ impl Engine {
                             labels: None,
                             status: READY,
                             error: None,
-                            created_at: None,
+                            // Comments carry no creation date of their own:
+                            // their first version's is one.
+                            created_at: comment
+                                .version
+                                .created_at
+                                .clone()
+                                .filter(|_| comment.version.number == 1),
                             content_hash: body.as_ref().map(|b| sha256_hex(b.as_bytes())),
                             body,
                         });

@@ -215,7 +215,9 @@ try {
   await dialog.locator("button:has-text('View synced files')").click();
   await dialog.getByText("Synced Files").waitFor();
   for (const title of chosen) await syncedStatus(dialog, title, "Ready");
+  // The whole list again (the pages with their comments and child pages).
   await search.fill("");
+  await dialog.locator("tbody tr").nth(2).waitFor();
   await step("synced");
 
   // Resync the first: queued, then Ready again.

@@ -46,9 +46,20 @@ async fn content_links_chunks_and_carbons_schema() {
     let running = start(config(&sim, &dir)).await;
     let org = Api::new(&running, "org").await;
     let api = org.customer("reader");
+    let before_sync = chrono::Utc::now().to_rfc3339();
     let source = api.connect(&sim, true).await;
     api.wait_ready(source).await;
     let files = api.all_files(json!({})).await;
+    // Confluence's creation dates: attachments carry theirs, comments
+    // their first version's (later versions say nothing of creation).
+    for file in &files {
+        let kind = file["file_metadata"]["kind"].as_str().unwrap();
+        let first = file["file_metadata"]["version"] == 1;
+        if kind == "attachment" || (kind == "comment" && first) {
+            let created = file["created_at"].as_str().unwrap();
+            assert!(created < before_sync.as_str(), "{kind} created {created}");
+        }
+    }
 
     // Every file, of every kind and media type, is Carbon's UserFile with
     // a file_format from Carbon's list.
