@@ -236,10 +236,10 @@ fn served(bytes: Vec<u8>, kind: &str, name: &str) -> Response {
     );
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
-    let set = |value: &str| {
-        HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
-    };
-    headers.insert(header::CONTENT_TYPE, set(kind));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),

@@ -918,8 +918,10 @@ impl Store {
             .map(|(key, value)| {
                 let path = format!("$.\"{}\"", key.replace(['"', '\\'], ""));
                 let values = match value {
-                    serde_json::Value::Array(items) => items.iter().map(tag_json).collect(),
-                    other => vec![tag_json(other)],
+                    serde_json::Value::Array(items) => {
+                        items.iter().map(ToString::to_string).collect()
+                    }
+                    other => vec![other.to_string()],
                 };
                 (path, values)
             })
@@ -1401,10 +1403,6 @@ impl Store {
         )
         .await
     }
-}
-
-fn tag_json(value: &serde_json::Value) -> String {
-    value.to_string()
 }
 
 /// Outbox rows for every active webhook of the organisation, one

@@ -109,12 +109,7 @@ async fn carbon_connect_is_the_file_picker() {
                 chosen = serde_json::from_str(titles).unwrap();
                 let connection = only_connection(&running, &customer).await;
                 source = Some(connection.data_source_id);
-                let before = running
-                    .app
-                    .store
-                    .sync_jobs(&connection.id, 100)
-                    .await
-                    .unwrap();
+                let before = statuses(&running, &connection).await.len();
                 assert!(running
                     .app
                     .store
@@ -123,16 +118,8 @@ async fn carbon_connect_is_the_file_picker() {
                     .unwrap());
                 running.app.jobs_ready.notify_one();
                 wait_until("the sync ends", || async {
-                    let jobs = running
-                        .app
-                        .store
-                        .sync_jobs(&connection.id, 100)
-                        .await
-                        .unwrap();
-                    jobs.len() > before.len()
-                        && jobs
-                            .iter()
-                            .all(|(_, status)| status != "QUEUED" && status != "RUNNING")
+                    let now = statuses(&running, &connection).await;
+                    now.len() > before && now.iter().all(|s| s != "QUEUED" && s != "RUNNING")
                 })
                 .await;
             }
@@ -152,14 +139,9 @@ async fn carbon_connect_is_the_file_picker() {
     let named = |title: &str| files.iter().filter(|f| f["name"] == title).count();
     assert_eq!(named(&chosen[0]), 1, "the resynced page is kept");
     assert_eq!(named(&chosen[1]), 0, "the deleted page stayed deleted");
-    let jobs = running
-        .app
-        .store
-        .sync_jobs(&connection.id, 100)
-        .await
-        .unwrap();
+    let jobs = statuses(&running, &connection).await;
     assert!(
-        jobs.iter().any(|(_, status)| status == "CANCELLED"),
+        jobs.iter().any(|status| status == "CANCELLED"),
         "the item listing was cancelled: {jobs:?}"
     );
     running.stop().await;
