@@ -13,9 +13,13 @@
 
 mod api;
 mod console;
+mod dialect;
 mod ops;
+mod postgres;
 mod search;
 mod secret;
+mod sqlite;
+pub mod testing;
 
 pub use api::*;
 pub use console::*;
@@ -27,11 +31,9 @@ pub use search::{
 pub use secret::Cipher;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::collections::HashMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,6 +41,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("secret: {0}")]
@@ -184,39 +188,401 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// The store: one interface over either backend. `open` gives the
+/// embedded SQLite store under a data directory; `open_url` chooses by
+/// URL (`sqlite://...` or none: embedded; `postgres://...`: PostgreSQL).
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    cipher: Cipher,
-    /// Write transactions of this process, one at a time: SQLite has one
-    /// writer, and waiting here is fair and prompt where SQLite's busy
-    /// handler sleeps and retries (stalls of a second were seen with four
-    /// spaces syncing at once while the index read).
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    backend: Backend,
 }
 
-/// The store's migrations, embedded in the binary. `sqlx::migrate!` would
-/// embed the same (same versions, descriptions and checksums), but needs
-/// sqlx's macros, whose build (a second SQLite among them) cost CI minutes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../migrations/0001_initial.sql")),
-    (2, "search", include_str!("../migrations/0002_search.sql")),
-    (3, "api", include_str!("../migrations/0003_api.sql")),
-    (
-        4,
-        "security",
-        include_str!("../migrations/0004_security.sql"),
-    ),
-    (5, "picker", include_str!("../migrations/0005_picker.sql")),
-    (6, "console", include_str!("../migrations/0006_console.sql")),
-];
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::imp::Store),
+    Postgres(postgres::imp::Store),
+}
 
-fn migrator() -> sqlx::migrate::Migrator {
+/// Which backend a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Opens (creating if needed) the embedded store under `data_dir`: the
+    /// database `confsync.db` and the key that encrypts credentials.
+    pub async fn open(data_dir: &Path) -> Result<Store> {
+        Ok(Store {
+            backend: Backend::Sqlite(sqlite::open(data_dir).await?),
+        })
+    }
+
+    /// Opens the store a database URL names: absent or `sqlite://` the
+    /// embedded one under `data_dir` (a path after `sqlite://` names the
+    /// directory instead), `postgres://` or `postgresql://` PostgreSQL,
+    /// whose schema is brought up to this binary's.
+    pub async fn open_url(database_url: Option<&str>, data_dir: &Path) -> Result<Store> {
+        match database_url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Store::open(data_dir).await,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Store {
+                    backend: Backend::Postgres(postgres::open(url).await?),
+                })
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                let path = &url["sqlite://".len()..];
+                let dir = if path.is_empty() {
+                    data_dir
+                } else {
+                    Path::new(path)
+                };
+                Store::open(dir).await
+            }
+            Some(url) => Err(Error::Invalid(format!(
+                "database URL {} is neither sqlite:// nor postgres://",
+                postgres::redact(url)
+            ))),
+        }
+    }
+
+    /// PostgreSQL at `url`, sealing with `cipher`.
+    pub async fn open_postgres(url: &str, cipher: Cipher) -> Result<Store> {
+        Ok(Store {
+            backend: Backend::Postgres(postgres::open_with(url, cipher).await?),
+        })
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        match &self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// A key for one purpose, derived from the store's secret key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        match &self.backend {
+            Backend::Sqlite(s) => s.derive_key(purpose),
+            Backend::Postgres(s) => s.derive_key(purpose),
+        }
+    }
+}
+
+/// Each method of `Store`, forwarded to the backend's implementation.
+macro_rules! delegate {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+    )*) => {
+        impl Store {
+            $(
+                $(#[$meta])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match &self.backend {
+                        Backend::Sqlite(s) => s.$name($($arg),*).await,
+                        Backend::Postgres(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    // Connections, spaces, files, checkpoints and the CLI's jobs.
+    /// Opens (creating if needed) the store under `data_dir`: the database
+    /// `confsync.db` and the key that encrypts credentials.
+    async fn ensure_organisation(&self, name: &str) -> Result<String>;
+    async fn create_connection(&self, new: NewConnection<'_>) -> Result<Connection>;
+    async fn connection(&self, id: &str) -> Result<Connection>;
+    async fn connections(&self) -> Result<Vec<Connection>>;
+    async fn find_connection(&self, organisation_id: &str, site_url: &str, account: &str) -> Result<Option<Connection>>;
+    /// The decrypted credentials of a connection.
+    async fn credentials(&self, connection_id: &str) -> Result<Vec<u8>>;
+    async fn set_credentials(&self, connection_id: &str, plaintext: &[u8]) -> Result<()>;
+    async fn set_scope(&self, connection_id: &str, scope: &serde_json::Value) -> Result<()>;
+    async fn set_connection_status(&self, connection_id: &str, status: ConnectionStatus, error: Option<&str>, synced: bool) -> Result<()>;
+    async fn upsert_spaces(&self, connection_id: &str, spaces: &[SpaceRow], run: i64) -> Result<()>;
+    async fn spaces(&self, connection_id: &str) -> Result<Vec<SpaceRow>>;
+    /// Removes spaces not seen in `run`, with everything in them: a space
+    /// deleted in Confluence, no longer readable, or no longer chosen.
+    /// Returns the number of files removed, by kind.
+    async fn delete_unseen_spaces(&self, connection_id: &str, run: i64) -> Result<HashMap<String, u64>>;
+    /// Removes one space and everything in it (it is gone from Confluence),
+    /// with a checkpoint in the same transaction. Returns files removed by kind.
+    async fn delete_space(&self, connection_id: &str, space_id: &str, checkpoint: Option<(&str, &str)>) -> Result<HashMap<String, u64>>;
+    /// What the store holds of these files (by external id).
+    async fn file_states(&self, connection_id: &str, kind: &str, ids: &[String]) -> Result<HashMap<String, FileState>>;
+    /// Writes files, marks them seen in `run`, and moves a checkpoint, all
+    /// in one transaction: after a crash, either all of it is there or
+    /// none, and the checkpoint never runs ahead of the data.
+    async fn write_batch(&self, connection_id: &str, run: i64, files: &[FileUpsert], seen: &[(&str, String)], checkpoint: Option<(&str, &str)>) -> Result<()>;
+    /// Deletes the files of `kind` not seen in `run` (within one space when
+    /// given), with a checkpoint in the same transaction. Call only after a
+    /// listing that ran to its end.
+    async fn delete_unseen_files(&self, connection_id: &str, kind: &str, space_id: Option<&str>, run: i64, checkpoint: Option<(&str, &str)>) -> Result<u64>;
+    /// Whether the connection holds any file of this kind in this space.
+    async fn has_files(&self, connection_id: &str, kind: &str, space_id: &str) -> Result<bool>;
+    /// Every file of a connection, ordered by kind and id.
+    async fn files(&self, connection_id: &str) -> Result<Vec<FileRow>>;
+    async fn file_body(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<String>>;
+    /// Files of a connection by kind and status.
+    async fn counts(&self, connection_id: &str) -> Result<Vec<(String, String, i64)>>;
+    /// SQLite's own consistency check: `ok`, or what is wrong.
+    async fn integrity_check(&self) -> Result<String>;
+    async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>>;
+    async fn set_checkpoint(&self, connection_id: &str, name: &str, value: &str) -> Result<()>;
+    async fn clear_checkpoints(&self, connection_id: &str) -> Result<()>;
+    async fn start_job(&self, connection_id: &str, kind: &str) -> Result<i64>;
+    async fn finish_job(&self, job_id: i64, status: &str, stats: &serde_json::Value, error: Option<&str>) -> Result<()>;
+    async fn jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<Job>>;
+    // Tenants, keys and tokens, OAuth states, end users, data sources, the sync queue, webhooks and their outbox, white labels, the item tree.
+    /// A new organisation (names need not be unique).
+    async fn create_organisation(&self, name: &str) -> Result<Organisation>;
+    async fn set_remove_branding(&self, organisation_id: &str, remove: bool) -> Result<()>;
+    /// What a customer has synced: files and characters (of their
+    /// Markdown or text) by file kind.
+    async fn customer_totals(&self, organisation_id: &str, end_user_id: &str) -> Result<BTreeMap<String, (i64, i64)>>;
+    async fn organisation(&self, id: &str) -> Result<Organisation>;
+    /// Records an API key by its hash.
+    async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()>;
+    async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>>;
+    async fn add_customer_token(&self, token_hash: &str, organisation_id: &str, customer_id: &str, kind: &str, expires_at: &str, viewer: Option<&str>) -> Result<()>;
+    /// The organisation, customer and viewer of an unexpired token.
+    async fn customer_token(&self, token_hash: &str, kind: &str) -> Result<Option<CustomerToken>>;
+    async fn save_oauth_state(&self, nonce: &str, organisation_id: &str, customer_id: &str, request: &serde_json::Value, expires_at: &str) -> Result<()>;
+    /// Consumes a state: the first caller gets it, every later one `Used`.
+    async fn consume_oauth_state(&self, nonce: &str) -> Result<StateOutcome>;
+    async fn end_user(&self, organisation_id: &str, customer_id: &str) -> Result<Option<EndUser>>;
+    async fn end_user_by_id(&self, id: &str) -> Result<Option<EndUser>>;
+    async fn list_end_users(&self, organisation_id: &str, query: &UserQuery) -> Result<(Vec<EndUser>, i64)>;
+    /// A customer's data source by its number; `None` for anyone else's.
+    async fn data_source(&self, organisation_id: &str, end_user_id: &str, data_source_id: i64) -> Result<Option<Connection>>;
+    /// A customer's data sources.
+    #[allow(clippy::too_many_arguments)] // a query's filters, order and page
+    async fn data_sources(&self, organisation_id: &str, end_user_id: &str, ids: &[i64], revoked: Option<bool>, by_created: bool, descending: bool, limit: i64, offset: i64) -> Result<(Vec<Connection>, i64)>;
+    async fn set_next_sync(&self, connection_id: &str, at: Option<&str>) -> Result<()>;
+    /// Connections whose scheduled sync is due, with their end user.
+    async fn due_connections(&self, at: &str) -> Result<Vec<(Connection, Option<EndUser>)>>;
+    /// Queues a sync of a connection; a job already queued for it absorbs
+    /// this one. Returns the job's id and whether it is new.
+    async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
+    /// Claims the oldest queued job of a connection that has none running.
+    async fn claim_sync_job(&self) -> Result<Option<SyncJob>>;
+    /// Saves a job's file snapshot (what its events are computed against,
+    /// kept across a restart) with the events its start causes: one
+    /// transaction.
+    async fn start_sync_job(&self, job_id: i64, snapshot: &str, organisation_id: &str, events: &[crate::Event]) -> Result<()>;
+    /// Finishes a job, writes its webhook events to the outbox and sets
+    /// the connection's next scheduled sync, in one transaction: the events
+    /// are sent at least once, or the job runs again.
+    async fn finish_sync_job(&self, job: &SyncJob, status: crate::JobStatus, error: Option<&str>, organisation_id: &str, events: &[crate::Event], next_sync_at: Option<&str>) -> Result<()>;
+    /// A connection's sync jobs, newest first: (reason, status).
+    async fn sync_jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<(String, String)>>;
+    /// Jobs left RUNNING by a process that died are queued again.
+    async fn requeue_running_jobs(&self) -> Result<u64>;
+    /// Whether a connection has a job queued, and one running: a sync of
+    /// its files or a listing of its items (Carbon's data source is
+    /// SYNCING while it lists its source items, and Carbon Connect offers
+    /// to cancel that listing only then).
+    async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)>;
+    /// Each file of a connection: id, version and status.
+    async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>>;
+    async fn api_files(&self, organisation_id: &str, end_user_id: &str, query: &FileQuery) -> Result<(Vec<ApiFile>, i64)>;
+    /// Which of these files have changes the index has not applied (log
+    /// entries after `applied`).
+    async fn pending_index(&self, file_ids: &[i64], applied: i64) -> Result<std::collections::HashSet<i64>>;
+    /// The connection holding a customer's file; `None` for anyone else's.
+    async fn file_connection(&self, organisation_id: &str, end_user_id: &str, file_id: i64) -> Result<Option<Connection>>;
+    async fn add_webhook(&self, organisation_id: &str, url: &str, signing_key: &[u8]) -> Result<WebhookRow>;
+    async fn webhooks(&self, organisation_id: &str, ids: &[i64], by_created: bool, descending: bool, limit: i64, offset: i64) -> Result<(Vec<WebhookRow>, i64)>;
+    async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool>;
+    /// Writes events to the outbox of every active webhook of the organisation.
+    async fn emit_events(&self, organisation_id: &str, events: &[crate::Event]) -> Result<()>;
+    /// Deliveries due now, oldest first.
+    async fn due_deliveries(&self, limit: i64) -> Result<Vec<Delivery>>;
+    async fn delivery_succeeded(&self, id: i64) -> Result<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up on.
+    async fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<&str>) -> Result<()>;
+    /// Delivered and abandoned deliveries older than `before` are removed.
+    async fn prune_outbox(&self, before: &str) -> Result<u64>;
+    async fn create_white_label(&self, organisation_id: &str, data_source_type: &str, client_id: &str, redirect_uri: &str, client_secret: Option<&str>) -> Result<WhiteLabel>;
+    async fn white_labels(&self, organisation_id: &str, ids: &[i64], types: &[String], descending: bool, limit: i64, offset: i64) -> Result<(Vec<WhiteLabel>, i64)>;
+    /// Replaces an organisation's app for a source type; `None` if it has none.
+    async fn update_white_label(&self, organisation_id: &str, data_source_type: &str, client_id: &str, redirect_uri: &str, client_secret: Option<&str>) -> Result<Option<WhiteLabel>>;
+    async fn delete_white_labels(&self, organisation_id: &str, ids: &[i64]) -> Result<u64>;
+    /// An organisation's own OAuth app for a source type, secret decrypted.
+    async fn oauth_app(&self, organisation_id: &str, data_source_type: &str) -> Result<Option<OAuthAppRow>>;
+    /// Replaces a connection's item tree with a new listing.
+    async fn source_items(&self, connection_id: &str, query: &ItemQuery) -> Result<(Vec<SourceItem>, i64)>;
+    // Domain operations, one transaction each.
+    /// Connects (or reconnects) a customer's site: the customer, the
+    /// connection with its sealed credentials and settings, the events
+    /// `events` gives for it (told whether it is new) and, when `wants_sync`
+    /// says so, its first sync: one transaction.
+    async fn connect(&self, op: Connect<'_>, events: impl FnOnce(&Connection, bool) -> Vec<Event>, wants_sync: impl FnOnce(&Connection) -> bool) -> Result<Connected>;
+    /// Revokes a connection's access (credentials erased, syncing stopped,
+    /// queued jobs dropped) with its events: one transaction. What was
+    /// synced stays until deleted.
+    async fn revoke(&self, organisation_id: &str, connection_id: &str, events: &[Event], actor: Option<Actor<'_>>) -> Result<()>;
+    /// Adds to what a connection syncs (its new scope, and chunk settings
+    /// if given), with its events and the sync that fetches it: one
+    /// transaction.
+    #[allow(clippy::too_many_arguments)] // the operation's whole input, from the API and the console
+    async fn choose_scope(&self, organisation_id: &str, connection_id: &str, scope: &Value, chosen: &[String], chunking: Option<(i64, i64)>, events: &[Event], actor: Option<Actor<'_>>) -> Result<()>;
+    /// Asks for a file again (chunk settings too, if given) and queues the
+    /// sync that fetches it: one transaction.
+    async fn resync_file(&self, connection_id: &str, file_id: i64, chunking: Option<(i64, i64)>) -> Result<()>;
+    /// Deletes files (by connection) with their events: one transaction.
+    /// Returns how many were deleted.
+    async fn delete_files_of(&self, organisation_id: &str, files: &[(String, Vec<i64>)], events: &[Event]) -> Result<u64>;
+    /// Deletes customers with their connections and everything synced
+    /// through them, with their events: one transaction. Returns how many.
+    async fn delete_customers(&self, organisation_id: &str, customer_ids: &[String], events: &[Event]) -> Result<u64>;
+    /// Queues a listing of a connection's item tree (a queued one absorbs
+    /// it). Returns the job's id and whether it is new.
+    async fn enqueue_items(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
+    /// Cancels a connection's item listing: a queued one is dropped; the
+    /// running one's id is returned, for its worker to stop.
+    async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>>;
+    /// Writes one part of an item listing (a space and its pages), marked
+    /// with the listing's start so that `finish_source_items` can tell what
+    /// it did not see.
+    async fn write_source_items(&self, connection_id: &str, listing: &str, items: &[crate::NewSourceItem]) -> Result<()>;
+    /// Ends a complete item listing: what it did not see is removed, and
+    /// the connection says when its items were listed.
+    async fn finish_source_items(&self, connection_id: &str, listing: &str) -> Result<()>;
+    /// Sets customers' auto-sync settings (creating customers not seen
+    /// yet) and moves each of their connections' next run where
+    /// `next_sync` says: one transaction.
+    async fn update_customers(&self, organisation_id: &str, customer_ids: &[String], sources: Option<&Value>, interval_hours: Option<i64>, next_sync: impl Fn(&Connection) -> Option<String>) -> Result<()>;
+    // The admin console.
+    /// A new admin of an organisation. The email is kept in lower case and
+    /// names one admin across the server.
+    async fn create_admin(&self, organisation_id: &str, email: &str, name: &str, password_hash: Option<&str>) -> Result<Admin>;
+    async fn admin(&self, id: &str) -> Result<Admin>;
+    /// The admin an email names, with the password hash if one is set.
+    async fn admin_by_email(&self, email: &str) -> Result<Option<(Admin, Option<String>)>>;
+    /// Sets an admin's password, signing out every other session of theirs.
+    async fn set_admin_password(&self, admin_id: &str, password_hash: &str, keep_session: Option<&str>) -> Result<()>;
+    async fn add_admin_link(&self, admin_id: &str, token_hash: &str, expires_at: &str) -> Result<()>;
+    /// The admin a sign-in link is for, while it is unused and unexpired.
+    async fn admin_link(&self, token_hash: &str) -> Result<Option<Admin>>;
+    /// Uses a sign-in link once and opens a session with it: one
+    /// transaction. `None` when the link is unknown, used or expired.
+    async fn use_admin_link(&self, token_hash: &str, session: &NewSession<'_>) -> Result<Option<Admin>>;
+    async fn create_admin_session(&self, admin_id: &str, session: &NewSession<'_>) -> Result<()>;
+    /// The admin and CSRF token of a live session.
+    async fn admin_session(&self, token_hash: &str) -> Result<Option<(Admin, String)>>;
+    async fn end_admin_session(&self, token_hash: &str) -> Result<()>;
+    /// The organisation's recent console actions, newest first.
+    async fn admin_actions(&self, organisation_id: &str, limit: i64) -> Result<Vec<AdminAction>>;
+    /// The organisation's own connections (not its API customers'), each
+    /// with its spaces and how many pages and blog posts each holds: three
+    /// queries, whatever the number of spaces.
+    async fn console_sites(&self, organisation_id: &str) -> Result<Vec<ConsoleSite>>;
+    /// The connections of an organisation's API customers, by customer.
+    async fn customer_connections(&self, organisation_id: &str, limit: i64) -> Result<Vec<(String, Connection)>>;
+    /// Spaces a console connection may choose, from its item listing, in
+    /// alphabetical order: those whose name or key contains `query`.
+    async fn space_options(&self, connection_id: &str, query: &str, limit: i64) -> Result<Vec<SpaceOption>>;
+    /// Replaces a console connection's listed spaces (the ones an admin may
+    /// choose) with `spaces`: one transaction.
+    async fn replace_space_options(&self, connection_id: &str, spaces: &[crate::NewSourceItem]) -> Result<()>;
+    /// Queues a sync of a connection now, recorded: one transaction.
+    /// Whether a new job was queued (a queued one absorbs it).
+    async fn queue_sync(&self, organisation_id: &str, connection_id: &str, reason: &str, actor: Option<Actor<'_>>, target: &str) -> Result<bool>;
+    /// Takes one space out of a connection: its new scope, and everything
+    /// synced from the space deleted (gone from search once the index
+    /// applies the log) and kept out (a sync already running writes none
+    /// of it back, until the space is chosen again), recorded: one
+    /// transaction. Returns how many files went.
+    async fn remove_space(&self, organisation_id: &str, connection_id: &str, space_key: &str, new_scope: &Value, actor: Option<Actor<'_>>) -> Result<u64>;
+    /// Removes a connection with everything synced through it (gone from
+    /// search once the index applies the log), recorded: one transaction.
+    async fn remove_connection(&self, organisation_id: &str, connection_id: &str, actor: Option<Actor<'_>>, target: &str) -> Result<()>;
+    /// A connection of an organisation by its data source number: one of
+    /// its own (`own`, the console's) or one of its API customers'.
+    async fn org_connection(&self, organisation_id: &str, data_source_id: i64, own: bool) -> Result<Option<Connection>>;
+    /// An organisation by its id, its Carbon number or its name (`None`
+    /// when none, or when the name is shared by several).
+    async fn find_organisation(&self, id_or_name: &str) -> Result<Option<crate::Organisation>>;
+    // What search needs: chunks, permissions, the index log.
+    /// Changes after `after`, oldest first.
+    async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>>;
+    /// The last sequence number ever handed out (0 before any).
+    async fn index_head(&self) -> Result<i64>;
+    /// Forgets the changes an index has committed.
+    async fn prune_index_log(&self, upto: i64) -> Result<()>;
+    /// Ids of every file, in id order, `limit` at a time after `after`.
+    async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>>;
+    /// The file and everything whose readers follow from it: the pages
+    /// below it, and the attachments and comments of all of them.
+    async fn subtree(&self, file_id: i64) -> Result<Vec<i64>>;
+    /// What the index needs of these files; files that no longer exist
+    /// are absent from the answer.
+    async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>>;
+    /// One page of the chunks of these files, in file then chunk order,
+    /// and how many there are in all.
+    async fn chunk_page(&self, file_ids: &[i64], limit: i64, offset: i64) -> Result<(Vec<(i64, Chunk)>, i64)>;
+    /// What a file holds: its kind, title and media type, the body as
+    /// synced (a page's storage format, an attachment's extracted text)
+    /// and its Markdown; None for a file that is gone.
+    async fn file_content(&self, file_id: i64) -> Result<Option<FileContent>>;
+    /// Stores vectors computed for chunks: (file id, chunk index, vector).
+    async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()>;
+    /// The stored chunks of a file.
+    async fn chunks(&self, file_id: i64) -> Result<Vec<Chunk>>;
+    /// The id of a file by its Confluence identity.
+    async fn file_id(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<i64>>;
+    /// Sets the read restrictions of pages or blog posts where they
+    /// differ from what is stored; returns how many changed.
+    async fn set_read_restrictions(&self, connection_id: &str, kind: &str, restrictions: &[(String, ReadRestriction)]) -> Result<u64>;
+    /// Who holds read in a space (`None`: not known, nobody passes).
+    async fn set_space_principals(&self, connection_id: &str, space_id: &str, principals: Option<&SpacePrincipals>) -> Result<()>;
+    /// Turns Confluence's permissions on or off for a connection's
+    /// searches. Every file is indexed again with (or without) its
+    /// restrictions.
+    async fn set_enforce_permissions(&self, connection_id: &str, enforce: bool) -> Result<()>;
+    /// Sets a space's viewer permissions. Segments must belong to the
+    /// connection's organisation; at most 10.
+    async fn set_space_visibility(&self, connection_id: &str, space_id: &str, visibility: &Visibility) -> Result<()>;
+    /// `set_space_visibility`, recorded as an admin's action: one
+    /// transaction.
+    async fn set_space_visibility_as(&self, connection_id: &str, space_id: &str, visibility: &Visibility, actor: Option<crate::Actor<'_>>) -> Result<()>;
+    async fn create_segment(&self, organisation_id: &str, segment: &Segment) -> Result<Segment>;
+    /// `create_segment`, recorded as an admin's action: one transaction.
+    async fn create_segment_as(&self, organisation_id: &str, segment: &Segment, actor: Option<crate::Actor<'_>>) -> Result<Segment>;
+    async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>>;
+    /// The spaces of an organisation's connections (one customer's only,
+    /// when given), with what decides who may read them.
+    async fn scopes(&self, organisation_id: &str, customer_id: Option<&str>) -> Result<Vec<ScopeRow>>;
+    /// The end user (Carbon's customer) of an organisation, created if new.
+    async fn ensure_end_user(&self, organisation_id: &str, customer_id: &str) -> Result<String>;
+    async fn set_connection_end_user(&self, connection_id: &str, end_user_id: &str) -> Result<()>;
+    /// Sets a file's tags (Carbon's key/value tags).
+    async fn set_file_tags(&self, file_id: i64, tags: &BTreeMap<String, serde_json::Value>) -> Result<()>;
+    /// Carbon's files/sync tags: the files of each chosen space, or of each
+    /// chosen page's subtree (its descendant pages and their comments and
+    /// attachments), get the tags chosen with it, merged over theirs. Files
+    /// whose tags would not change are not written (nor re-indexed).
+    async fn apply_chosen_tags(&self, connection_id: &str, chosen: &BTreeMap<String, BTreeMap<String, serde_json::Value>>) -> Result<u64>;
+    /// Sets a connection's data source tags (Carbon's), within its
+    /// organisation.
+    async fn set_data_source_tags(&self, organisation_id: &str, connection_id: &str, tags: &BTreeMap<String, serde_json::Value>) -> Result<()>;
+    /// Removes files by id (and, through the log, from search).
+    async fn delete_files(&self, connection_id: &str, file_ids: &[i64]) -> Result<u64>;
+    /// Disconnects: the connection and everything synced through it.
+    async fn delete_connection(&self, connection_id: &str) -> Result<()>;
+}
+
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     use std::borrow::Cow;
     Migrator {
         migrations: Cow::Owned(
-            MIGRATIONS
+            migrations
                 .iter()
                 .map(|&(version, description, sql)| {
                     Migration::new(
@@ -233,8 +599,41 @@ fn migrator() -> sqlx::migrate::Migrator {
     }
 }
 
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// The migration files in `dir` as (version, description, SQL), as
+/// `sqlx::migrate!` reads them.
+#[cfg(test)]
+fn migration_files(dir: &str) -> Vec<(i64, String, String)> {
+    let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let (version, description) = name.split_once('_').unwrap();
+            (
+                version.parse().unwrap(),
+                description.replace('_', " "),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[cfg(test)]
+fn embedded(migrations: &[(i64, &str, &str)]) -> Vec<(i64, String, String)> {
+    migrations
+        .iter()
+        .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
+        .collect()
+}
+
+pub(crate) use dialect::Ts;
+
+/// Now, as the store writes times.
+pub(crate) fn now() -> Ts {
+    Ts::now()
 }
 
 pub(crate) fn new_id(prefix: &str) -> String {
@@ -242,717 +641,4 @@ pub(crate) fn new_id(prefix: &str) -> String {
     let bytes: [u8; 12] = rand::thread_rng().gen();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}_{hex}")
-}
-
-impl Store {
-    /// Opens (creating if needed) the store under `data_dir`: the database
-    /// `confsync.db` and the key that encrypts credentials.
-    pub async fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)?;
-        let cipher = Cipher::load_or_create(data_dir).map_err(Error::Secret)?;
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(data_dir.join("confsync.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL with NORMAL survives a killed process (not a power cut
-            // between checkpoints), which is the failure a sync must survive.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        migrator().run(&pool).await?;
-        Ok(Store {
-            pool,
-            cipher,
-            writer: Default::default(),
-        })
-    }
-
-    /// A key for one purpose, derived from the data directory's secret key.
-    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        self.cipher.derive(purpose)
-    }
-
-    pub async fn ensure_organisation(&self, name: &str) -> Result<String> {
-        if let Some(row) = sqlx::query("SELECT id FROM organisations WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-        {
-            return Ok(row.get("id"));
-        }
-        let id = new_id("org");
-        sqlx::query(
-            "INSERT INTO organisations (id, name, created_at, number) \
-             VALUES (?, ?, ?, NULL)",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
-    }
-
-    pub async fn create_connection(&self, new: NewConnection<'_>) -> Result<Connection> {
-        let id = new_id("conn");
-        let sealed = self.cipher.seal(new.credentials).map_err(Error::Secret)?;
-        sqlx::query(
-            "INSERT INTO connections (id, organisation_id, site_url, auth_kind, account, credentials, \
-             allow_personal_spaces, scope, status, created_at, updated_at, data_source_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'CONNECTED', ?, ?, \
-             NULL)",
-        )
-        .bind(&id)
-        .bind(new.organisation_id)
-        .bind(new.site_url)
-        .bind(new.auth_kind)
-        .bind(new.account)
-        .bind(sealed)
-        .bind(new.allow_personal_spaces)
-        .bind(new.scope.to_string())
-        .bind(now())
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        self.connection(&id).await
-    }
-
-    fn connection_from(row: &sqlx::sqlite::SqliteRow) -> Connection {
-        Connection {
-            id: row.get("id"),
-            organisation_id: row.get("organisation_id"),
-            site_url: row.get("site_url"),
-            auth_kind: row.get("auth_kind"),
-            account: row.get("account"),
-            allow_personal_spaces: row.get("allow_personal_spaces"),
-            // Null when unreadable: the server's `Scope::of` refuses it
-            // (an unreadable scope syncs nothing, never everything).
-            scope: serde_json::from_str(row.get::<&str, _>("scope"))
-                .unwrap_or(serde_json::Value::Null),
-            status: ConnectionStatus::parse(row.get("status")),
-            error: row.get("error"),
-            created_at: row.get("created_at"),
-            last_synced_at: row.get("last_synced_at"),
-            end_user_id: row.get("end_user_id"),
-            enforce_permissions: row.get("enforce_permissions"),
-            chunk_size: row.get("chunk_size"),
-            chunk_overlap: row.get("chunk_overlap"),
-            data_source_id: row.get::<Option<i64>, _>("data_source_id").unwrap_or(0),
-            account_label: row.get("account_label"),
-            context_path: row.get("context_path"),
-            site_link: row.get("site_link"),
-            revoked: row.get("revoked"),
-            auto_sync: row.get("auto_sync"),
-            next_sync_at: row.get("next_sync_at"),
-            data_source_tags: serde_json::from_str(row.get::<&str, _>("data_source_tags"))
-                .unwrap_or_default(),
-            last_sync_action: row.get("last_sync_action"),
-            source_items_synced_at: row.get("source_items_synced_at"),
-            updated_at: row
-                .get::<Option<String>, _>("updated_at")
-                .unwrap_or_else(|| row.get("created_at")),
-        }
-    }
-
-    pub async fn connection(&self, id: &str) -> Result<Connection> {
-        let row = sqlx::query("SELECT * FROM connections WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("connection {id}")))?;
-        Ok(Self::connection_from(&row))
-    }
-
-    pub async fn connections(&self) -> Result<Vec<Connection>> {
-        let rows = sqlx::query("SELECT * FROM connections ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(Self::connection_from).collect())
-    }
-
-    pub async fn find_connection(
-        &self,
-        organisation_id: &str,
-        site_url: &str,
-        account: &str,
-    ) -> Result<Option<Connection>> {
-        let row = sqlx::query(
-            "SELECT * FROM connections WHERE organisation_id = ? AND site_url = ? AND account = ?",
-        )
-        .bind(organisation_id)
-        .bind(site_url)
-        .bind(account)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(Self::connection_from))
-    }
-
-    /// The decrypted credentials of a connection.
-    pub async fn credentials(&self, connection_id: &str) -> Result<Vec<u8>> {
-        let row = sqlx::query("SELECT credentials FROM connections WHERE id = ?")
-            .bind(connection_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("connection {connection_id}")))?;
-        self.cipher
-            .open(row.get::<&[u8], _>("credentials"))
-            .map_err(Error::Secret)
-    }
-
-    pub async fn set_credentials(&self, connection_id: &str, plaintext: &[u8]) -> Result<()> {
-        let sealed = self.cipher.seal(plaintext).map_err(Error::Secret)?;
-        sqlx::query("UPDATE connections SET credentials = ? WHERE id = ?")
-            .bind(sealed)
-            .bind(connection_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_scope(&self, connection_id: &str, scope: &serde_json::Value) -> Result<()> {
-        sqlx::query("UPDATE connections SET scope = ? WHERE id = ?")
-            .bind(scope.to_string())
-            .bind(connection_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_connection_status(
-        &self,
-        connection_id: &str,
-        status: ConnectionStatus,
-        error: Option<&str>,
-        synced: bool,
-    ) -> Result<()> {
-        let synced_at = synced.then(now);
-        sqlx::query(
-            "UPDATE connections SET status = ?, error = ?, \
-             last_synced_at = COALESCE(?, last_synced_at) WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(synced_at)
-        .bind(connection_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    // Spaces.
-
-    pub async fn upsert_spaces(
-        &self,
-        connection_id: &str,
-        spaces: &[SpaceRow],
-        run: i64,
-    ) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        for space in spaces {
-            sqlx::query(
-                "INSERT INTO spaces (connection_id, space_id, space_key, name, space_type, status, homepage_id, seen_run) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (connection_id, space_id) DO UPDATE SET space_key = excluded.space_key, \
-                 name = excluded.name, space_type = excluded.space_type, status = excluded.status, \
-                 homepage_id = excluded.homepage_id, seen_run = excluded.seen_run",
-            )
-            .bind(connection_id)
-            .bind(&space.space_id)
-            .bind(&space.key)
-            .bind(&space.name)
-            .bind(&space.space_type)
-            .bind(&space.status)
-            .bind(&space.homepage_id)
-            .bind(run)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn spaces(&self, connection_id: &str) -> Result<Vec<SpaceRow>> {
-        let rows = sqlx::query("SELECT * FROM spaces WHERE connection_id = ? ORDER BY space_key")
-            .bind(connection_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| SpaceRow {
-                space_id: row.get("space_id"),
-                key: row.get("space_key"),
-                name: row.get("name"),
-                space_type: row.get("space_type"),
-                status: row.get("status"),
-                homepage_id: row.get("homepage_id"),
-            })
-            .collect())
-    }
-
-    /// Removes spaces not seen in `run`, with everything in them: a space
-    /// deleted in Confluence, no longer readable, or no longer chosen.
-    /// Returns the number of files removed, by kind.
-    pub async fn delete_unseen_spaces(
-        &self,
-        connection_id: &str,
-        run: i64,
-    ) -> Result<HashMap<String, u64>> {
-        let gone: Vec<String> =
-            sqlx::query("SELECT space_id FROM spaces WHERE connection_id = ? AND seen_run <> ?")
-                .bind(connection_id)
-                .bind(run)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| r.get("space_id"))
-                .collect();
-        let mut removed: HashMap<String, u64> = HashMap::new();
-        for space_id in &gone {
-            for (kind, n) in self.delete_space(connection_id, space_id, None).await? {
-                *removed.entry(kind).or_default() += n;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Removes one space and everything in it (it is gone from Confluence),
-    /// with a checkpoint in the same transaction. Returns files removed by kind.
-    pub async fn delete_space(
-        &self,
-        connection_id: &str,
-        space_id: &str,
-        checkpoint: Option<(&str, &str)>,
-    ) -> Result<HashMap<String, u64>> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "DELETE FROM files WHERE connection_id = ? AND (space_id = ? OR container_id IN \
-             (SELECT external_id FROM files WHERE connection_id = ? AND space_id = ?)) RETURNING kind",
-        )
-        .bind(connection_id)
-        .bind(space_id)
-        .bind(connection_id)
-        .bind(space_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut removed: HashMap<String, u64> = HashMap::new();
-        for row in rows {
-            *removed.entry(row.get::<String, _>("kind")).or_default() += 1;
-        }
-        sqlx::query("DELETE FROM spaces WHERE connection_id = ? AND space_id = ?")
-            .bind(connection_id)
-            .bind(space_id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some((name, value)) = checkpoint {
-            set_checkpoint(&mut tx, connection_id, name, value).await?;
-        }
-        tx.commit().await?;
-        Ok(removed)
-    }
-
-    // Files.
-
-    /// What the store holds of these files (by external id).
-    pub async fn file_states(
-        &self,
-        connection_id: &str,
-        kind: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, FileState>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT external_id, version, title, parent_id, space_id, container_id, status FROM files \
-                 WHERE connection_id = ? AND kind = ? AND external_id IN ({placeholders})"
-            );
-            let mut query = sqlx::query(&sql).bind(connection_id).bind(kind);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                out.insert(
-                    row.get("external_id"),
-                    FileState {
-                        version: row.get("version"),
-                        title: row.get("title"),
-                        parent_id: row.get("parent_id"),
-                        space_id: row.get("space_id"),
-                        container_id: row.get("container_id"),
-                        status: row.get("status"),
-                    },
-                );
-            }
-        }
-        Ok(out)
-    }
-
-    /// Writes files, marks them seen in `run`, and moves a checkpoint, all
-    /// in one transaction: after a crash, either all of it is there or
-    /// none, and the checkpoint never runs ahead of the data.
-    pub async fn write_batch(
-        &self,
-        connection_id: &str,
-        run: i64,
-        files: &[FileUpsert],
-        seen: &[(&str, String)],
-        checkpoint: Option<(&str, &str)>,
-    ) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let at = now();
-        for file in files {
-            let labels = file
-                .labels
-                .as_ref()
-                .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()));
-            // A new page or blog post without a known restriction is
-            // Unknown (nobody passes it); others are open on their own.
-            let restriction = match (&file.read_restriction, file.kind) {
-                (Some(r), _) => r.to_column(),
-                (None, kind::PAGE | kind::BLOG_POST) => ReadRestriction::Unknown.to_column(),
-                (None, _) => None,
-            };
-            let row = sqlx::query(
-                "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
-                 version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
-                 read_restriction) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, '[]'), ?, ?, ?, COALESCE(?, ?), ?, ? \
-                 WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
-                 AND d.kind = ? AND d.external_id = ?) \
-                 AND NOT EXISTS (SELECT 1 FROM removed_spaces r WHERE r.connection_id = ? AND r.space_id = ?) \
-                 ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
-                 read_restriction = CASE WHEN ? THEN excluded.read_restriction ELSE files.read_restriction END, \
-                 space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
-                 title = excluded.title, url = COALESCE(excluded.url, files.url), version = excluded.version, \
-                 content_hash = COALESCE(?, files.content_hash), media_type = COALESCE(excluded.media_type, files.media_type), \
-                 size_bytes = COALESCE(excluded.size_bytes, files.size_bytes), labels = COALESCE(?, files.labels), \
-                 status = excluded.status, error = excluded.error, seen_run = excluded.seen_run, \
-                 updated_at = excluded.updated_at \
-                 RETURNING id",
-            )
-            .bind(connection_id)
-            .bind(file.kind)
-            .bind(&file.external_id)
-            .bind(&file.space_id)
-            .bind(&file.parent_id)
-            .bind(&file.container_id)
-            .bind(&file.title)
-            .bind(&file.url)
-            .bind(file.version)
-            .bind(&file.content_hash)
-            .bind(&file.media_type)
-            .bind(file.size_bytes)
-            .bind(&labels)
-            .bind(file.status)
-            .bind(&file.error)
-            .bind(run)
-            // Confluence's creation time, else when confsync first stored
-            // it: set once, never moved by a resync.
-            .bind(&file.created_at)
-            .bind(&at)
-            .bind(&at)
-            .bind(restriction)
-            .bind(connection_id)
-            .bind(file.kind)
-            .bind(&file.external_id)
-            .bind(connection_id)
-            .bind(&file.space_id)
-            .bind(file.read_restriction.is_some())
-            .bind(&file.content_hash)
-            .bind(&labels)
-            .fetch_optional(&mut *tx)
-            .await?;
-            // Deleted by the caller: stays deleted until chosen again.
-            let Some(row) = row else {
-                continue;
-            };
-            let file_id: i64 = row.get("id");
-            if let Some(body) = &file.body {
-                sqlx::query(
-                    "INSERT INTO file_contents (file_id, body, markdown) VALUES (?, ?, ?) \
-                     ON CONFLICT (file_id) DO UPDATE SET body = excluded.body, markdown = excluded.markdown",
-                )
-                .bind(file_id)
-                .bind(body)
-                .bind(&file.markdown)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(chunks) = &file.chunks {
-                search::replace_chunks(&mut tx, file_id, chunks).await?;
-            }
-        }
-        for (kind, id) in seen {
-            sqlx::query("UPDATE files SET seen_run = ? WHERE connection_id = ? AND kind = ? AND external_id = ?")
-                .bind(run)
-                .bind(connection_id)
-                .bind(*kind)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some((name, value)) = checkpoint {
-            set_checkpoint(&mut tx, connection_id, name, value).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Deletes the files of `kind` not seen in `run` (within one space when
-    /// given), with a checkpoint in the same transaction. Call only after a
-    /// listing that ran to its end.
-    pub async fn delete_unseen_files(
-        &self,
-        connection_id: &str,
-        kind: &str,
-        space_id: Option<&str>,
-        run: i64,
-        checkpoint: Option<(&str, &str)>,
-    ) -> Result<u64> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let result = match space_id {
-            Some(space) => {
-                sqlx::query(
-                    "DELETE FROM files WHERE connection_id = ? AND kind = ? AND space_id = ? AND seen_run <> ?",
-                )
-                .bind(connection_id)
-                .bind(kind)
-                .bind(space)
-                .bind(run)
-                .execute(&mut *tx)
-                .await?
-            }
-            None => {
-                sqlx::query("DELETE FROM files WHERE connection_id = ? AND kind = ? AND seen_run <> ?")
-                    .bind(connection_id)
-                    .bind(kind)
-                    .bind(run)
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
-        if let Some((name, value)) = checkpoint {
-            set_checkpoint(&mut tx, connection_id, name, value).await?;
-        }
-        tx.commit().await?;
-        Ok(result.rows_affected())
-    }
-
-    /// Whether the connection holds any file of this kind in this space.
-    pub async fn has_files(&self, connection_id: &str, kind: &str, space_id: &str) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM files WHERE connection_id = ? AND kind = ? AND space_id = ? LIMIT 1",
-        )
-        .bind(connection_id)
-        .bind(kind)
-        .bind(space_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    /// Every file of a connection, ordered by kind and id.
-    pub async fn files(&self, connection_id: &str) -> Result<Vec<FileRow>> {
-        let rows = sqlx::query(
-            "SELECT kind, external_id, space_id, parent_id, container_id, title, version, content_hash, labels, \
-             status, error FROM files WHERE connection_id = ? ORDER BY kind, external_id",
-        )
-        .bind(connection_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| FileRow {
-                kind: row.get("kind"),
-                external_id: row.get("external_id"),
-                space_id: row.get("space_id"),
-                parent_id: row.get("parent_id"),
-                container_id: row.get("container_id"),
-                title: row.get("title"),
-                version: row.get("version"),
-                content_hash: row.get("content_hash"),
-                labels: serde_json::from_str(row.get::<&str, _>("labels")).unwrap_or_default(),
-                status: row.get("status"),
-                error: row.get("error"),
-            })
-            .collect())
-    }
-
-    pub async fn file_body(
-        &self,
-        connection_id: &str,
-        kind: &str,
-        external_id: &str,
-    ) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT c.body FROM files f JOIN file_contents c ON c.file_id = f.id \
-             WHERE f.connection_id = ? AND f.kind = ? AND f.external_id = ?",
-        )
-        .bind(connection_id)
-        .bind(kind)
-        .bind(external_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get("body")))
-    }
-
-    /// Files of a connection by kind and status.
-    pub async fn counts(&self, connection_id: &str) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT kind, status, COUNT(*) AS n FROM files WHERE connection_id = ? GROUP BY kind, status ORDER BY kind, status",
-        )
-        .bind(connection_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
-            .collect())
-    }
-
-    /// SQLite's own consistency check: `ok`, or what is wrong.
-    pub async fn integrity_check(&self) -> Result<String> {
-        let row = sqlx::query("PRAGMA integrity_check")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get::<String, _>(0))
-    }
-
-    // Checkpoints.
-
-    pub async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM checkpoints WHERE connection_id = ? AND name = ?")
-            .bind(connection_id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("value")))
-    }
-
-    pub async fn set_checkpoint(&self, connection_id: &str, name: &str, value: &str) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        set_checkpoint(&mut tx, connection_id, name, value).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn clear_checkpoints(&self, connection_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM checkpoints WHERE connection_id = ?")
-            .bind(connection_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    // Jobs.
-
-    pub async fn start_job(&self, connection_id: &str, kind: &str) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO jobs (connection_id, kind, status, started_at) VALUES (?, ?, 'SYNCING', ?) RETURNING id",
-        )
-        .bind(connection_id)
-        .bind(kind)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get("id"))
-    }
-
-    pub async fn finish_job(
-        &self,
-        job_id: i64,
-        status: &str,
-        stats: &serde_json::Value,
-        error: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET status = ?, finished_at = ?, stats = ?, error = ? WHERE id = ?",
-        )
-        .bind(status)
-        .bind(now())
-        .bind(stats.to_string())
-        .bind(error)
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<Job>> {
-        let rows =
-            sqlx::query("SELECT * FROM jobs WHERE connection_id = ? ORDER BY id DESC LIMIT ?")
-                .bind(connection_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Job {
-                id: r.get("id"),
-                kind: r.get("kind"),
-                status: r.get("status"),
-                started_at: r.get("started_at"),
-                finished_at: r.get("finished_at"),
-                stats: serde_json::from_str(r.get::<&str, _>("stats")).unwrap_or_default(),
-                error: r.get("error"),
-            })
-            .collect())
-    }
-}
-
-async fn set_checkpoint(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    connection_id: &str,
-    name: &str,
-    value: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO checkpoints (connection_id, name, value) VALUES (?, ?, ?) \
-         ON CONFLICT (connection_id, name) DO UPDATE SET value = excluded.value",
-    )
-    .bind(connection_id)
-    .bind(name)
-    .bind(value)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod migration_tests {
-    /// Every file under migrations/ is embedded, under the version and
-    /// description its name gives (as `sqlx::migrate!` reads them).
-    #[test]
-    fn every_migration_file_is_embedded() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
-            .map(|path| {
-                let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-                let (version, description) = name.split_once('_').unwrap();
-                (
-                    version.parse().unwrap(),
-                    description.replace('_', " "),
-                    std::fs::read_to_string(&path).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        let embedded: Vec<(i64, String, String)> = super::MIGRATIONS
-            .iter()
-            .map(|&(v, d, sql)| (v, d.to_string(), sql.to_string()))
-            .collect();
-        assert_eq!(files, embedded);
-    }
 }

@@ -40,10 +40,20 @@ impl Cipher {
         }
     }
 
+    /// The key `CONFSYNC_SECRET_KEY` gives, if set.
+    pub fn from_env() -> Result<Option<Cipher>, String> {
+        match std::env::var("CONFSYNC_SECRET_KEY") {
+            Ok(text) => {
+                let key = parse_hex(&text).ok_or("CONFSYNC_SECRET_KEY must be 64 hex digits")?;
+                Ok(Some(Cipher::from_key(key)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
     pub fn load_or_create(data_dir: &Path) -> Result<Cipher, String> {
-        if let Ok(text) = std::env::var("CONFSYNC_SECRET_KEY") {
-            let key = parse_hex(&text).ok_or("CONFSYNC_SECRET_KEY must be 64 hex digits")?;
-            return Ok(Cipher::from_key(key));
+        if let Some(cipher) = Cipher::from_env()? {
+            return Ok(cipher);
         }
         let path = data_dir.join("secret.key");
         match std::fs::read_to_string(&path) {

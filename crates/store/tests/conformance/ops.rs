@@ -2,37 +2,18 @@
 //! webhook events it causes and the sync it queues are written together,
 //! and an operation that fails writes nothing.
 
+use crate::Dir;
 use serde_json::json;
 use store::{Connect, Event, EventKind, JobStatus, Store};
 
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!(
-            "confsync-store-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn event(kind: EventKind, text: &str) -> Event {
+pub fn event(kind: EventKind, text: &str) -> Event {
     Event {
         kind,
         body: json!({"kind": kind.as_str(), "text": text}).to_string(),
     }
 }
 
-fn connect<'a>(
+pub fn connect<'a>(
     organisation: &'a str,
     customer: &'a str,
     account: &'a str,
@@ -64,7 +45,7 @@ fn connect<'a>(
 }
 
 /// Bodies waiting in the outbox (one row per event per active webhook).
-async fn outbox(store: &Store) -> Vec<String> {
+pub async fn outbox(store: &Store) -> Vec<String> {
     store
         .due_deliveries(1000)
         .await
@@ -74,10 +55,7 @@ async fn outbox(store: &Store) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn each_operation_writes_its_change_events_and_job_together() {
-    let dir = Dir::new("ops");
-    let store = Store::open(&dir.0).await.unwrap();
+pub async fn each_operation_writes_its_change_events_and_job_together(store: &Store) {
     let org = store.create_organisation("org").await.unwrap();
     store
         .add_webhook(&org.id, "https://hooks.example.com/a", b"key")
@@ -312,7 +290,8 @@ fn job_statuses_read_back_and_unknown_ones_never_run() {
 
 /// A segment whose stored conditions do not read admits nobody: read as
 /// empty lists, its conditions would have admitted everyone (issue 11's
-/// review of defaults on stored data).
+/// review of defaults on stored data). SQLite only: PostgreSQL's jsonb
+/// column cannot hold text that is not JSON.
 #[tokio::test]
 async fn unreadable_segment_conditions_admit_nobody() {
     let dir = Dir::new("segments");
@@ -357,10 +336,7 @@ async fn unreadable_segment_conditions_admit_nobody() {
 /// customer, no events), its spaces removed one at a time with their
 /// files, every action recorded with the admin, and another
 /// organisation's admin reaching none of it.
-#[tokio::test]
-async fn console_operations_are_the_organisations_own_and_recorded() {
-    let dir = Dir::new("console");
-    let store = Store::open(&dir.0).await.unwrap();
+pub async fn console_operations_are_the_organisations_own_and_recorded(store: &Store) {
     let org = store.create_organisation("acme").await.unwrap();
     let other = store.create_organisation("other").await.unwrap();
     let admin = store

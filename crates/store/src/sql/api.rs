@@ -1,0 +1,1318 @@
+use super::*;
+use sqlx::{QueryBuilder, Row};
+use std::collections::BTreeMap;
+
+fn end_user_from(row: &DbRow) -> EndUser {
+    EndUser {
+        id: row.col("id"),
+        number: row.col::<Option<i64>>("number").unwrap_or(0),
+        organisation_id: row.col("organisation_id"),
+        customer_id: row.col("customer_id"),
+        created_at: row.col("created_at"),
+        updated_at: row
+            .col::<Option<String>>("updated_at")
+            .unwrap_or_else(|| row.col("created_at")),
+        auto_sync_sources: row
+            .col::<Option<&str>>("auto_sync_sources")
+            .and_then(|s| serde_json::from_str(s).ok()),
+        auto_sync_interval: row.col("auto_sync_interval"),
+    }
+}
+
+fn organisation_from(row: &DbRow) -> Organisation {
+    Organisation {
+        id: row.col("id"),
+        number: row.col::<Option<i64>>("number").unwrap_or(0),
+        name: row.col("name"),
+        created_at: row.col("created_at"),
+        remove_branding: row.col::<Option<bool>>("remove_branding").unwrap_or(false),
+    }
+}
+
+fn webhook_from(row: &DbRow) -> WebhookRow {
+    WebhookRow {
+        id: row.col("id"),
+        organisation_id: row.col("organisation_id"),
+        url: row.col("url"),
+        status: row.col("status"),
+        status_reason: row.col("status_reason"),
+        created_at: row.col("created_at"),
+        updated_at: row.col("updated_at"),
+    }
+}
+
+fn white_label_from(row: &DbRow) -> WhiteLabel {
+    WhiteLabel {
+        id: row.col("id"),
+        organisation_id: row.col("organisation_id"),
+        data_source_type: row.col("data_source_type"),
+        client_id: row.col("client_id"),
+        redirect_uri: row.col("redirect_uri"),
+        has_client_secret: row.col::<Option<Vec<u8>>>("client_secret").is_some(),
+        created_at: row.col("created_at"),
+        updated_at: row.col("updated_at"),
+    }
+}
+
+fn item_from(row: &DbRow) -> SourceItem {
+    SourceItem {
+        id: row.col("id"),
+        external_id: row.col("external_id"),
+        item_type: row.col("item_type"),
+        name: row.col("name"),
+        parent_external_id: row.col("parent_external_id"),
+        root_external_id: row.col("root_external_id"),
+        external_url: row.col("external_url"),
+        is_expandable: row.col("is_expandable"),
+        synced_at: row.col("synced_at"),
+        created_at: row.col("created_at"),
+    }
+}
+
+/// `(a, b, c)` of binds, for `IN`.
+fn push_in<'a, T>(builder: &mut QueryBuilder<'a, Db>, values: &'a [T])
+where
+    T: 'a + sqlx::Encode<'a, Db> + sqlx::Type<Db> + Sync,
+    &'a T: sqlx::Encode<'a, Db> + sqlx::Type<Db>,
+{
+    builder.push("(");
+    let mut separated = builder.separated(", ");
+    for value in values {
+        separated.push_bind(value);
+    }
+    separated.push_unseparated(")");
+}
+
+impl Store {
+    /// Counts the rows `filtered` selects, then reads one page of them
+    /// (`columns`, in `order`): the shape of every list the API answers.
+    async fn page_of<'a, T>(
+        &self,
+        filtered: impl Fn(&str) -> QueryBuilder<'a, Db>,
+        columns: &str,
+        order: &str,
+        limit: i64,
+        offset: i64,
+        map: impl Fn(&DbRow) -> T,
+    ) -> Result<(Vec<T>, i64)> {
+        let count: i64 = filtered("SELECT COUNT(*)")
+            .build()
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut b = filtered(&format!("SELECT {columns}"));
+        b.push(" ORDER BY ");
+        b.push(order);
+        b.push(" LIMIT ");
+        b.push_bind(limit);
+        b.push(" OFFSET ");
+        b.push_bind(offset);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(map).collect(), count))
+    }
+
+    // Organisations and their keys.
+
+    /// A new organisation (names need not be unique).
+    pub async fn create_organisation(&self, name: &str) -> Result<Organisation> {
+        let _writing = self.writer.lock().await;
+        let id = new_id("org");
+        query("INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        drop(_writing);
+        self.organisation(&id).await
+    }
+
+    pub async fn set_remove_branding(&self, organisation_id: &str, remove: bool) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        query("UPDATE organisations SET remove_branding = ? WHERE id = ?")
+            .bind(remove)
+            .bind(organisation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// What a customer has synced: files and characters (of their
+    /// Markdown or text) by file kind.
+    pub async fn customer_totals(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+    ) -> Result<BTreeMap<String, (i64, i64)>> {
+        let rows = query(
+            "SELECT f.kind, COUNT(*) AS files, \
+             CAST(COALESCE(SUM((SELECT LENGTH(fc.markdown) FROM file_contents fc WHERE fc.file_id = f.id)), 0) AS BIGINT) AS characters \
+             FROM files f JOIN connections c ON c.id = f.connection_id \
+             WHERE c.organisation_id = ? AND c.end_user_id = ? GROUP BY f.kind",
+        )
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.col("kind"), (r.col("files"), r.col("characters"))))
+            .collect())
+    }
+
+    pub async fn organisation(&self, id: &str) -> Result<Organisation> {
+        let row = query("SELECT * FROM organisations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("organisation {id}")))?;
+        Ok(organisation_from(&row))
+    }
+
+    /// Records an API key by its hash.
+    pub async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()> {
+        query("INSERT INTO api_keys (organisation_id, key_hash, created_at) VALUES (?, ?, ?)")
+            .bind(organisation_id)
+            .bind(key_hash)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>> {
+        let row = query(
+            "SELECT o.* FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(organisation_from))
+    }
+
+    pub async fn add_customer_token(
+        &self,
+        token_hash: &str,
+        organisation_id: &str,
+        customer_id: &str,
+        kind: &str,
+        expires_at: &str,
+        viewer: Option<&str>,
+    ) -> Result<()> {
+        query(
+            "INSERT INTO customer_tokens (token_hash, organisation_id, customer_id, kind, expires_at, viewer) \
+             VALUES (?, ?, ?, ?, ?::timestamptz, ?::jsonb)",
+        )
+        .bind(token_hash)
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(kind)
+        .bind(expires_at)
+        .bind(viewer)
+        .execute(&self.pool)
+        .await?;
+        // Expired tokens go as new ones come.
+        query("DELETE FROM customer_tokens WHERE expires_at < ?::timestamptz")
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The organisation, customer and viewer of an unexpired token.
+    pub async fn customer_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+    ) -> Result<Option<CustomerToken>> {
+        let row = query(
+            "SELECT o.*, t.customer_id AS token_customer, t.viewer AS token_viewer \
+             FROM customer_tokens t JOIN organisations o ON o.id = t.organisation_id \
+             WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?::timestamptz",
+        )
+        .bind(token_hash)
+        .bind(kind)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| CustomerToken {
+            organisation: organisation_from(&r),
+            customer_id: r.col("token_customer"),
+            viewer: r.col("token_viewer"),
+        }))
+    }
+
+    // OAuth states.
+
+    pub async fn save_oauth_state(
+        &self,
+        nonce: &str,
+        organisation_id: &str,
+        customer_id: &str,
+        request: &serde_json::Value,
+        expires_at: &str,
+    ) -> Result<()> {
+        query(
+            "INSERT INTO oauth_states (nonce, organisation_id, customer_id, request, expires_at) \
+             VALUES (?, ?, ?, ?::jsonb, ?::timestamptz)",
+        )
+        .bind(nonce)
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(request.to_string())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        // States a day past their expiry are of no use, even to tell
+        // "expired" from "unknown".
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        query("DELETE FROM oauth_states WHERE expires_at < ?::timestamptz")
+            .bind(day_ago)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a state: the first caller gets it, every later one `Used`.
+    pub async fn consume_oauth_state(&self, nonce: &str) -> Result<StateOutcome> {
+        let at = now();
+        let claimed = query(
+            "UPDATE oauth_states SET used_at = ?::timestamptz WHERE nonce = ? AND used_at IS NULL AND expires_at > ?::timestamptz \
+             RETURNING organisation_id, customer_id, request",
+        )
+        .bind(&at)
+        .bind(nonce)
+        .bind(&at)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(StateOutcome::Valid {
+                organisation_id: row.col("organisation_id"),
+                customer_id: row.col("customer_id"),
+                request: serde_json::from_str(row.col::<&str>("request")).unwrap_or_default(),
+            });
+        }
+        let row = query("SELECT used_at FROM oauth_states WHERE nonce = ?")
+            .bind(nonce)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => StateOutcome::Unknown,
+            Some(r) if r.col::<Option<String>>("used_at").is_some() => StateOutcome::Used,
+            Some(_) => StateOutcome::Expired,
+        })
+    }
+
+    // End users.
+
+    pub async fn end_user(
+        &self,
+        organisation_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<EndUser>> {
+        let row = query("SELECT * FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+            .bind(organisation_id)
+            .bind(customer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(end_user_from))
+    }
+
+    pub async fn end_user_by_id(&self, id: &str) -> Result<Option<EndUser>> {
+        let row = query("SELECT * FROM end_users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(end_user_from))
+    }
+
+    pub async fn list_end_users(
+        &self,
+        organisation_id: &str,
+        query: &UserQuery,
+    ) -> Result<(Vec<EndUser>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            query: &'a UserQuery,
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM end_users WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !query.customer_ids.is_empty() {
+                b.push(" AND customer_id IN ");
+                push_in(&mut b, &query.customer_ids);
+            }
+            if !query.numbers.is_empty() {
+                b.push(" AND number IN ");
+                push_in(&mut b, &query.numbers);
+            }
+            b
+        }
+        self.page_of(
+            |select| filtered(select, organisation_id, query),
+            "*",
+            &format!(
+                "{} {}, number ASC",
+                if query.by_updated {
+                    "updated_at"
+                } else {
+                    "created_at"
+                },
+                if query.descending { "DESC" } else { "ASC" }
+            ),
+            query.limit,
+            query.offset,
+            end_user_from,
+        )
+        .await
+    }
+
+    // Connections as data sources.
+
+    /// A customer's data source by its number; `None` for anyone else's.
+    pub async fn data_source(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        data_source_id: i64,
+    ) -> Result<Option<Connection>> {
+        let row = query(
+            "SELECT * FROM connections WHERE organisation_id = ? AND end_user_id = ? AND data_source_id = ?",
+        )
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .bind(data_source_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::connection_from))
+    }
+
+    /// A customer's data sources.
+    #[allow(clippy::too_many_arguments)] // a query's filters, order and page
+    pub async fn data_sources(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        ids: &[i64],
+        revoked: Option<bool>,
+        by_created: bool,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Connection>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            end_user_id: &'a str,
+            ids: &'a [i64],
+            revoked: Option<bool>,
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM connections WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            b.push(" AND end_user_id = ");
+            b.push_bind(end_user_id);
+            if !ids.is_empty() {
+                b.push(" AND data_source_id IN ");
+                push_in(&mut b, ids);
+            }
+            if let Some(revoked) = revoked {
+                b.push(" AND revoked = ");
+                b.push_bind(revoked);
+            }
+            b
+        }
+        self.page_of(
+            |select| filtered(select, organisation_id, end_user_id, ids, revoked),
+            "*",
+            &format!(
+                "{} {}, data_source_id ASC",
+                if by_created {
+                    "created_at"
+                } else {
+                    "COALESCE(updated_at, created_at)"
+                },
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            Self::connection_from,
+        )
+        .await
+    }
+
+    pub async fn set_next_sync(&self, connection_id: &str, at: Option<&str>) -> Result<()> {
+        query("UPDATE connections SET next_sync_at = ?::timestamptz WHERE id = ?")
+            .bind(at)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Connections whose scheduled sync is due, with their end user.
+    pub async fn due_connections(&self, at: &str) -> Result<Vec<(Connection, Option<EndUser>)>> {
+        let rows = query(
+            "SELECT * FROM connections WHERE auto_sync = TRUE AND revoked = FALSE AND next_sync_at IS NOT NULL \
+             AND next_sync_at <= ?::timestamptz ORDER BY next_sync_at LIMIT 500",
+        )
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let connection = Self::connection_from(row);
+            let user = match &connection.end_user_id {
+                Some(id) => self.end_user_by_id(id).await?,
+                None => None,
+            };
+            out.push((connection, user));
+        }
+        Ok(out)
+    }
+
+    // The sync queue.
+
+    /// Queues a sync of a connection; a job already queued for it absorbs
+    /// this one. Returns the job's id and whether it is new.
+    pub async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let queued = enqueue_in(&mut tx, connection_id, reason).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Claims the oldest queued job of a connection that has none running.
+    pub async fn claim_sync_job(&self) -> Result<Option<SyncJob>> {
+        let _writing = self.writer.lock().await;
+        let row = query(
+            "UPDATE sync_jobs SET status = 'RUNNING', started_at = ?::timestamptz WHERE id = (\
+             SELECT j.id FROM sync_jobs j WHERE j.status = 'QUEUED' AND NOT EXISTS (\
+             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING') \
+             ORDER BY j.id LIMIT 1) RETURNING *",
+        )
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SyncJob {
+            id: r.col("id"),
+            connection_id: r.col("connection_id"),
+            kind: crate::JobKind::parse(r.col("kind")),
+            reason: r.col("reason"),
+            status: crate::JobStatus::parse(r.col("status")),
+            snapshot: r.col("snapshot"),
+        }))
+    }
+
+    /// Saves a job's file snapshot (what its events are computed against,
+    /// kept across a restart) with the events its start causes: one
+    /// transaction.
+    pub async fn start_sync_job(
+        &self,
+        job_id: i64,
+        snapshot: &str,
+        organisation_id: &str,
+        events: &[crate::Event],
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        query("UPDATE sync_jobs SET snapshot = ? WHERE id = ?")
+            .bind(snapshot)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finishes a job, writes its webhook events to the outbox and sets
+    /// the connection's next scheduled sync, in one transaction: the events
+    /// are sent at least once, or the job runs again.
+    pub async fn finish_sync_job(
+        &self,
+        job: &SyncJob,
+        status: crate::JobStatus,
+        error: Option<&str>,
+        organisation_id: &str,
+        events: &[crate::Event],
+        next_sync_at: Option<&str>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        query("UPDATE sync_jobs SET status = ?, error = ?, finished_at = ?::timestamptz, snapshot = NULL WHERE id = ?")
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now())
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(at) = next_sync_at {
+            query("UPDATE connections SET next_sync_at = ?::timestamptz WHERE id = ?")
+                .bind(at)
+                .bind(&job.connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A connection's sync jobs, newest first: (reason, status).
+    pub async fn sync_jobs(
+        &self,
+        connection_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = query(
+            "SELECT reason, status FROM sync_jobs WHERE connection_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(connection_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.col("reason"), r.col("status")))
+            .collect())
+    }
+
+    /// Jobs left RUNNING by a process that died are queued again.
+    pub async fn requeue_running_jobs(&self) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        Ok(
+            query("UPDATE sync_jobs SET status = 'QUEUED' WHERE status = 'RUNNING'")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Whether a connection has a job queued, and one running: a sync of
+    /// its files or a listing of its items (Carbon's data source is
+    /// SYNCING while it lists its source items, and Carbon Connect offers
+    /// to cancel that listing only then).
+    pub async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)> {
+        let rows = query(
+            "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? \
+             AND status IN ('QUEUED', 'RUNNING')",
+        )
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let has = |s: &str| rows.iter().any(|r| r.col::<&str>("status") == s);
+        Ok((has("QUEUED"), has("RUNNING")))
+    }
+
+    /// Each file of a connection: id, version and status.
+    pub async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>> {
+        let rows =
+            query("SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id")
+                .bind(connection_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.col("id"), r.col("version"), r.col("status")))
+            .collect())
+    }
+
+    // Files as the API lists them.
+
+    pub async fn api_files(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        query: &FileQuery,
+    ) -> Result<(Vec<ApiFile>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            end_user_id: &'a str,
+            query: &'a FileQuery,
+            tags: &'a [(String, Vec<String>)],
+            name: &'a Option<String>,
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(
+                " FROM files f JOIN connections c ON c.id = f.connection_id \
+                 LEFT JOIN files p ON p.connection_id = f.connection_id \
+                 AND p.external_id = COALESCE(f.container_id, f.parent_id) \
+                 AND p.kind IN ('page', 'blogpost') \
+                 WHERE c.organisation_id = ",
+            );
+            b.push_bind(organisation_id);
+            b.push(" AND c.end_user_id = ");
+            b.push_bind(end_user_id);
+            if !query.ids.is_empty() {
+                b.push(" AND f.id IN ");
+                push_in(&mut b, &query.ids);
+            }
+            if !query.external_ids.is_empty() {
+                b.push(" AND f.external_id IN ");
+                push_in(&mut b, &query.external_ids);
+            }
+            if !query.statuses.is_empty() {
+                b.push(" AND f.status IN ");
+                push_in(&mut b, &query.statuses);
+            }
+            if !query.data_source_ids.is_empty() {
+                b.push(" AND c.data_source_id IN ");
+                push_in(&mut b, &query.data_source_ids);
+            }
+            if !query.parent_file_ids.is_empty() {
+                b.push(" AND p.id IN ");
+                push_in(&mut b, &query.parent_file_ids);
+            }
+            if let Some(name) = name {
+                b.push(" AND LOWER(f.title) LIKE LOWER(");
+                b.push_bind(name);
+                b.push(")");
+                b.push(" ESCAPE '\\'");
+            }
+            for (key, values) in tags {
+                // The stored value, or any element of a stored list (as
+                // the index matches them), as JSON text.
+                if PG {
+                    b.push(" AND f.tags -> ");
+                    b.push_bind(key);
+                    b.push(" IS NOT NULL AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(f.tags -> ");
+                    b.push_bind(key);
+                    b.push(") WHEN 'array' THEN f.tags -> ");
+                    b.push_bind(key);
+                    b.push(" ELSE jsonb_build_array(f.tags -> ");
+                    b.push_bind(key);
+                    b.push(") END) j(v) WHERE j.v::text IN ");
+                } else {
+                    b.push(" AND EXISTS (SELECT 1 FROM json_each(f.tags, ");
+                    b.push_bind(key);
+                    b.push(
+                        ") j WHERE (CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                         WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(j.value) \
+                         ELSE CAST(j.value AS TEXT) END) IN ",
+                    );
+                }
+                push_in(&mut b, values);
+                b.push(")");
+            }
+            b
+        }
+        // Tag values are compared as JSON texts, so that a string, a number
+        // and a boolean each match only their like; a stored list matches
+        // any of its elements; keys are JSON paths built here, never taken
+        // raw from the caller.
+        let tags: Vec<(String, Vec<String>)> = query
+            .tags
+            .iter()
+            .map(|(key, value)| {
+                // SQLite reads a JSON path; PostgreSQL takes the key itself.
+                let path = if PG {
+                    key.clone()
+                } else {
+                    format!("$.\"{}\"", key.replace(['"', '\\'], ""))
+                };
+                let values = match value {
+                    serde_json::Value::Array(items) => {
+                        items.iter().map(ToString::to_string).collect()
+                    }
+                    other => vec![other.to_string()],
+                };
+                (path, values)
+            })
+            .collect();
+        let name = query.name.as_ref().map(|n| {
+            format!(
+                "%{}%",
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let column = match query.order_by {
+            FileOrder::CreatedAt => "f.created_at",
+            FileOrder::UpdatedAt => "f.updated_at",
+            FileOrder::Name => "f.title",
+            FileOrder::FileSize => "f.size_bytes",
+            FileOrder::Id => "f.id",
+        };
+        let order = format!(
+            "{column} {}, f.id ASC",
+            if query.descending { "DESC" } else { "ASC" }
+        );
+        self.page_of(
+            |select| filtered(select, organisation_id, end_user_id, query, &tags, &name),
+            "f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
+             p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, f.updated_at, \
+             c.chunk_size, c.chunk_overlap, \
+             (SELECT CAST(COALESCE(LENGTH(fc.markdown), 0) AS BIGINT) FROM file_contents fc WHERE fc.file_id = f.id) AS characters, \
+             (SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id) AS n_chunks",
+            &order,
+            query.limit,
+            query.offset,
+            |r| ApiFile {
+                id: r.col("id"),
+                data_source_id: r.col::<Option<i64>>("data_source_id").unwrap_or(0),
+                kind: r.col("kind"),
+                external_id: r.col("external_id"),
+                url: r.col("url"),
+                status: r.col("status"),
+                error: r.col("error"),
+                title: r.col("title"),
+                parent_file_id: r.col("parent_file_id"),
+                tags: serde_json::from_str(r.col::<Option<&str>>("tags").unwrap_or("{}"))
+                    .unwrap_or_default(),
+                version: r.col("version"),
+                media_type: r.col("media_type"),
+                size_bytes: r.col("size_bytes"),
+                created_at: r.col("created_at"),
+                updated_at: r.col("updated_at"),
+                chunk_size: r.col("chunk_size"),
+                chunk_overlap: r.col("chunk_overlap"),
+                characters: r.col("characters"),
+                chunks: r.col("n_chunks"),
+            },
+        )
+        .await
+    }
+
+    /// Which of these files have changes the index has not applied (log
+    /// entries after `applied`).
+    pub async fn pending_index(
+        &self,
+        file_ids: &[i64],
+        applied: i64,
+    ) -> Result<std::collections::HashSet<i64>> {
+        if file_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut b = QueryBuilder::<Db>::new("SELECT DISTINCT file_id FROM index_log WHERE seq > ");
+        b.push_bind(applied);
+        b.push(" AND file_id IN ");
+        push_in(&mut b, file_ids);
+        let rows = b.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.col::<i64>("file_id")).collect())
+    }
+
+    /// The connection holding a customer's file; `None` for anyone else's.
+    pub async fn file_connection(
+        &self,
+        organisation_id: &str,
+        end_user_id: &str,
+        file_id: i64,
+    ) -> Result<Option<Connection>> {
+        let row = query(
+            "SELECT c.* FROM files f JOIN connections c ON c.id = f.connection_id \
+             WHERE f.id = ? AND c.organisation_id = ? AND c.end_user_id = ?",
+        )
+        .bind(file_id)
+        .bind(organisation_id)
+        .bind(end_user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::connection_from))
+    }
+
+    // Webhooks.
+
+    pub async fn add_webhook(
+        &self,
+        organisation_id: &str,
+        url: &str,
+        signing_key: &[u8],
+    ) -> Result<WebhookRow> {
+        let sealed = self.cipher.seal(signing_key).map_err(Error::Secret)?;
+        let at = now();
+        let row = query(
+            "INSERT INTO webhooks (organisation_id, url, signing_key, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(organisation_id)
+        .bind(url)
+        .bind(sealed)
+        .bind(&at)
+        .bind(&at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(webhook_from(&row))
+    }
+
+    pub async fn webhooks(
+        &self,
+        organisation_id: &str,
+        ids: &[i64],
+        by_created: bool,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<WebhookRow>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            ids: &'a [i64],
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM webhooks WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, ids);
+            }
+            b
+        }
+        self.page_of(
+            |select| filtered(select, organisation_id, ids),
+            "*",
+            &format!(
+                "{} {}, id ASC",
+                if by_created {
+                    "created_at"
+                } else {
+                    "updated_at"
+                },
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            webhook_from,
+        )
+        .await
+    }
+
+    pub async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool> {
+        Ok(
+            query("DELETE FROM webhooks WHERE organisation_id = ? AND id = ?")
+                .bind(organisation_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    /// Writes events to the outbox of every active webhook of the organisation.
+    pub async fn emit_events(&self, organisation_id: &str, events: &[crate::Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        emit(&mut tx, organisation_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deliveries due now, oldest first.
+    pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
+        let rows = query(
+            "SELECT o.id, o.webhook_id, o.body, o.attempts, w.url, w.signing_key FROM webhook_outbox o \
+             JOIN webhooks w ON w.id = o.webhook_id \
+             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ?::timestamptz \
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(now())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = self
+                .cipher
+                .open(r.col::<&[u8]>("signing_key"))
+                .map_err(Error::Secret)?;
+            out.push(Delivery {
+                id: r.col("id"),
+                webhook_id: r.col("webhook_id"),
+                url: r.col("url"),
+                signing_key: key,
+                body: r.col("body"),
+                attempts: r.col("attempts"),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {
+        query(
+            "UPDATE webhook_outbox SET delivered_at = ?::timestamptz, attempts = attempts + 1 WHERE id = ?",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up on.
+    pub async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<&str>,
+    ) -> Result<()> {
+        query(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
+             next_attempt_at = COALESCE(?::timestamptz, next_attempt_at), failed_at = CASE WHEN ?::timestamptz IS NULL THEN ? END \
+             WHERE id = ?",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(retry_at)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delivered and abandoned deliveries older than `before` are removed.
+    pub async fn prune_outbox(&self, before: &str) -> Result<u64> {
+        Ok(query(
+            "DELETE FROM webhook_outbox WHERE (delivered_at IS NOT NULL AND delivered_at < ?::timestamptz) \
+             OR (failed_at IS NOT NULL AND failed_at < ?::timestamptz)",
+        )
+        .bind(before)
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    // Organisations' own OAuth apps.
+
+    pub async fn create_white_label(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        client_secret: Option<&str>,
+    ) -> Result<WhiteLabel> {
+        let sealed = client_secret
+            .map(|s| self.cipher.seal(s.as_bytes()))
+            .transpose()
+            .map_err(Error::Secret)?;
+        let at = now();
+        let row = query(
+            "INSERT INTO white_labels (organisation_id, data_source_type, client_id, redirect_uri, client_secret, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (organisation_id, data_source_type) DO NOTHING RETURNING *",
+        )
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(sealed)
+        .bind(&at)
+        .bind(&at)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(white_label_from).ok_or_else(|| {
+            Error::Invalid(format!(
+                "a white label for {data_source_type} exists already"
+            ))
+        })
+    }
+
+    pub async fn white_labels(
+        &self,
+        organisation_id: &str,
+        ids: &[i64],
+        types: &[String],
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<WhiteLabel>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            organisation_id: &'a str,
+            ids: &'a [i64],
+            types: &'a [String],
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM white_labels WHERE organisation_id = ");
+            b.push_bind(organisation_id);
+            if !ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, ids);
+            }
+            if !types.is_empty() {
+                b.push(" AND data_source_type IN ");
+                push_in(&mut b, types);
+            }
+            b
+        }
+        self.page_of(
+            |select| filtered(select, organisation_id, ids, types),
+            "*",
+            &format!(
+                "created_at {}, id ASC",
+                if descending { "DESC" } else { "ASC" }
+            ),
+            limit,
+            offset,
+            white_label_from,
+        )
+        .await
+    }
+
+    /// Replaces an organisation's app for a source type; `None` if it has none.
+    pub async fn update_white_label(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        client_secret: Option<&str>,
+    ) -> Result<Option<WhiteLabel>> {
+        let sealed = client_secret
+            .map(|s| self.cipher.seal(s.as_bytes()))
+            .transpose()
+            .map_err(Error::Secret)?;
+        let row = query(
+            "UPDATE white_labels SET client_id = ?, redirect_uri = ?, client_secret = COALESCE(?, client_secret), \
+             updated_at = ?::timestamptz WHERE organisation_id = ? AND data_source_type = ? RETURNING *",
+        )
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(sealed)
+        .bind(now())
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(white_label_from))
+    }
+
+    pub async fn delete_white_labels(&self, organisation_id: &str, ids: &[i64]) -> Result<u64> {
+        let mut removed = 0;
+        for id in ids {
+            removed += query("DELETE FROM white_labels WHERE organisation_id = ? AND id = ?")
+                .bind(organisation_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// An organisation's own OAuth app for a source type, secret decrypted.
+    pub async fn oauth_app(
+        &self,
+        organisation_id: &str,
+        data_source_type: &str,
+    ) -> Result<Option<OAuthAppRow>> {
+        let row = query(
+            "SELECT client_id, redirect_uri, client_secret FROM white_labels \
+             WHERE organisation_id = ? AND data_source_type = ?",
+        )
+        .bind(organisation_id)
+        .bind(data_source_type)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secret = match row.col::<Option<Vec<u8>>>("client_secret") {
+            Some(sealed) => Some(
+                String::from_utf8(self.cipher.open(&sealed).map_err(Error::Secret)?)
+                    .map_err(|e| Error::Secret(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(OAuthAppRow {
+            client_id: row.col("client_id"),
+            redirect_uri: row.col("redirect_uri"),
+            client_secret: secret,
+        }))
+    }
+
+    // The item tree.
+
+    /// Replaces a connection's item tree with a new listing.
+    pub async fn source_items(
+        &self,
+        connection_id: &str,
+        query: &ItemQuery,
+    ) -> Result<(Vec<SourceItem>, i64)> {
+        fn filtered<'a>(
+            select: &str,
+            connection_id: &'a str,
+            query: &'a ItemQuery,
+            name: &'a Option<String>,
+        ) -> QueryBuilder<'a, Db> {
+            let mut b = QueryBuilder::new(select);
+            b.push(" FROM source_items WHERE connection_id = ");
+            b.push_bind(connection_id);
+            // Without a parent, the roots (spaces); a filter by ids or
+            // names searches the whole tree.
+            match &query.parent_external_id {
+                Some(parent) => {
+                    b.push(" AND parent_external_id = ");
+                    b.push_bind(parent);
+                }
+                None if query.external_ids.is_empty() && query.ids.is_empty() && name.is_none() => {
+                    b.push(" AND parent_external_id IS NULL");
+                }
+                None => {}
+            }
+            if let Some(name) = name {
+                b.push(" AND LOWER(name) LIKE LOWER(");
+                b.push_bind(name);
+                b.push(")");
+                b.push(" ESCAPE '\\'");
+            }
+            if !query.item_types.is_empty() {
+                b.push(" AND item_type IN ");
+                push_in(&mut b, &query.item_types);
+            }
+            if !query.external_ids.is_empty() {
+                b.push(" AND external_id IN ");
+                push_in(&mut b, &query.external_ids);
+            }
+            if !query.ids.is_empty() {
+                b.push(" AND id IN ");
+                push_in(&mut b, &query.ids);
+            }
+            b
+        }
+        let name = query.name.as_ref().map(|n| {
+            format!(
+                "%{}%",
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        self.page_of(
+            |select| filtered(select, connection_id, query, &name),
+            "*",
+            &format!(
+                "{} {}, id ASC",
+                if query.order_by_id { "id" } else { "name" },
+                if query.descending { "DESC" } else { "ASC" }
+            ),
+            query.limit,
+            query.offset,
+            item_from,
+        )
+        .await
+    }
+}
+
+/// Outbox rows for every active webhook of the organisation, one
+/// statement per event (writing first, so the transaction never has to
+/// upgrade a read).
+pub(crate) async fn emit(
+    tx: &mut Tx<'_>,
+    organisation_id: &str,
+    events: &[crate::Event],
+) -> Result<()> {
+    let at = now();
+    for crate::Event { body, .. } in events {
+        query(
+            "INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) \
+             SELECT id, ?, ?::timestamptz FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'",
+        )
+        .bind(body)
+        .bind(&at)
+        .bind(organisation_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues a sync inside a transaction (see `Store::enqueue_sync`). Writes
+/// first, in one statement: a transaction that reads and then writes can
+/// fail outright (SQLITE_BUSY_SNAPSHOT) when another connection commits in
+/// between; one that starts by writing holds the lock.
+pub(crate) async fn enqueue_in(
+    tx: &mut Tx<'_>,
+    connection_id: &str,
+    reason: &str,
+) -> Result<(i64, bool)> {
+    enqueue_kind_in(tx, connection_id, crate::JobKind::Sync, reason).await
+}
+
+/// Queues a job of a kind; a queued job of the same kind absorbs it.
+pub(crate) async fn enqueue_kind_in(
+    tx: &mut Tx<'_>,
+    connection_id: &str,
+    kind: crate::JobKind,
+    reason: &str,
+) -> Result<(i64, bool)> {
+    let at = now();
+    let inserted = query(
+        "INSERT INTO sync_jobs (connection_id, kind, reason, status, created_at) \
+         SELECT ?, ?, ?, 'QUEUED', ?::timestamptz WHERE NOT EXISTS \
+         (SELECT 1 FROM sync_jobs WHERE connection_id = ? AND kind = ? AND status = 'QUEUED') RETURNING id",
+    )
+    .bind(connection_id)
+    .bind(kind.as_str())
+    .bind(reason)
+    .bind(&at)
+    .bind(connection_id)
+    .bind(kind.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if kind == crate::JobKind::Sync {
+        query(
+            "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ?::timestamptz WHERE id = ? AND status <> 'SYNCING'",
+        )
+        .bind(&at)
+        .bind(connection_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    match inserted {
+        Some(row) => Ok((row.col("id"), true)),
+        None => {
+            let row = query(
+                "SELECT id FROM sync_jobs WHERE connection_id = ? AND kind = ? AND status = 'QUEUED'",
+            )
+            .bind(connection_id)
+            .bind(kind.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok((row.map(|r| r.col("id")).unwrap_or(0), false))
+        }
+    }
+}
+
+/// Upserts item-tree rows marked with the listing they came from.
+pub(crate) async fn upsert_source_items(
+    tx: &mut Tx<'_>,
+    connection_id: &str,
+    listing: &str,
+    items: &[NewSourceItem],
+) -> Result<()> {
+    for item in items {
+        query(
+            "INSERT INTO source_items (connection_id, external_id, item_type, name, parent_external_id, \
+             root_external_id, external_url, is_expandable, synced_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz) \
+             ON CONFLICT (connection_id, external_id) DO UPDATE SET item_type = excluded.item_type, \
+             name = excluded.name, parent_external_id = excluded.parent_external_id, \
+             root_external_id = excluded.root_external_id, external_url = excluded.external_url, \
+             is_expandable = excluded.is_expandable, synced_at = excluded.synced_at",
+        )
+        .bind(connection_id)
+        .bind(&item.external_id)
+        .bind(item.item_type)
+        .bind(&item.name)
+        .bind(&item.parent_external_id)
+        .bind(&item.root_external_id)
+        .bind(&item.external_url)
+        .bind(item.is_expandable)
+        .bind(listing)
+        .bind(listing)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

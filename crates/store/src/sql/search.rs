@@ -1,0 +1,875 @@
+use super::*;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) async fn replace_chunks(
+    tx: &mut Tx<'_>,
+    file_id: i64,
+    chunks: &[NewChunk],
+) -> Result<()> {
+    query("DELETE FROM chunks WHERE file_id = ?")
+        .bind(file_id)
+        .execute(&mut **tx)
+        .await?;
+    for (idx, chunk) in chunks.iter().enumerate() {
+        query(
+            "INSERT INTO chunks (file_id, idx, text, heading_path, start_offset, end_offset, tokens) \
+             VALUES (?, ?, ?, ?::jsonb, ?, ?, ?)",
+        )
+        .bind(file_id)
+        .bind(idx as i64)
+        .bind(&chunk.text)
+        .bind(serde_json::to_string(&chunk.heading_path).unwrap_or_else(|_| "[]".into()))
+        .bind(chunk.start as i64)
+        .bind(chunk.end as i64)
+        .bind(chunk.tokens as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// How deep an ancestor chain is followed before it counts as broken.
+const MAX_DEPTH: i64 = 1_000;
+
+impl Store {
+    // The index log.
+
+    /// Changes after `after`, oldest first.
+    pub async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>> {
+        let rows =
+            query("SELECT seq, file_id, subtree FROM index_log WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| IndexChange {
+                seq: r.col("seq"),
+                file_id: r.col("file_id"),
+                subtree: r.col("subtree"),
+            })
+            .collect())
+    }
+
+    /// The last sequence number ever handed out (0 before any).
+    pub async fn index_head(&self) -> Result<i64> {
+        let row = query(if PG {
+            "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('index_log', 'seq')::regclass), 0) AS seq"
+        } else {
+            "SELECT seq FROM sqlite_sequence WHERE name = 'index_log'"
+        })
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.col::<i64>("seq")).unwrap_or(0))
+    }
+
+    /// Forgets the changes an index has committed.
+    pub async fn prune_index_log(&self, upto: i64) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        query("DELETE FROM index_log WHERE seq <= ?")
+            .bind(upto)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ids of every file, in id order, `limit` at a time after `after`.
+    pub async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>> {
+        let rows = query("SELECT id FROM files WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.col("id")).collect())
+    }
+
+    /// The file and everything whose readers follow from it: the pages
+    /// below it, and the attachments and comments of all of them.
+    pub async fn subtree(&self, file_id: i64) -> Result<Vec<i64>> {
+        let rows = query(
+            "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
+               SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
+               UNION \
+               SELECT f.id, f.connection_id, f.external_id, tree.depth + 1 FROM files f JOIN tree \
+                 ON f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
+                 AND f.kind = 'page' WHERE tree.depth < ? \
+             ) \
+             SELECT id FROM tree \
+             UNION \
+             SELECT f.id FROM files f JOIN tree ON f.connection_id = tree.connection_id \
+               AND f.container_id = tree.external_id",
+        )
+        .bind(file_id)
+        .bind(MAX_DEPTH)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.col("id")).collect())
+    }
+
+    /// What the index needs of these files; files that no longer exist
+    /// are absent from the answer.
+    pub async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>> {
+        let mut out = Vec::with_capacity(file_ids.len());
+        for chunk in file_ids.chunks(200) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT f.id, f.connection_id, c.organisation_id, c.enforce_permissions, u.customer_id, \
+                 f.kind, f.external_id, f.space_id, f.parent_id, f.container_id, f.title, f.url, f.labels, \
+                 f.tags, f.read_restriction FROM files f JOIN connections c ON c.id = f.connection_id \
+                 LEFT JOIN end_users u ON u.id = c.end_user_id WHERE f.id IN ({placeholders})"
+            );
+            let sql = dynamic(&sql);
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            let mut chunks = self.chunks_of(chunk).await?;
+            for row in rows {
+                let file_id: i64 = row.col("id");
+                let connection_id: String = row.col("connection_id");
+                let kind: String = row.col("kind");
+                let own = ReadRestriction::from_column(row.col("read_restriction"));
+                // Pages inherit from their ancestors; attachments and
+                // comments read as their container does.
+                let restrictions = match kind.as_str() {
+                    crate::kind::PAGE => {
+                        let mut chain = vec![own];
+                        if let Some(parent) = row.col::<Option<String>>("parent_id") {
+                            chain.extend(self.page_chain(&connection_id, &parent).await?);
+                        }
+                        chain
+                    }
+                    crate::kind::BLOG_POST => vec![own],
+                    _ => match row.col::<Option<String>>("container_id") {
+                        Some(container) => self.container_chain(&connection_id, &container).await?,
+                        None => vec![ReadRestriction::Unknown],
+                    },
+                };
+                out.push(IndexableFile {
+                    file_id,
+                    organisation_id: row.col("organisation_id"),
+                    connection_id,
+                    customer_id: row.col("customer_id"),
+                    kind,
+                    external_id: row.col("external_id"),
+                    space_id: row.col("space_id"),
+                    title: row.col("title"),
+                    url: row.col("url"),
+                    labels: json_list(row.col("labels")),
+                    tags: serde_json::from_str(row.col::<&str>("tags")).unwrap_or_default(),
+                    enforce_permissions: row.col("enforce_permissions"),
+                    restrictions,
+                    chunks: chunks.remove(&file_id).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn chunks_of(&self, file_ids: &[i64]) -> Result<HashMap<i64, Vec<Chunk>>> {
+        let placeholders = vec!["?"; file_ids.len()].join(",");
+        let sql = format!(
+            "SELECT file_id, idx, text, heading_path, vector FROM chunks WHERE file_id IN ({placeholders}) \
+             ORDER BY file_id, idx"
+        );
+        let sql = dynamic(&sql);
+        let mut query = sqlx::query(&sql);
+        for id in file_ids {
+            query = query.bind(id);
+        }
+        let mut out: HashMap<i64, Vec<Chunk>> = HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            out.entry(row.col("file_id")).or_default().push(Chunk {
+                idx: row.col("idx"),
+                text: row.col("text"),
+                heading_path: json_list(row.col("heading_path")),
+                vector: row.col::<Option<&[u8]>>("vector").map(vector_from_bytes),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One page of the chunks of these files, in file then chunk order,
+    /// and how many there are in all.
+    pub async fn chunk_page(
+        &self,
+        file_ids: &[i64],
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(i64, Chunk)>, i64)> {
+        let ids = serde_json::to_string(file_ids).unwrap_or_else(|_| "[]".into());
+        let count: i64 = query(if PG {
+            "SELECT COUNT(*) FROM chunks WHERE file_id IN \
+             (SELECT jsonb_array_elements_text(?::jsonb)::bigint)"
+        } else {
+            "SELECT COUNT(*) FROM chunks WHERE file_id IN (SELECT value FROM json_each(?))"
+        })
+        .bind(&ids)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        let rows = query(if PG {
+            "SELECT file_id, idx, text, heading_path, vector FROM chunks \
+             WHERE file_id IN (SELECT jsonb_array_elements_text(?::jsonb)::bigint) \
+             ORDER BY file_id, idx LIMIT ? OFFSET ?"
+        } else {
+            "SELECT file_id, idx, text, heading_path, vector FROM chunks \
+             WHERE file_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY file_id, idx LIMIT ? OFFSET ?"
+        })
+        .bind(&ids)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let chunks = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.col("file_id"),
+                    Chunk {
+                        idx: row.col("idx"),
+                        text: row.col("text"),
+                        heading_path: json_list(row.col("heading_path")),
+                        vector: row.col::<Option<&[u8]>>("vector").map(vector_from_bytes),
+                    },
+                )
+            })
+            .collect();
+        Ok((chunks, count))
+    }
+
+    /// What a file holds: its kind, title and media type, the body as
+    /// synced (a page's storage format, an attachment's extracted text)
+    /// and its Markdown; None for a file that is gone.
+    pub async fn file_content(&self, file_id: i64) -> Result<Option<FileContent>> {
+        let row = query(
+            "SELECT f.connection_id, f.kind, f.external_id, f.title, f.media_type, c.body, c.markdown \
+             FROM files f LEFT JOIN file_contents c ON c.file_id = f.id WHERE f.id = ?",
+        )
+        .bind(file_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| FileContent {
+            connection_id: row.col("connection_id"),
+            kind: row.col("kind"),
+            external_id: row.col("external_id"),
+            title: row.col("title"),
+            media_type: row.col("media_type"),
+            body: row.col("body"),
+            markdown: row.col("markdown"),
+        }))
+    }
+
+    /// The restrictions of a page and its ancestors, the page first. A
+    /// link to a page the store does not hold ends the chain in Unknown.
+    async fn page_chain(&self, connection_id: &str, page_id: &str) -> Result<Vec<ReadRestriction>> {
+        let rows = query(
+            "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
+               SELECT external_id, parent_id, read_restriction, 0 FROM files \
+                 WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
+               UNION ALL \
+               SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM files f JOIN chain \
+                 ON f.connection_id = ? AND f.kind = 'page' AND f.external_id = chain.parent_id \
+                 WHERE chain.depth < ? \
+             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth",
+        )
+        .bind(connection_id)
+        .bind(page_id)
+        .bind(connection_id)
+        .bind(MAX_DEPTH)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut chain: Vec<ReadRestriction> = rows
+            .iter()
+            .map(|r| ReadRestriction::from_column(r.col("read_restriction")))
+            .collect();
+        // The chain must end at a root: a page without a parent.
+        let complete = rows
+            .last()
+            .is_some_and(|r| r.col::<Option<String>>("parent_id").is_none());
+        if !complete {
+            chain.push(ReadRestriction::Unknown);
+        }
+        Ok(chain)
+    }
+
+    async fn container_chain(
+        &self,
+        connection_id: &str,
+        container_id: &str,
+    ) -> Result<Vec<ReadRestriction>> {
+        let row = query(
+            "SELECT kind, parent_id, read_restriction FROM files WHERE connection_id = ? \
+             AND kind IN ('page', 'blogpost') AND external_id = ?",
+        )
+        .bind(connection_id)
+        .bind(container_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(vec![ReadRestriction::Unknown]);
+        };
+        if row.col::<&str>("kind") == crate::kind::BLOG_POST {
+            return Ok(vec![ReadRestriction::from_column(
+                row.col("read_restriction"),
+            )]);
+        }
+        self.page_chain(connection_id, container_id).await
+    }
+
+    /// Stores vectors computed for chunks: (file id, chunk index, vector).
+    pub async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for (file_id, idx, vector) in vectors {
+            query("UPDATE chunks SET vector = ? WHERE file_id = ? AND idx = ?")
+                .bind(vector_to_bytes(vector))
+                .bind(file_id)
+                .bind(idx)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The stored chunks of a file.
+    pub async fn chunks(&self, file_id: i64) -> Result<Vec<Chunk>> {
+        Ok(self
+            .chunks_of(&[file_id])
+            .await?
+            .remove(&file_id)
+            .unwrap_or_default())
+    }
+
+    /// The id of a file by its Confluence identity.
+    pub async fn file_id(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<i64>> {
+        let row =
+            query("SELECT id FROM files WHERE connection_id = ? AND kind = ? AND external_id = ?")
+                .bind(connection_id)
+                .bind(kind)
+                .bind(external_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.col("id")))
+    }
+
+    // Who may read what.
+
+    /// Sets the read restrictions of pages or blog posts where they
+    /// differ from what is stored; returns how many changed.
+    pub async fn set_read_restrictions(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        restrictions: &[(String, ReadRestriction)],
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (external_id, restriction) in restrictions {
+            let result = query(
+                "UPDATE files SET read_restriction = ?::jsonb WHERE connection_id = ? AND kind = ? \
+                 AND external_id = ? AND read_restriction IS DISTINCT FROM ?::jsonb",
+            )
+            .bind(restriction.to_column())
+            .bind(connection_id)
+            .bind(kind)
+            .bind(external_id)
+            .bind(restriction.to_column())
+            .execute(&mut *tx)
+            .await?;
+            changed += result.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Who holds read in a space (`None`: not known, nobody passes).
+    pub async fn set_space_principals(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        principals: Option<&SpacePrincipals>,
+    ) -> Result<()> {
+        query(
+            "UPDATE spaces SET read_principals = ?::jsonb WHERE connection_id = ? AND space_id = ?",
+        )
+        .bind(principals.map(|p| serde_json::to_string(p).unwrap_or_default()))
+        .bind(connection_id)
+        .bind(space_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Turns Confluence's permissions on or off for a connection's
+    /// searches. Every file is indexed again with (or without) its
+    /// restrictions.
+    pub async fn set_enforce_permissions(&self, connection_id: &str, enforce: bool) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        enforce_in(&mut tx, connection_id, enforce).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a space's viewer permissions. Segments must belong to the
+    /// connection's organisation; at most 10.
+    pub async fn set_space_visibility(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        visibility: &Visibility,
+    ) -> Result<()> {
+        self.set_space_visibility_as(connection_id, space_id, visibility, None)
+            .await
+    }
+
+    /// `set_space_visibility`, recorded as an admin's action: one
+    /// transaction.
+    pub async fn set_space_visibility_as(
+        &self,
+        connection_id: &str,
+        space_id: &str,
+        visibility: &Visibility,
+        actor: Option<crate::Actor<'_>>,
+    ) -> Result<()> {
+        let connection = self.connection(connection_id).await?;
+        let (name, ids) = match visibility {
+            Visibility::Everyone => ("everyone", Vec::new()),
+            Visibility::Segments { segment_ids } => {
+                if segment_ids.is_empty() || segment_ids.len() > 10 {
+                    return Err(Error::Invalid(format!(
+                        "a space is visible to 1 to 10 segments, not {}",
+                        segment_ids.len()
+                    )));
+                }
+                let known: Vec<String> = self
+                    .segments(&connection.organisation_id)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect();
+                if let Some(unknown) = segment_ids.iter().find(|id| !known.contains(id)) {
+                    return Err(Error::NotFound(format!("segment {unknown}")));
+                }
+                ("segments", segment_ids.clone())
+            }
+        };
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let result = query(
+            "UPDATE spaces SET visibility = ?, segment_ids = ?::jsonb WHERE connection_id = ? AND space_id = ? \
+             RETURNING space_key",
+        )
+        .bind(name)
+        .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+        .bind(connection_id)
+        .bind(space_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = result else {
+            return Err(Error::NotFound(format!("space {space_id}")));
+        };
+        let key: String = row.col("space_key");
+        super::console::record_in(
+            &mut tx,
+            &connection.organisation_id,
+            actor,
+            "Set viewing permissions",
+            &key,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_segment(
+        &self,
+        organisation_id: &str,
+        segment: &Segment,
+    ) -> Result<Segment> {
+        self.create_segment_as(organisation_id, segment, None).await
+    }
+
+    /// `create_segment`, recorded as an admin's action: one transaction.
+    pub async fn create_segment_as(
+        &self,
+        organisation_id: &str,
+        segment: &Segment,
+        actor: Option<crate::Actor<'_>>,
+    ) -> Result<Segment> {
+        if !matches!(segment.user_type.as_str(), "signed_in" | "staff") {
+            return Err(Error::Invalid(format!(
+                "user_type is signed_in or staff, not {:?}",
+                segment.user_type
+            )));
+        }
+        let id = if segment.id.is_empty() {
+            new_id("seg")
+        } else {
+            segment.id.clone()
+        };
+        let list = |l: &Vec<String>| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        query(
+            "INSERT INTO segments (id, organisation_id, name, user_type, tags, or_tags, organization_ids, \
+             group_ids, created_at) VALUES (?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb, ?)",
+        )
+        .bind(&id)
+        .bind(organisation_id)
+        .bind(&segment.name)
+        .bind(&segment.user_type)
+        .bind(list(&segment.tags))
+        .bind(list(&segment.or_tags))
+        .bind(list(&segment.organization_ids))
+        .bind(list(&segment.group_ids))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        super::console::record_in(
+            &mut tx,
+            organisation_id,
+            actor,
+            "Create segment",
+            &segment.name,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Segment {
+            id,
+            ..segment.clone()
+        })
+    }
+
+    pub async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>> {
+        let rows =
+            query("SELECT * FROM segments WHERE organisation_id = ? ORDER BY created_at, id")
+                .bind(organisation_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let list = |column: &str| serde_json::from_str::<Vec<String>>(r.get(column)).ok();
+                let lists = (
+                    list("tags"),
+                    list("or_tags"),
+                    list("organization_ids"),
+                    list("group_ids"),
+                );
+                match lists {
+                    (Some(tags), Some(or_tags), Some(organization_ids), Some(group_ids)) => {
+                        Segment {
+                            id: r.col("id"),
+                            name: r.col("name"),
+                            user_type: r.col("user_type"),
+                            tags,
+                            or_tags,
+                            organization_ids,
+                            group_ids,
+                        }
+                    }
+                    // A condition that does not read would otherwise be
+                    // "no condition" (everyone passes it): the segment
+                    // admits nobody instead.
+                    _ => Segment {
+                        id: r.col("id"),
+                        name: r.col("name"),
+                        user_type: "unreadable".into(),
+                        tags: Vec::new(),
+                        or_tags: Vec::new(),
+                        organization_ids: Vec::new(),
+                        group_ids: Vec::new(),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// The spaces of an organisation's connections (one customer's only,
+    /// when given), with what decides who may read them.
+    pub async fn scopes(
+        &self,
+        organisation_id: &str,
+        customer_id: Option<&str>,
+    ) -> Result<Vec<ScopeRow>> {
+        let rows = query(
+            "SELECT s.connection_id, s.space_id, s.space_key, s.read_principals, s.visibility, s.segment_ids, \
+             c.enforce_permissions FROM spaces s JOIN connections c ON c.id = s.connection_id \
+             LEFT JOIN end_users u ON u.id = c.end_user_id \
+             WHERE c.organisation_id = ? AND (? IS NULL OR u.customer_id = ?)",
+        )
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ScopeRow {
+                connection_id: r.col("connection_id"),
+                space_id: r.col("space_id"),
+                space_key: r.col("space_key"),
+                enforce_permissions: r.col("enforce_permissions"),
+                read_principals: r
+                    .col::<Option<&str>>("read_principals")
+                    .and_then(|p| serde_json::from_str(p).ok()),
+                visibility: match r.col::<&str>("visibility") {
+                    "everyone" => Visibility::Everyone,
+                    _ => Visibility::Segments {
+                        segment_ids: json_list(r.col("segment_ids")),
+                    },
+                },
+            })
+            .collect())
+    }
+
+    /// The end user (Carbon's customer) of an organisation, created if new.
+    pub async fn ensure_end_user(
+        &self,
+        organisation_id: &str,
+        customer_id: &str,
+    ) -> Result<String> {
+        if let Some(row) =
+            query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+                .bind(organisation_id)
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?
+        {
+            return Ok(row.col("id"));
+        }
+        let id = new_id("usr");
+        query(
+            "INSERT INTO end_users (id, organisation_id, customer_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (organisation_id, customer_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(organisation_id)
+        .bind(customer_id)
+        .bind(now())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        // Another request may have created it first: read back the winner.
+        let row = query("SELECT id FROM end_users WHERE organisation_id = ? AND customer_id = ?")
+            .bind(organisation_id)
+            .bind(customer_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.col("id"))
+    }
+
+    pub async fn set_connection_end_user(
+        &self,
+        connection_id: &str,
+        end_user_id: &str,
+    ) -> Result<()> {
+        query("UPDATE connections SET end_user_id = ? WHERE id = ?")
+            .bind(end_user_id)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a file's tags (Carbon's key/value tags).
+    pub async fn set_file_tags(
+        &self,
+        file_id: i64,
+        tags: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let result = query("UPDATE files SET tags = ?::jsonb WHERE id = ?")
+            .bind(serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("file {file_id}")));
+        }
+        Ok(())
+    }
+
+    /// Carbon's files/sync tags: the files of each chosen space, or of each
+    /// chosen page's subtree (its descendant pages and their comments and
+    /// attachments), get the tags chosen with it, merged over theirs. Files
+    /// whose tags would not change are not written (nor re-indexed).
+    pub async fn apply_chosen_tags(
+        &self,
+        connection_id: &str,
+        chosen: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    ) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (id, tags) in chosen {
+            if tags.is_empty() {
+                continue;
+            }
+            let patch = serde_json::to_string(tags).unwrap_or_else(|_| "{}".into());
+            let page = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+            let result = if page {
+                // Carbon's tags are flat: a merge patch is a merge of keys.
+                query(if PG {
+                    "WITH RECURSIVE tree(external_id) AS ( \
+                       SELECT ?::text \
+                       UNION SELECT f.external_id FROM files f JOIN tree \
+                         ON f.connection_id = ? AND f.kind = 'page' AND f.parent_id = tree.external_id \
+                     ) \
+                     UPDATE files SET tags = tags || ?::jsonb \
+                     WHERE connection_id = ? AND tags IS DISTINCT FROM tags || ?::jsonb \
+                       AND ((kind = 'page' AND external_id IN (SELECT external_id FROM tree)) \
+                            OR container_id IN (SELECT external_id FROM tree))"
+                } else {
+                    "WITH RECURSIVE tree(external_id) AS ( \
+                       SELECT ? \
+                       UNION SELECT f.external_id FROM files f JOIN tree \
+                         ON f.connection_id = ? AND f.kind = 'page' AND f.parent_id = tree.external_id \
+                     ) \
+                     UPDATE files SET tags = json_patch(tags, ?) \
+                     WHERE connection_id = ? AND tags IS DISTINCT FROM json_patch(tags, ?) \
+                       AND ((kind = 'page' AND external_id IN (SELECT external_id FROM tree)) \
+                            OR container_id IN (SELECT external_id FROM tree))"
+                })
+                .bind(id)
+                .bind(connection_id)
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(&patch)
+                .execute(&mut *tx)
+                .await?
+            } else {
+                query(if PG {
+                    "UPDATE files SET tags = tags || ?::jsonb \
+                     WHERE connection_id = ? AND tags IS DISTINCT FROM tags || ?::jsonb \
+                       AND space_id IN (SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?)"
+                } else {
+                    "UPDATE files SET tags = json_patch(tags, ?) \
+                     WHERE connection_id = ? AND tags IS DISTINCT FROM json_patch(tags, ?) \
+                       AND space_id IN (SELECT space_id FROM spaces WHERE connection_id = ? AND space_key = ?)"
+                })
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(&patch)
+                .bind(connection_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+            };
+            changed += result.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Sets a connection's data source tags (Carbon's), within its
+    /// organisation.
+    pub async fn set_data_source_tags(
+        &self,
+        organisation_id: &str,
+        connection_id: &str,
+        tags: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let _writing = self.writer.lock().await;
+        let result = query(
+            "UPDATE connections SET data_source_tags = ?::jsonb, updated_at = ?::timestamptz \
+             WHERE id = ? AND organisation_id = ?",
+        )
+        .bind(serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
+        .bind(crate::now())
+        .bind(connection_id)
+        .bind(organisation_id)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        Ok(())
+    }
+
+    /// Removes files by id (and, through the log, from search).
+    pub async fn delete_files(&self, connection_id: &str, file_ids: &[i64]) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for id in file_ids {
+            removed += query("DELETE FROM files WHERE connection_id = ? AND id = ?")
+                .bind(connection_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Disconnects: the connection and everything synced through it.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<()> {
+        let result = query("DELETE FROM connections WHERE id = ?")
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("connection {connection_id}")));
+        }
+        Ok(())
+    }
+}
+
+/// Turns Confluence's permissions on or off inside a transaction (see
+/// `Store::set_enforce_permissions`).
+pub(crate) async fn enforce_in(tx: &mut Tx<'_>, connection_id: &str, enforce: bool) -> Result<()> {
+    let result = query(
+        "UPDATE connections SET enforce_permissions = ? WHERE id = ? AND enforce_permissions <> ?",
+    )
+    .bind(enforce)
+    .bind(connection_id)
+    .bind(enforce)
+    .execute(&mut **tx)
+    .await?;
+    if result.rows_affected() > 0 && enforce {
+        // What was stored while permissions were not enforced may be
+        // stale (restrictions change without a new version, and were
+        // not swept): unknown until the next sync reads them, so shown
+        // to nobody meanwhile, never to everyone.
+        query(
+            "UPDATE files SET read_restriction = ?::jsonb WHERE connection_id = ? AND kind IN (?, ?)",
+        )
+        .bind(crate::search::UNKNOWN)
+        .bind(connection_id)
+        .bind(crate::kind::PAGE)
+        .bind(crate::kind::BLOG_POST)
+        .execute(&mut **tx)
+        .await?;
+        query("UPDATE spaces SET read_principals = NULL WHERE connection_id = ?")
+            .bind(connection_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if result.rows_affected() > 0 {
+        query("INSERT INTO index_log (file_id, subtree) SELECT id, FALSE FROM files WHERE connection_id = ?")
+            .bind(connection_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The embedded backend: SQLite (WAL) in a file under the data directory,
+//! the default. Its schema is `migrations/*.sql`.
+
+use crate::{Cipher, Error, Result};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::Row;
+use std::path::Path;
+use std::str::FromStr;
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) const PG: bool = false;
+
+#[path = "sql/mod.rs"]
+pub(crate) mod imp;
+
+/// A column as the Rust type the caller reads: SQLite's own decoding.
+pub(crate) trait Col<'r>: Sized {
+    fn col(row: &'r SqliteRow, name: &str) -> Self;
+}
+
+impl<'r, T: sqlx::Decode<'r, Db> + sqlx::Type<Db>> Col<'r> for T {
+    fn col(row: &'r SqliteRow, name: &str) -> Self {
+        row.get(name)
+    }
+}
+
+pub(crate) trait RowExt {
+    fn col<'r, T: Col<'r>>(&'r self, name: &str) -> T;
+}
+
+impl RowExt for SqliteRow {
+    fn col<'r, T: Col<'r>>(&'r self, name: &str) -> T {
+        T::col(self, name)
+    }
+}
+
+/// The store's migrations, embedded in the binary. `sqlx::migrate!` would
+/// embed the same (same versions, descriptions and checksums), but needs
+/// sqlx's macros, whose build (a second SQLite among them) cost CI minutes.
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "search", include_str!("../migrations/0002_search.sql")),
+    (3, "api", include_str!("../migrations/0003_api.sql")),
+    (
+        4,
+        "security",
+        include_str!("../migrations/0004_security.sql"),
+    ),
+    (5, "picker", include_str!("../migrations/0005_picker.sql")),
+    (6, "console", include_str!("../migrations/0006_console.sql")),
+];
+
+/// Opens (creating if needed) `confsync.db` under `data_dir`, with the key
+/// beside it (or `CONFSYNC_SECRET_KEY`).
+pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
+    std::fs::create_dir_all(data_dir)?;
+    let cipher = Cipher::load_or_create(data_dir).map_err(Error::Secret)?;
+    let options = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(data_dir.join("confsync.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL with NORMAL survives a killed process (not a power cut
+        // between checkpoints), which is the failure a sync must survive.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    crate::migrator(MIGRATIONS).run(&pool).await?;
+    Ok(imp::Store::new(pool, cipher))
+}
+
+#[cfg(test)]
+mod migration_tests {
+    /// Every file under migrations/ is embedded, under the version and
+    /// description its name gives (as `sqlx::migrate!` reads them).
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        assert_eq!(
+            crate::migration_files(dir),
+            crate::embedded(super::MIGRATIONS)
+        );
+    }
+}

@@ -1,0 +1,485 @@
+//! Behaviour every backend must show alike: tenant scoping, the index
+//! log, the queue, the outbox, ordering and pagination, case-insensitive
+//! name filters, concurrent writers, and values read back as written.
+
+use crate::ops::{connect, event, outbox};
+use serde_json::json;
+use store::{
+    kind, Connected, EventKind, FileQuery, FileUpsert, ItemQuery, JobStatus, NewSourceItem, Store,
+    UserQuery,
+};
+
+/// An organisation with a webhook and one customer's connection.
+async fn tenant(store: &Store, name: &str, customer: &str) -> (String, Connected) {
+    let org = store.create_organisation(name).await.unwrap();
+    store
+        .add_webhook(&org.id, "https://hooks.example.com/", b"key")
+        .await
+        .unwrap();
+    let (all, tags) = (json!({"all": true}), json!({}));
+    let connected = store
+        .connect(
+            connect(&org.id, customer, "acct", None, &all, &tags),
+            |_, _| vec![event(EventKind::Add, name)],
+            |_| false,
+        )
+        .await
+        .unwrap();
+    (org.id, connected)
+}
+
+fn page(id: &str, title: &str, space: &str) -> FileUpsert {
+    FileUpsert {
+        kind: kind::PAGE,
+        external_id: id.into(),
+        space_id: Some(space.into()),
+        title: title.into(),
+        version: 1,
+        labels: Some(vec!["howto".into()]),
+        status: "READY",
+        created_at: Some("2024-03-04T05:06:07.890Z".into()),
+        body: Some(format!("<p>{title}</p>")),
+        content_hash: Some(format!("h-{id}")),
+        markdown: Some(title.into()),
+        ..Default::default()
+    }
+}
+
+async fn files_of(
+    store: &Store,
+    org: &str,
+    end_user: &str,
+    query: FileQuery,
+) -> (Vec<String>, i64) {
+    let (files, total) = store.api_files(org, end_user, &query).await.unwrap();
+    (files.into_iter().map(|f| f.external_id).collect(), total)
+}
+
+pub async fn tenants_see_only_their_own(store: &Store) {
+    let (a, conn_a) = tenant(store, "a", "alice").await;
+    let (b, conn_b) = tenant(store, "b", "alice").await;
+    let ca = &conn_a.connection;
+    let cb = &conn_b.connection;
+    store
+        .write_batch(&ca.id, 1, &[page("1", "Alpha", "S")], &[], None)
+        .await
+        .unwrap();
+    store
+        .write_batch(&cb.id, 1, &[page("2", "Beta", "S")], &[], None)
+        .await
+        .unwrap();
+    let alice_a = ca.end_user_id.clone().unwrap();
+    let alice_b = cb.end_user_id.clone().unwrap();
+    assert_ne!(alice_a, alice_b, "one customer id, two organisations");
+    let all = || FileQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        files_of(store, &a, &alice_a, all()).await,
+        (vec!["1".into()], 1)
+    );
+    assert_eq!(
+        files_of(store, &b, &alice_b, all()).await,
+        (vec!["2".into()], 1)
+    );
+    // Another organisation's end user, or data source, reads as nothing.
+    assert_eq!(files_of(store, &a, &alice_b, all()).await.1, 0);
+    assert!(store
+        .data_source(&a, &alice_a, cb.data_source_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .data_source(&a, &alice_a, ca.data_source_id)
+        .await
+        .unwrap()
+        .is_some());
+    // Ids only go up, across organisations.
+    assert!(cb.data_source_id > ca.data_source_id);
+}
+
+pub async fn files_sync_and_the_index_log_follows(store: &Store) {
+    let (_, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    let before = store.index_head().await.unwrap();
+    store
+        .write_batch(
+            &c.id,
+            1,
+            &[page("10", "Parent", "S"), page("11", "Child", "S")],
+            &[],
+            Some(("step", "one")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint(&c.id, "step").await.unwrap().as_deref(),
+        Some("one")
+    );
+    let changes = store.index_changes(before, 100).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(
+        changes.iter().all(|c| c.subtree),
+        "a new page asks for its subtree"
+    );
+    let head = store.index_head().await.unwrap();
+    assert_eq!(head, changes.last().unwrap().seq);
+    // Unchanged: no entry. Changed title: one, without subtree.
+    store
+        .write_batch(&c.id, 2, &[page("10", "Parent", "S")], &[], None)
+        .await
+        .unwrap();
+    assert!(store.index_changes(head, 100).await.unwrap().is_empty());
+    store
+        .write_batch(&c.id, 2, &[page("10", "Renamed", "S")], &[], None)
+        .await
+        .unwrap();
+    let renamed = store.index_changes(head, 100).await.unwrap();
+    assert_eq!(renamed.len(), 1);
+    assert!(!renamed[0].subtree);
+    // What is in the index log, in order, never renumbered by a prune.
+    store.prune_index_log(renamed[0].seq).await.unwrap();
+    assert!(store.index_changes(0, 100).await.unwrap().is_empty());
+    assert_eq!(store.index_head().await.unwrap(), renamed[0].seq);
+    // Deleting what a run did not see logs each file.
+    let gone = store
+        .delete_unseen_files(&c.id, kind::PAGE, None, 3, None)
+        .await
+        .unwrap();
+    assert_eq!(gone, 2);
+    let deleted = store.index_changes(renamed[0].seq, 100).await.unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert!(deleted.windows(2).all(|w| w[0].seq < w[1].seq));
+    let indexable = store
+        .indexable(&deleted.iter().map(|d| d.file_id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(indexable.is_empty(), "deleted files are not indexable");
+}
+
+pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
+    let (org, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    let (first, new) = store.enqueue_sync(&c.id, "manual").await.unwrap();
+    assert!(new);
+    let (absorbed, new) = store.enqueue_sync(&c.id, "again").await.unwrap();
+    assert_eq!(
+        (absorbed, new),
+        (first, false),
+        "a queued job absorbs another"
+    );
+    let job = store.claim_sync_job().await.unwrap().expect("queued");
+    assert_eq!(job.id, first);
+    assert_eq!(job.status, JobStatus::Running);
+    assert_eq!(store.sync_state(&c.id).await.unwrap(), (false, true));
+    // Queued behind the running one, and not claimable while it runs.
+    let (second, _) = store.enqueue_sync(&c.id, "later").await.unwrap();
+    assert!(second > first);
+    assert!(store.claim_sync_job().await.unwrap().is_none());
+    store
+        .finish_sync_job(
+            &job,
+            JobStatus::Done,
+            None,
+            &org,
+            &[event(EventKind::FilesCreated, "done")],
+            Some("2099-01-02T03:04:05.000Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .connection(&c.id)
+            .await
+            .unwrap()
+            .next_sync_at
+            .as_deref(),
+        Some("2099-01-02T03:04:05.000Z")
+    );
+    assert!(outbox(store).await.iter().any(|b| b.contains("done")));
+    let next = store.claim_sync_job().await.unwrap().expect("the second");
+    assert_eq!(next.id, second);
+    // A process that died with it running: queued again at start.
+    assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
+    assert_eq!(store.sync_state(&c.id).await.unwrap(), (true, false));
+}
+
+pub async fn the_outbox_delivers_and_retries(store: &Store) {
+    let (org, _) = tenant(store, "a", "alice").await;
+    let due = store.due_deliveries(10).await.unwrap();
+    assert_eq!(due.len(), 1, "the connect's event");
+    assert_eq!(due[0].signing_key, b"key");
+    store
+        .emit_events(&org, &[event(EventKind::Add, "second")])
+        .await
+        .unwrap();
+    let due = store.due_deliveries(10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due[0].id < due[1].id, "oldest first");
+    store.delivery_succeeded(due[0].id).await.unwrap();
+    // Retried later: not due now; given up: never again.
+    store
+        .delivery_failed(due[1].id, "503", Some("2099-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(10).await.unwrap().is_empty());
+    store
+        .delivery_failed(due[1].id, "503", Some("2000-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    let retry = store.due_deliveries(10).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 2);
+    store
+        .delivery_failed(retry[0].id, "gone", None)
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .prune_outbox("2999-01-01T00:00:00.000Z")
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+pub async fn lists_page_in_order_and_names_match_any_case(store: &Store) {
+    let (org, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    let end_user = c.end_user_id.clone().unwrap();
+    let pages: Vec<FileUpsert> = (0..25)
+        .map(|i| page(&format!("{i}"), &format!("Guide {i:02}"), "S"))
+        .collect();
+    store
+        .write_batch(&c.id, 1, &pages, &[], None)
+        .await
+        .unwrap();
+    let by_name = |offset, descending| FileQuery {
+        order_by: store::FileOrder::Name,
+        descending,
+        limit: 10,
+        offset,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    for offset in [0, 10, 20] {
+        let (ids, total) = files_of(store, &org, &end_user, by_name(offset, false)).await;
+        assert_eq!(total, 25);
+        seen.extend(ids);
+    }
+    let expected: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+    assert_eq!(seen, expected);
+    let (first, _) = files_of(store, &org, &end_user, by_name(0, true)).await;
+    assert_eq!(first[0], "24");
+    // Names match whatever the case, and % and _ are literal.
+    let named = |name: &str| FileQuery {
+        name: Some(name.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        files_of(store, &org, &end_user, named("gUIDE 1")).await.1,
+        10
+    );
+    assert_eq!(
+        files_of(store, &org, &end_user, named("guide_1")).await.1,
+        0
+    );
+    assert_eq!(files_of(store, &org, &end_user, named("%")).await.1, 0);
+    // Tags: a string matches only a string.
+    store
+        .set_file_tags(
+            store
+                .api_files(&org, &end_user, &named("Guide 03"))
+                .await
+                .unwrap()
+                .0[0]
+                .id,
+            &[
+                ("team".to_string(), json!("docs")),
+                ("n".to_string(), json!(3)),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .unwrap();
+    let tagged = |key: &str, value: serde_json::Value| FileQuery {
+        tags: [(key.to_string(), value)].into_iter().collect(),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        files_of(store, &org, &end_user, tagged("team", json!("docs")))
+            .await
+            .0,
+        vec!["3"]
+    );
+    assert_eq!(
+        files_of(store, &org, &end_user, tagged("n", json!(3)))
+            .await
+            .0,
+        vec!["3"]
+    );
+    assert_eq!(
+        files_of(store, &org, &end_user, tagged("n", json!("3")))
+            .await
+            .1,
+        0
+    );
+    assert_eq!(
+        files_of(store, &org, &end_user, tagged("missing", json!(null)))
+            .await
+            .1,
+        0
+    );
+    // End users page by creation; items and spaces by name, any case.
+    for customer in ["carol", "bob"] {
+        store.ensure_end_user(&org, customer).await.unwrap();
+    }
+    let (users, total) = store
+        .list_end_users(
+            &org,
+            &UserQuery {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u.customer_id.as_str())
+            .collect::<Vec<_>>(),
+        ["alice", "carol"]
+    );
+    let space = |key: &str, name: &str| NewSourceItem {
+        external_id: key.into(),
+        item_type: "SPACE",
+        name: name.into(),
+        parent_external_id: None,
+        root_external_id: None,
+        external_url: None,
+        is_expandable: true,
+    };
+    store
+        .replace_space_options(
+            &c.id,
+            &[
+                space("ENG", "engineering"),
+                space("OPS", "Operations"),
+                space("ZZ", "Archive"),
+            ],
+        )
+        .await
+        .unwrap();
+    let options = store.space_options(&c.id, "", 10).await.unwrap();
+    assert_eq!(
+        options.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["ZZ", "ENG", "OPS"],
+        "alphabetical whatever the case"
+    );
+    assert_eq!(
+        store.space_options(&c.id, "OPER", 10).await.unwrap().len(),
+        1
+    );
+    let (items, n) = store
+        .source_items(
+            &c.id,
+            &ItemQuery {
+                name: Some("ENGIN".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((n, items[0].external_id.as_str()), (1, "ENG"));
+}
+
+pub async fn concurrent_writers_lose_nothing(store: &Store) {
+    let (org, connected) = tenant(store, "a", "alice").await;
+    let c = connected.connection.clone();
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        let (c, org) = (c.clone(), org.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let id = format!("{writer}-{round}");
+                store
+                    .write_batch(&c.id, 1, &[page(&id, &id, "S")], &[], None)
+                    .await
+                    .unwrap();
+                store
+                    .emit_events(&org, &[event(EventKind::Add, &id)])
+                    .await
+                    .unwrap();
+                store.enqueue_sync(&c.id, "poll").await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.files(&c.id).await.unwrap().len(), 80);
+    let changes = store.index_changes(0, 1000).await.unwrap();
+    assert_eq!(changes.len(), 80);
+    let mut seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 80, "every change its own position");
+    // 80 events plus the connect's.
+    assert_eq!(outbox(store).await.len(), 81);
+    assert_eq!(store.sync_state(&c.id).await.unwrap(), (true, false));
+}
+
+pub async fn times_and_json_read_back_as_written(store: &Store) {
+    let (org, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    // Times: the store's RFC 3339 to the millisecond, in UTC, both ways.
+    let org_row = store.organisation(&org).await.unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&org_row.created_at).is_ok()
+            && org_row.created_at.ends_with('Z')
+            && org_row.created_at.len() == 24,
+        "{}",
+        org_row.created_at
+    );
+    store
+        .write_batch(&c.id, 1, &[page("1", "One", "S")], &[], None)
+        .await
+        .unwrap();
+    let end_user = c.end_user_id.clone().unwrap();
+    let (files, _) = store
+        .api_files(
+            &org,
+            &end_user,
+            &FileQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        files[0].created_at.as_deref(),
+        Some("2024-03-04T05:06:07.890Z")
+    );
+    assert_eq!(store.files(&c.id).await.unwrap()[0].labels, vec!["howto"]);
+    // JSON: a scope and tags as given.
+    let scope = json!({"all": false, "spaces": ["ENG"], "pages": ["1"]});
+    store.set_scope(&c.id, &scope).await.unwrap();
+    assert_eq!(store.connection(&c.id).await.unwrap().scope, scope);
+    let body = store.file_body(&c.id, kind::PAGE, "1").await.unwrap();
+    assert_eq!(body.as_deref(), Some("<p>One</p>"));
+    // Sealed credentials open again.
+    assert_eq!(
+        store.credentials(&c.id).await.unwrap(),
+        br#"{"email":"me@example.com","api_token":"t"}"#
+    );
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
