@@ -75,6 +75,10 @@ pub struct SearchArgs {
     /// Where the store and index live
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
+    /// The store: absent or sqlite://... the embedded one under the data
+    /// directory; postgres://... PostgreSQL (key from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
     /// The viewer to search as, as JSON: {"signed_in", "agent", "tags",
     /// "organization_ids", "group_ids", "confluence_account_id",
     /// "confluence_groups"}; anonymous when absent
@@ -105,13 +109,11 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
         None => Viewer::default(),
     };
     anyhow::ensure!(
-        args.data_dir.join("confsync.db").exists(),
+        args.database_url.is_some() || args.data_dir.join("confsync.db").exists(),
         "no store in {} (run `confsync sync` or `confsync demo` first)",
         args.data_dir.display()
     );
-    let store = store::Store::open(&args.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let index = open_index(&args.data_dir, &store, &args.embeddings).await?;
     let organisation = store.ensure_organisation("default").await?;
     let request = SearchRequest {

@@ -19,12 +19,20 @@ pub struct ServeArgs {
     /// A TOML configuration file (its keys: README.md, "The HTTP API")
     #[arg(long, env = "CONFSYNC_CONFIG")]
     config: Option<PathBuf>,
+    /// The store: sqlite://... or absent for the embedded one under the
+    /// data directory, postgres://... for PostgreSQL (overrides the config
+    /// file; the key then comes from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = server::Config::load(args.config.as_deref()).map_err(anyhow::Error::msg)?;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = Some(url);
     }
     if let Some(addr) = args.addr {
         config.addr = addr;
@@ -74,6 +82,10 @@ pub struct CreateAdminArgs {
     link_hours: u64,
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
+    /// The store: absent or sqlite://... the embedded one under the data
+    /// directory; postgres://... PostgreSQL (key from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -82,6 +94,10 @@ pub struct CreateOrgArgs {
     name: String,
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
+    /// The store: absent or sqlite://... the embedded one under the data
+    /// directory; postgres://... PostgreSQL (key from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
@@ -91,9 +107,7 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 !args.name.trim().is_empty() && args.name.len() <= 200,
                 "--name must be 1 to 200 characters"
             );
-            let store = store::Store::open(&args.data_dir)
-                .await
-                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+            let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
             let (organisation, key) = server::create_organisation(&store, &args.name).await?;
             println!(
                 "{}",
@@ -103,13 +117,11 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::CreateAdmin(args) => {
             anyhow::ensure!(
-                args.data_dir.join("confsync.db").exists(),
+                args.database_url.is_some() || args.data_dir.join("confsync.db").exists(),
                 "no store in {}: create an organisation first (confsync admin create-org)",
                 args.data_dir.display()
             );
-            let store = store::Store::open(&args.data_dir)
-                .await
-                .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+            let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
             let organisation = store.find_organisation(&args.org).await?.with_context(|| {
                 format!(
                     "no organisation {:?} (give its id, number or name)",
@@ -197,9 +209,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", args.sim_addr))?;
     let creds = sim.credentials();
     let config = demo_config(&args, &creds);
-    let store = store::Store::open(&args.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = crate::open_store(None, &args.data_dir).await?;
     // One organisation for the demo; a fresh key each run (keys are only
     // ever shown once).
     let organisation = store.ensure_organisation("demo").await?;

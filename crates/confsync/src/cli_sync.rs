@@ -36,6 +36,10 @@ pub struct SyncArgs {
     /// Where the store lives
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
+    /// The store: absent or sqlite://... the embedded one under the data
+    /// directory; postgres://... PostgreSQL (key from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
     /// Attachment downloads in flight at once
     #[arg(long, default_value_t = 16)]
     download_concurrency: usize,
@@ -58,6 +62,10 @@ pub struct SyncArgs {
 pub struct StatusArgs {
     #[arg(long, env = "CONFSYNC_DATA_DIR", default_value = "confsync-data")]
     data_dir: PathBuf,
+    /// The store: absent or sqlite://... the embedded one under the data
+    /// directory; postgres://... PostgreSQL (key from CONFSYNC_SECRET_KEY)
+    #[arg(long, env = "CONFSYNC_DATABASE_URL")]
+    database_url: Option<String>,
     /// One JSON document instead of text
     #[arg(long)]
     json: bool,
@@ -106,9 +114,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --email with --api-token, or --pat"),
     };
-    let store = store::Store::open(&args.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let organisation = store.ensure_organisation("default").await?;
     anyhow::ensure!(
         args.pages
@@ -201,9 +207,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let store = store::Store::open(&args.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let mut out = Vec::new();
     for connection in store.connections().await? {
         let counts = store.counts(&connection.id).await?;

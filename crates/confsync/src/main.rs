@@ -210,6 +210,21 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
 
 /// Errors print as one line of causes (no backtrace): they are for the
 /// person at the terminal.
+/// The store a command works on: the embedded one under `data_dir`, or the
+/// one `database_url` names.
+pub(crate) async fn open_store(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<store::Store> {
+    use anyhow::Context;
+    store::Store::open_url(database_url, data_dir)
+        .await
+        .with_context(|| match database_url {
+            Some(url) => format!("opening the store at {}", store::redact_url(url)),
+            None => format!("opening the store in {}", data_dir.display()),
+        })
+}
+
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,11 +1,15 @@
 //! Load on /embeddings, with and without a sync running: concurrent
 //! clients search one customer's content over HTTP while another
-//! customer's full sync of the same site writes to the store and index.
+//! customer's full sync of the same site writes to the store and index;
+//! then /user_files_v2 (a page of 100 files) alone.
 //!
 //! cargo bench -p server --bench load [-- PAGES CLIENTS SECONDS]
 //! (defaults: 5000 pages, 16 clients, 10 seconds a phase)
+//! With CONFSYNC_BENCH_BACKEND=postgres the store is PostgreSQL (a fresh
+//! database on CONFSYNC_TEST_POSTGRES's server, dropped afterwards).
 //!
-//! Prints requests/s, latency percentiles and errors per phase.
+//! Prints the first sync's pages/s, requests/s, latency percentiles and
+//! errors per phase, and the store's size on disk.
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +74,24 @@ async fn wait_ready(http: &reqwest::Client, base: &str, key: &str, customer: &st
     }
 }
 
+/// What a client sends: a path and a body for its i-th request.
+type Request = fn(&[String], usize) -> (&'static str, Value);
+
+fn search(queries: &[String], i: usize) -> (&'static str, Value) {
+    (
+        "/embeddings",
+        json!({"query": queries[i % queries.len()], "k": 10}),
+    )
+}
+
+fn list_files(_: &[String], i: usize) -> (&'static str, Value) {
+    (
+        "/user_files_v2",
+        json!({"pagination": {"limit": 100, "offset": (i % 50) * 100}, "order_by": "created_at"}),
+    )
+}
+
+#[allow(clippy::too_many_arguments)] // one phase's settings
 async fn load(
     base: &str,
     key: &str,
@@ -77,6 +99,7 @@ async fn load(
     clients: usize,
     until: impl Fn() -> bool + Send + Sync + 'static,
     name: &'static str,
+    request: Request,
 ) -> Phase {
     let until = Arc::new(until);
     let started = Instant::now();
@@ -95,13 +118,13 @@ async fn load(
             let mut i = client * 7919;
             while !until() {
                 i += 1;
-                let query = &queries[i % queries.len()];
+                let (path, body) = request(&queries, i);
                 let sent = Instant::now();
                 let response = http
-                    .post(format!("{base}/embeddings"))
+                    .post(format!("{base}{path}"))
                     .bearer_auth(&key)
                     .header("customer-id", "reader")
-                    .json(&json!({"query": query, "k": 10}))
+                    .json(&body)
                     .send()
                     .await;
                 match response {
@@ -154,6 +177,12 @@ fn main() {
     let pages: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let clients: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let postgres = std::env::var("CONFSYNC_BENCH_BACKEND").is_ok_and(|b| b == "postgres");
+    if postgres && std::env::var("CONFSYNC_SECRET_KEY").is_err() {
+        // Before any thread starts: the key the server seals with.
+        std::env::set_var("CONFSYNC_SECRET_KEY", "07".repeat(32));
+    }
+    let database = postgres.then(store::testing::TestDatabase::create_blocking);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,7 +199,11 @@ fn main() {
         .unwrap();
         let creds = sim.credentials();
         let dir = std::env::temp_dir().join(format!("confsync-load-{}", std::process::id()));
-        let mut config = server::Config { data_dir: dir.clone(), ..Default::default() };
+        let mut config = server::Config {
+            data_dir: dir.clone(),
+            database_url: database.as_ref().map(|d| d.url.clone()),
+            ..Default::default()
+        };
         // One organisation's clients are the whole load here: no rate limit.
         config.limits.organisation_requests_per_second = u32::MAX;
         config.limits.organisation_burst = u32::MAX;
@@ -191,11 +224,13 @@ fn main() {
         let reader = post(&http, &base, &key, "reader", "/integrations/connect", json!({"authentication": auth})).await;
         wait_ready(&http, &base, &key, "reader", reader["data_source"]["id"].as_i64().unwrap()).await;
         let files = post(&http, &base, &key, "reader", "/user_files_v2", json!({"pagination": {"limit": 1}})).await;
+        let took = started.elapsed().as_secs_f64();
         println!(
-            "site: {pages} pages; reader's sync: {} files, {} chunks in {:.1} s",
+            "store: {}; site: {pages} pages; reader's sync: {} files, {} chunks in {took:.1} s ({:.0} pages/s)",
+            if postgres { "PostgreSQL" } else { "SQLite" },
             files["count"],
             running.app.index.num_chunks(),
-            started.elapsed().as_secs_f64()
+            f64::from(pages) / took
         );
         // Queries: words of titles, one or two at a time.
         let names = post(&http, &base, &key, "reader", "/user_files_v2", json!({"pagination": {"limit": 250}})).await;
@@ -220,7 +255,7 @@ fn main() {
 
         // Phase 1: searching alone.
         let deadline = Instant::now() + Duration::from_secs(seconds);
-        let idle = load(&base, &key, queries.clone(), clients, move || Instant::now() > deadline, "searches alone").await;
+        let idle = load(&base, &key, queries.clone(), clients, move || Instant::now() > deadline, "searches alone", search).await;
 
         // Phase 2: searching while another customer's full sync runs.
         let writer = post(&http, &base, &key, "writer", "/integrations/connect", json!({"authentication": auth})).await;
@@ -236,13 +271,35 @@ fn main() {
         });
         let flag = syncing.clone();
         let min_end = Instant::now() + Duration::from_secs(2);
-        let busy = load(&base, &key, queries, clients, move || !flag.load(Ordering::SeqCst) && Instant::now() > min_end, "searches during a sync").await;
+        let busy = load(&base, &key, queries.clone(), clients, move || !flag.load(Ordering::SeqCst) && Instant::now() > min_end, "searches during a sync", search).await;
         let sync_took = watcher.await.unwrap();
+        // Phase 3: listing files alone (the reader's, a page of 100).
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let listing = load(&base, &key, queries, clients, move || Instant::now() > deadline, "user_files_v2 alone", list_files).await;
         println!("clients: {clients}");
         report(&idle);
         report(&busy);
+        report(&listing);
         println!("writer's full sync during the load: {:.1} s", sync_took.as_secs_f64());
         running.stop().await;
+        // Two customers' copies of the site, on disk.
+        let bytes: u64 = match &database {
+            Some(db) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                size as u64
+            }
+            None => ["confsync.db", "confsync.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.len())
+                .sum(),
+        };
+        println!("store on disk: {:.1} MB", bytes as f64 / 1e6);
         let _ = std::fs::remove_dir_all(dir);
     });
 }

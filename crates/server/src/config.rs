@@ -15,6 +15,11 @@ use std::path::PathBuf;
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The store: absent or `sqlite://` the embedded SQLite store under
+    /// `data_dir`; `postgres://user:password@host/db` PostgreSQL (the
+    /// secret key then comes from `CONFSYNC_SECRET_KEY`). The
+    /// environment's `CONFSYNC_DATABASE_URL` overrides it.
+    pub database_url: Option<String>,
     /// The URL callers reach this server at (OAuth redirects come back to
     /// `{public_url}/integrations/confluence/oauth`); `http://{addr}` when unset.
     pub public_url: Option<String>,
@@ -177,6 +182,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("confsync-data"),
+            database_url: None,
             public_url: None,
             workers: 2,
             sync_interval_hours: 24,
@@ -235,6 +241,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(store::redact_url),
+            )
             .field("public_url", &self.public_url)
             .field("workers", &self.workers)
             .field("oauth_client_id", &self.oauth.client_id)
@@ -259,6 +269,9 @@ impl Config {
         };
         if let Ok(secret) = std::env::var("CONFSYNC_OAUTH_CLIENT_SECRET") {
             config.oauth.client_secret = Some(secret);
+        }
+        if let Ok(url) = std::env::var("CONFSYNC_DATABASE_URL") {
+            config.database_url = Some(url);
         }
         config.validate()?;
         Ok(config)

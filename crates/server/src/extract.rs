@@ -88,6 +88,29 @@ async fn read_limited(
     Ok(bytes)
 }
 
+/// Where a string (or a key) holding U+0000 is, if anywhere.
+fn nul_at(value: &Value) -> Option<Vec<Value>> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(Vec::new()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            nul_at(item).map(|mut path| {
+                path.insert(0, json!(i));
+                path
+            })
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(vec![json!(key)]);
+            }
+            nul_at(item).map(|mut path| {
+                path.insert(0, json!(key));
+                path
+            })
+        }),
+        _ => None,
+    }
+}
+
 /// Parses a request body into `T`. The body is checked against `T`'s JSON
 /// Schema first (the one `/openapi.json` publishes), so that the document
 /// is the contract: a body the schema refuses is refused (422, each error
@@ -102,6 +125,17 @@ pub fn parse<T: DeserializeOwned + JsonSchema + 'static>(text: &[u8]) -> Result<
         }])
     })?;
     integral_numbers(&mut value);
+    // No text confsync keeps may hold U+0000 (PostgreSQL's text cannot):
+    // refused alike whichever store is behind the API.
+    if let Some(path) = nul_at(&value) {
+        let mut loc = vec![json!("body")];
+        loc.extend(path);
+        return Err(ApiError::Validation(vec![FieldError {
+            loc,
+            msg: "text may not contain the NUL character (U+0000)".into(),
+            kind: "string_nul",
+        }]));
+    }
     let errors: Vec<FieldError> = validator::<T>()?
         .iter_errors(&value)
         .take(20)

@@ -208,9 +208,12 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The address actually bound (port 0 picks one): OAuth redirects come back here.
     config.addr = addr;
-    let store = store::Store::open(&config.data_dir)
+    let store = store::Store::open_url(config.database_url.as_deref(), &config.data_dir)
         .await
-        .map_err(|e| format!("opening the store in {}: {e}", config.data_dir.display()))?;
+        .map_err(|e| match &config.database_url {
+            Some(url) => format!("opening the store at {}: {e}", store::redact_url(url)),
+            None => format!("opening the store in {}: {e}", config.data_dir.display()),
+        })?;
     let embedder: Option<Arc<dyn index::Embedder>> = match &config.embeddings {
         Some(e) => Some(Arc::new(
             index::OpenAiEmbedder::new(index::OpenAiConfig {

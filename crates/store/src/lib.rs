@@ -24,6 +24,7 @@ pub mod testing;
 pub use api::*;
 pub use console::*;
 pub use ops::*;
+pub use postgres::redact as redact_url;
 pub use search::{
     vector_from_bytes, vector_to_bytes, Chunk, FileContent, IndexChange, IndexableFile, NewChunk,
     ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
@@ -38,7 +39,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database unreachable: {0}")]
@@ -54,6 +55,22 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        // Text PostgreSQL cannot hold (a NUL character, in text or in a
+        // JSON string) is the caller's input, refused, not a fault of the
+        // store: SQLite holds it, PostgreSQL's text types do not.
+        if let sqlx::Error::Database(db) = &error {
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")) {
+                return Error::Invalid(
+                    "text with a NUL character (U+0000) cannot be stored".into(),
+                );
+            }
+        }
+        Error::Database(error)
+    }
+}
 
 /// The kinds of file a connection holds.
 pub mod kind {

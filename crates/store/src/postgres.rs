@@ -12,6 +12,8 @@ use std::borrow::Cow;
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) const PG: bool = true;
 
+// The same source as the other backend's, on purpose (see sql/mod.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 pub(crate) mod imp;
 
@@ -33,9 +35,7 @@ macro_rules! native {
 }
 
 native!(
-    i64,
     Option<i64>,
-    bool,
     Option<bool>,
     f64,
     Vec<u8>,
@@ -43,6 +43,20 @@ native!(
     &'r [u8],
     Option<&'r [u8]>,
 );
+
+/// NULL reads as 0 and as false, as SQLite's decoding reads it, so that
+/// both backends answer alike (a count from an empty subquery, say).
+impl<'r> Col<'r> for i64 {
+    fn col(row: &'r PgRow, name: &str) -> Self {
+        row.get::<Option<i64>, _>(name).unwrap_or(0)
+    }
+}
+
+impl<'r> Col<'r> for bool {
+    fn col(row: &'r PgRow, name: &str) -> Self {
+        row.get::<Option<bool>, _>(name).unwrap_or(false)
+    }
+}
 
 /// A column's text, or `None` when it is NULL; panics, as `Row::get`
 /// does, on a column that is not there or not text-like (a bug).

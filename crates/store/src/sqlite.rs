@@ -12,6 +12,8 @@ use std::str::FromStr;
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) const PG: bool = false;
 
+// The same source as the other backend's, on purpose (see sql/mod.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 pub(crate) mod imp;
 

@@ -47,6 +47,19 @@ impl TestDatabase {
         }
     }
 
+    /// `create`, from code that is not async (a runtime of its own).
+    pub fn create_blocking() -> TestDatabase {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(TestDatabase::create())
+        })
+        .join()
+        .expect("creating a test database")
+    }
+
     /// A store on this database, sealing with `TEST_KEY`.
     pub async fn store(&self) -> Result<Store> {
         Store::open_postgres(&self.url, Cipher::from_key(TEST_KEY)).await

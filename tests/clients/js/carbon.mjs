@@ -200,11 +200,18 @@ try {
   await dialog.locator(`li:has(p:text-is("${plan.space}")) p:first-child`).click();
   const pageRows = dialog.locator('li:has(p:text-is("PAGE"))');
   await pageRows.nth(1).waitFor();
-  const chosen = [];
-  for (let i = 0; i < 2; i++) {
-    const row = pageRows.nth(i);
-    chosen.push((await row.locator("p").first().textContent()).trim());
-    await row.locator("button[role=checkbox]").click();
+  // The names read at once, then each row found by its name: the list
+  // re-renders as the component polls, and a row found by position can
+  // be replaced between two reads (seen on a loaded machine).
+  const chosen = await pageRows.evaluateAll((rows) =>
+    rows.slice(0, 2).map((row) => row.querySelector("p").textContent.trim()),
+  );
+  for (const name of chosen) {
+    await dialog
+      .locator(`li:has(p:text-is(${JSON.stringify(name)}))`)
+      .first()
+      .locator("button[role=checkbox]")
+      .click();
   }
   console.log(`CHOSEN ${JSON.stringify(chosen)}`);
   await step("pages-chosen");

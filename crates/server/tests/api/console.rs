@@ -105,7 +105,7 @@ async fn the_console_in_a_browser() {
             }),
             "fail-off" => sim.set_faults(confluence_sim::FaultConfig::default()),
             // Time passes beyond every session's end.
-            "expire" => expire_sessions(&dir.0).await,
+            "expire" => expire_sessions(&dir).await,
             other => panic!("the script asked for {other:?}"),
         }
         script.answer("ok").await;
@@ -136,17 +136,23 @@ async fn the_console_in_a_browser() {
 }
 
 /// Moves every session's end into the past, as time passing would.
-async fn expire_sessions(data_dir: &std::path::Path) {
-    use sqlx::ConnectOptions;
-    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(data_dir.join("confsync.db"))
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("UPDATE admin_sessions SET expires_at = '2000-01-01T00:00:00.000Z'")
-        .execute(&mut db)
-        .await
-        .unwrap();
+async fn expire_sessions(dir: &TempDir) {
+    use sqlx::{ConnectOptions, Connection};
+    let sql = "UPDATE admin_sessions SET expires_at = '2000-01-01T00:00:00.000Z'";
+    match dir.database_url() {
+        Some(url) => {
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+        }
+        None => {
+            let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.0.join("confsync.db"))
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+        }
+    }
 }
 
 /// Sign-in is rate-limited per email, and a wrong password or an unknown

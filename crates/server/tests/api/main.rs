@@ -26,7 +26,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct TempDir(pub PathBuf);
+/// A test's data directory and, when the suite runs on PostgreSQL
+/// (`CONFSYNC_TEST_BACKEND=postgres`), a database of its own: both go
+/// when the test ends.
+pub struct TempDir(pub PathBuf, pub Option<store::testing::TestDatabase>);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
@@ -36,8 +39,25 @@ impl TempDir {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        let db = on_postgres().then(|| {
+            assert!(
+                std::env::var("CONFSYNC_SECRET_KEY").is_ok(),
+                "CONFSYNC_TEST_BACKEND=postgres needs CONFSYNC_SECRET_KEY (64 hex digits)"
+            );
+            store::testing::TestDatabase::create_blocking()
+        });
+        TempDir(dir, db)
     }
+
+    /// The database URL the server is configured with (`None`: SQLite).
+    pub fn database_url(&self) -> Option<String> {
+        self.1.as_ref().map(|db| db.url.clone())
+    }
+}
+
+/// Whether this run of the suite is on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("CONFSYNC_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 impl Drop for TempDir {
@@ -68,6 +88,7 @@ pub fn config(sim: &RunningSimulator, dir: &TempDir) -> server::Config {
     let creds = sim.credentials();
     let mut config = server::Config {
         data_dir: dir.0.clone(),
+        database_url: dir.database_url(),
         workers: 2,
         scheduler_tick_secs: 1,
         ..Default::default()

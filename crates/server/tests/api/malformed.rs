@@ -134,6 +134,7 @@ async fn malformed_requests_get_4xx_json() {
             (Some((json!({"data_source_id": 987654, "file_id": 987654, "ids": [987654], "k": 3, "query": "q",
                 "customer_ids": ["nobody"], "url": "http://127.0.0.1:9/x", "service": "CONFLUENCE"}).to_string(), "application/json")), key.clone(), "unknown ids"),
             (Some((big.clone(), "application/json")), key.clone(), "oversized"),
+            (Some((r#"{"customer_id": "a\u0000b", "query": "q\u0000", "tags": {"k\u0000": 1}}"#.into(), "application/json")), key.clone(), "a NUL character"),
             (Some(("a=b".into(), "application/x-www-form-urlencoded")), key.clone(), "a form"),
             (Some(("{}".into(), "application/json")), None, "no credentials"),
             (Some(("{}".into(), "application/json")), Some("Bearer wrong".into()), "a wrong key"),

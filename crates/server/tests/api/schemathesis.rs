@@ -45,6 +45,9 @@ async fn schemathesis_finds_nothing() {
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--max-examples", &examples.to_string()])
             .args(["--seed", "6", "-w", "1"])
+            // Text with U+0000 is refused (422 string_nul, tested in
+            // malformed.rs): PostgreSQL's text cannot hold it.
+            .args(["--generation-allow-x00", "false"])
             .args(["--exclude-path", "/integrations/confluence/oauth"])
             .args(["--exclude-path", "/integrations/connect"])
             .env("NO_COLOR", "1")

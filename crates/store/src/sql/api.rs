@@ -75,6 +75,11 @@ where
     T: 'a + sqlx::Encode<'a, Db> + sqlx::Type<Db> + Sync,
     &'a T: sqlx::Encode<'a, Db> + sqlx::Type<Db>,
 {
+    // An empty list matches nothing (`IN ()` is SQLite's alone).
+    if values.is_empty() {
+        builder.push("(NULL)");
+        return;
+    }
     builder.push("(");
     let mut separated = builder.separated(", ");
     for value in values {
@@ -282,9 +287,9 @@ impl Store {
             "UPDATE oauth_states SET used_at = ?::timestamptz WHERE nonce = ? AND used_at IS NULL AND expires_at > ?::timestamptz \
              RETURNING organisation_id, customer_id, request",
         )
-        .bind(&at)
+        .bind(at)
         .bind(nonce)
-        .bind(&at)
+        .bind(at)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = claimed {
@@ -834,8 +839,8 @@ impl Store {
         .bind(organisation_id)
         .bind(url)
         .bind(sealed)
-        .bind(&at)
-        .bind(&at)
+        .bind(at)
+        .bind(at)
         .fetch_one(&self.pool)
         .await?;
         Ok(webhook_from(&row))
@@ -1008,8 +1013,8 @@ impl Store {
         .bind(client_id)
         .bind(redirect_uri)
         .bind(sealed)
-        .bind(&at)
-        .bind(&at)
+        .bind(at)
+        .bind(at)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(white_label_from).ok_or_else(|| {
@@ -1219,7 +1224,7 @@ pub(crate) async fn emit(
              SELECT id, ?, ?::timestamptz FROM webhooks WHERE organisation_id = ? AND status = 'ACTIVE'",
         )
         .bind(body)
-        .bind(&at)
+        .bind(at)
         .bind(organisation_id)
         .execute(&mut **tx)
         .await?;
@@ -1255,7 +1260,7 @@ pub(crate) async fn enqueue_kind_in(
     .bind(connection_id)
     .bind(kind.as_str())
     .bind(reason)
-    .bind(&at)
+    .bind(at)
     .bind(connection_id)
     .bind(kind.as_str())
     .fetch_optional(&mut **tx)
@@ -1264,7 +1269,7 @@ pub(crate) async fn enqueue_kind_in(
         query(
             "UPDATE connections SET status = 'QUEUED_FOR_SYNCING', updated_at = ?::timestamptz WHERE id = ? AND status <> 'SYNCING'",
         )
-        .bind(&at)
+        .bind(at)
         .bind(connection_id)
         .execute(&mut **tx)
         .await?;

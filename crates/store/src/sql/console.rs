@@ -161,9 +161,9 @@ impl Store {
             "UPDATE admin_links SET used_at = ?::timestamptz WHERE token_hash = ? AND used_at IS NULL \
              AND expires_at > ?::timestamptz RETURNING admin_id",
         )
-        .bind(&at)
+        .bind(at)
         .bind(token_hash)
-        .bind(&at)
+        .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = used else {

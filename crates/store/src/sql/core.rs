@@ -380,8 +380,8 @@ impl Store {
             // Confluence's creation time, else when confsync first stored
             // it: set once, never moved by a resync.
             .bind(&file.created_at)
-            .bind(&at)
-            .bind(&at)
+            .bind(at)
+            .bind(at)
             .bind(restriction)
             .bind(connection_id)
             .bind(file.kind)

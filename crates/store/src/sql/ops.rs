@@ -28,8 +28,8 @@ impl Store {
                 .bind(crate::new_id("usr"))
                 .bind(op.organisation_id)
                 .bind(customer_id)
-                .bind(&at)
-                .bind(&at)
+                .bind(at)
+                .bind(at)
                 .execute(&mut *tx)
                 .await?;
                 Some(
@@ -102,8 +102,8 @@ impl Store {
                 .bind(op.allow_personal_spaces)
                 .bind(op.new_scope.to_string())
                 .bind(op.connected_by.map(|a| a.admin_id))
-                .bind(&at)
-                .bind(&at)
+                .bind(at)
+                .bind(at)
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -122,7 +122,7 @@ impl Store {
         .bind(op.tags.to_string())
         .bind(op.next_sync_at)
         .bind(op.account_label)
-        .bind(&at)
+        .bind(at)
         .bind(&id)
         .execute(&mut *tx)
         .await?;
@@ -441,8 +441,8 @@ impl Store {
             .bind(crate::new_id("usr"))
             .bind(organisation_id)
             .bind(customer)
-            .bind(&at)
-            .bind(&at)
+            .bind(at)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
             query(
@@ -452,7 +452,7 @@ impl Store {
             )
             .bind(sources.map(|s| s.to_string()))
             .bind(interval_hours)
-            .bind(&at)
+            .bind(at)
             .bind(organisation_id)
             .bind(customer)
             .execute(&mut *tx)

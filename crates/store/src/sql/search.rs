@@ -566,7 +566,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let list = |column: &str| serde_json::from_str::<Vec<String>>(r.get(column)).ok();
+                let list = |column: &str| serde_json::from_str::<Vec<String>>(r.col(column)).ok();
                 let lists = (
                     list("tags"),
                     list("or_tags"),

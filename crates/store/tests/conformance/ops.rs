@@ -86,7 +86,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         store.sync_state(&connection.id).await.unwrap(),
         (true, false)
     );
-    let written = outbox(&store).await;
+    let written = outbox(store).await;
     assert_eq!(written.len(), 1);
     assert!(written[0].contains(&format!("{} true", connection.data_source_id)));
 
@@ -104,7 +104,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         .unwrap();
     assert!(!again.created);
     assert_eq!(again.connection.id, connection.id);
-    assert_eq!(outbox(&store).await.len(), 1);
+    assert_eq!(outbox(store).await.len(), 1);
 
     // A reconnect of a data source that is not the customer's writes
     // nothing at all: not even the new customer it would have created.
@@ -124,7 +124,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         .await;
     assert!(matches!(failed, Err(store::Error::NotFound(_))));
     assert!(store.end_user(&org.id, "mallory").await.unwrap().is_none());
-    assert_eq!(outbox(&store).await.len(), 1);
+    assert_eq!(outbox(store).await.len(), 1);
 
     // The job runs; files are written.
     let job = store.claim_sync_job().await.unwrap().unwrap();
@@ -156,7 +156,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         )
         .await
         .unwrap();
-    assert_eq!(outbox(&store).await.len(), 2);
+    assert_eq!(outbox(store).await.len(), 2);
     assert_eq!(
         store
             .connection(&connection.id)
@@ -187,7 +187,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         store.sync_state(&connection.id).await.unwrap(),
         (true, false)
     );
-    assert_eq!(outbox(&store).await.len(), 3);
+    assert_eq!(outbox(store).await.len(), 3);
 
     // Delete files: the files and their events; another organisation's
     // connection id matches nothing.
@@ -218,7 +218,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         .unwrap();
     assert_eq!(removed, 2);
     assert_eq!(store.file_versions(&connection.id).await.unwrap().len(), 1);
-    assert_eq!(outbox(&store).await.len(), 5);
+    assert_eq!(outbox(store).await.len(), 5);
 
     // Revoke: credentials gone, queued sync dropped, its event.
     store
@@ -236,7 +236,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         store.sync_state(&connection.id).await.unwrap(),
         (false, false)
     );
-    assert_eq!(outbox(&store).await.len(), 6);
+    assert_eq!(outbox(store).await.len(), 6);
 
     // Delete customers: the customer, everything of theirs, the event.
     let removed = store
@@ -250,8 +250,8 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
     assert_eq!(removed, 1);
     assert!(store.end_user(&org.id, "alice").await.unwrap().is_none());
     assert!(store.connection(&connection.id).await.is_err());
-    assert_eq!(outbox(&store).await.len(), 7);
-    let kinds: Vec<String> = outbox(&store)
+    assert_eq!(outbox(store).await.len(), 7);
+    let kinds: Vec<String> = outbox(store)
         .await
         .iter()
         .map(|b| {

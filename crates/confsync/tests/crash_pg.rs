@@ -1,0 +1,335 @@
+//! `confsync serve` on PostgreSQL, killed with SIGKILL at random points
+//! while callers connect, revoke and delete: after a restart every
+//! operation is whole (its webhook events delivered, its sync run) or
+//! absent. Each operation is one transaction in the store; this holds the
+//! server to it where a process dies mid-request.
+
+use confluence_sim::{FaultConfig, SimConfig, Simulator, SiteConfig};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::testing::{TestDatabase, TEST_KEY};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A webhook receiver: answers 200 to every POST and keeps the bodies.
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if data.len() >= end + 4 + length {
+                        let body = String::from_utf8_lossy(&data[end + 4..end + 4 + length]);
+                        kept.lock().unwrap().push(body.to_string());
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, bodies)
+}
+
+/// (webhook type, object id) of a delivered body.
+fn event_of(body: &str) -> Option<(String, i64)> {
+    let outer: Value = serde_json::from_str(body).ok()?;
+    let payload: Value = serde_json::from_str(outer["payload"].as_str()?).ok()?;
+    Some((
+        payload["webhook_type"].as_str()?.to_string(),
+        payload["object"]["object_id"].as_i64()?,
+    ))
+}
+
+fn serve(config: &std::path::Path, addr: &str) -> Child {
+    let key: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--addr", addr])
+        .env("CONFSYNC_SECRET_KEY", key)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_up(http: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    while http.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_operation_every_change_is_whole_or_absent() {
+    let sim = Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed: 14,
+                spaces: 2,
+                pages: 40,
+            },
+            faults: FaultConfig {
+                latency_ms: 3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let creds = sim.credentials();
+    let db = TestDatabase::create().await;
+    let store = db.store().await.unwrap();
+    let org = store.create_organisation("crash").await.unwrap();
+    let key = server::add_api_key(&store, &org.id).await.unwrap();
+    let (hook, received) = receiver().await;
+    store.add_webhook(&org.id, &hook, b"k").await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("confsync-crash-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("confsync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ndatabase_url = {:?}\nscheduler_tick_secs = 1\n\
+             [[sites]]\nname = \"acme\"\nbase_url = {:?}\n\
+             [webhooks]\nallow_private_targets = true\nretry_base_ms = 50\n",
+            dir.join("data").display().to_string(),
+            db.url,
+            creds.base_url
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let call = |path: &str, customer: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .header("customer-id", customer)
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let mut asked_deleted: BTreeSet<i64> = BTreeSet::new();
+    let mut killed_with_requests_out = 0;
+    let mut answered: Vec<u16> = Vec::new();
+    for round in 0..12 {
+        let mut child = serve(&config, &addr);
+        wait_up(&http, &base).await;
+        // A few operations at once, then a kill at a random moment.
+        let mut requests = Vec::new();
+        for _ in 0..4 {
+            let connections = store.connections().await.unwrap();
+            match rng.gen_range(0..3) {
+                // A new customer each time: a reconnect (no event of its
+                // own, by Carbon's design) would undo a revoke unseen.
+                0 | 1 if connections.len() < 8 => {
+                    let customer = format!("c{round}-{}", requests.len());
+                    requests.push(call(
+                        "/integrations/connect",
+                        &customer,
+                        json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
+                            "username": creds.email, "access_token": creds.api_token},
+                            "sync_options": {"sync_files_on_connection": true}}),
+                    ));
+                }
+                choice => {
+                    let Some(c) = connections.get(rng.gen_range(0..connections.len().max(1)))
+                    else {
+                        continue;
+                    };
+                    let user = store
+                        .end_user_by_id(c.end_user_id.as_deref().unwrap())
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    if choice == 1 {
+                        requests.push(call(
+                            "/revoke_access_token",
+                            &user.customer_id,
+                            json!({"data_source_id": c.data_source_id}),
+                        ));
+                    } else {
+                        let files = store.file_versions(&c.id).await.unwrap();
+                        if files.is_empty() {
+                            continue;
+                        }
+                        let id = files[rng.gen_range(0..files.len())].0;
+                        asked_deleted.insert(id);
+                        requests.push(call(
+                            "/delete_files_v2",
+                            &user.customer_id,
+                            json!({"filters": {"ids": [id]}, "send_webhook": true}),
+                        ));
+                    }
+                }
+            }
+        }
+        let out: Vec<_> = requests.into_iter().map(tokio::spawn).collect();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..1500))).await;
+        if out.iter().any(|r| !r.is_finished()) {
+            killed_with_requests_out += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for request in out {
+            if let Ok(Ok(response)) = request.await {
+                answered.push(response.status().as_u16());
+            }
+        }
+    }
+    eprintln!("answers before the kills: {answered:?}");
+    assert!(
+        killed_with_requests_out >= 2,
+        "only {killed_with_requests_out} of 12 kills caught requests in flight"
+    );
+
+    // Restart and let it finish what was queued and deliver what was written.
+    let mut child = serve(&config, &addr);
+    wait_up(&http, &base).await;
+    let started = Instant::now();
+    loop {
+        let mut busy = !store.due_deliveries(1).await.unwrap().is_empty();
+        for c in store.connections().await.unwrap() {
+            let (queued, running) = store.sync_state(&c.id).await.unwrap();
+            busy |= queued || running;
+        }
+        if !busy {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the restarted server did not drain its queue and outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let events: BTreeMap<(String, i64), usize> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| event_of(b))
+        .fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(e).or_default() += 1;
+            m
+        });
+    let connections = store.connections().await.unwrap();
+    assert!(
+        connections.len() >= 2 && answered.len() >= 5,
+        "too little happened between the kills to tell anything: {} data sources, answers {answered:?}",
+        connections.len()
+    );
+    for c in &connections {
+        let id = c.data_source_id;
+        // Connected: its event delivered and its sync run.
+        assert!(
+            events.contains_key(&("ADD".into(), id)),
+            "data source {id} exists without its ADD event"
+        );
+        // Its sync ran (a revoke drops a queued sync with the revoke).
+        let jobs = store.sync_jobs(&c.id, 100).await.unwrap();
+        assert!(
+            c.revoked || jobs.iter().any(|(_, status)| status == "DONE"),
+            "data source {id} exists without its sync run: {jobs:?}"
+        );
+        // Revoked: its event delivered; not revoked: no such event.
+        assert_eq!(
+            c.revoked,
+            events.contains_key(&("REVOKE".into(), id)),
+            "data source {id}: revoked {} but REVOKE event {:?}",
+            c.revoked,
+            events.get(&("REVOKE".into(), id))
+        );
+    }
+    // No event for a data source that does not exist.
+    let ids: BTreeSet<i64> = connections.iter().map(|c| c.data_source_id).collect();
+    for (kind, id) in events.keys() {
+        if kind == "ADD" || kind == "REVOKE" {
+            assert!(
+                ids.contains(id),
+                "{kind} event for data source {id}, which is absent"
+            );
+        }
+    }
+    // Deleted: gone with its event, or there without one.
+    let mut present = BTreeSet::new();
+    for c in &connections {
+        present.extend(
+            store
+                .file_versions(&c.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| f.0),
+        );
+    }
+    let mut deleted = 0;
+    for id in &asked_deleted {
+        let announced = events.contains_key(&("FILE_DELETED".into(), *id));
+        assert_eq!(
+            !present.contains(id),
+            announced,
+            "file {id}: present {} but FILE_DELETED event {announced}",
+            present.contains(id)
+        );
+        deleted += usize::from(announced);
+    }
+    println!(
+        "{} data sources, {} revoked, {deleted} of {} files asked deleted, {} events delivered, \
+         {killed_with_requests_out} kills with requests in flight",
+        connections.len(),
+        connections.iter().filter(|c| c.revoked).count(),
+        asked_deleted.len(),
+        events.values().sum::<usize>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
