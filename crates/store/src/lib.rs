@@ -346,8 +346,10 @@ delegate! {
     async fn file_body(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<String>>;
     /// Files of a connection by kind and status.
     async fn counts(&self, connection_id: &str) -> Result<Vec<(String, String, i64)>>;
-    /// SQLite's own consistency check: `ok`, or what is wrong.
+    /// The database's own consistency check: `ok`, or what is wrong.
     async fn integrity_check(&self) -> Result<String>;
+    /// The planner's statistics refreshed after a bulk change.
+    async fn refresh_statistics(&self) -> Result<()>;
     async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>>;
     async fn set_checkpoint(&self, connection_id: &str, name: &str, value: &str) -> Result<()>;
     async fn clear_checkpoints(&self, connection_id: &str) -> Result<()>;

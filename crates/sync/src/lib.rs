@@ -108,6 +108,25 @@ impl Counts {
     }
 }
 
+impl Report {
+    /// Files added, updated or deleted, of every kind.
+    pub fn changed(&self) -> u64 {
+        [
+            &self.pages,
+            &self.blogposts,
+            &self.attachments,
+            &self.comments,
+        ]
+        .iter()
+        .map(|c| c.added + c.updated + c.deleted)
+        .sum()
+    }
+}
+
+/// A run that changed this many files refreshes the store's planner
+/// statistics when it ends.
+const BULK_CHANGE: u64 = 1_000;
+
 impl Counts {
     fn add(&mut self, other: &Counts) {
         self.added += other.added;
@@ -312,6 +331,11 @@ impl Engine {
             Ok(()) => {
                 self.store.clear_checkpoints(conn).await?;
                 self.store.finish_job(run, READY, &stats, None).await?;
+                if report.changed() >= BULK_CHANGE {
+                    if let Err(error) = self.store.refresh_statistics().await {
+                        tracing::warn!(%error, "refreshing the store's statistics failed");
+                    }
+                }
                 self.store
                     .set_connection_status(conn, ConnectionStatus::Ready, None, true)
                     .await?;

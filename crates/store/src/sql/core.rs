@@ -556,6 +556,21 @@ impl Store {
         Ok(row.get::<String, _>(0))
     }
 
+    /// Brings the query planner's statistics up to date after a bulk
+    /// change (a first sync, a large delete). PostgreSQL plans by them,
+    /// and its autovacuum may be off or a minute behind; SQLite's
+    /// `PRAGMA optimize` analyses what its own counters say has changed.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        query(if PG {
+            "ANALYZE files, chunks, file_contents, index_log, source_items"
+        } else {
+            "PRAGMA optimize"
+        })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     // Checkpoints.
 
     pub async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>> {

@@ -92,7 +92,27 @@ impl Store {
     /// The file and everything whose readers follow from it: the pages
     /// below it, and the attachments and comments of all of them.
     pub async fn subtree(&self, file_id: i64) -> Result<Vec<i64>> {
-        let rows = query(
+        // On PostgreSQL each step is a LATERAL lookup (OFFSET 0 keeps the
+        // planner from flattening it into a join): an index probe per
+        // node whatever the statistics say. Planned as a join, a table
+        // grown since its last ANALYZE (a first sync) was scanned whole
+        // for every node: 16 ms a page at 17,000 files, against 0.05.
+        let rows = query(if PG {
+            "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
+               SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
+               UNION \
+               SELECT c.id, c.connection_id, c.external_id, tree.depth + 1 FROM tree CROSS JOIN LATERAL ( \
+                 SELECT f.id, f.connection_id, f.external_id FROM files f \
+                 WHERE f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
+                   AND f.kind = 'page' OFFSET 0) c \
+               WHERE tree.depth < ? \
+             ) \
+             SELECT id FROM tree \
+             UNION \
+             SELECT c.id FROM tree CROSS JOIN LATERAL ( \
+               SELECT f.id FROM files f WHERE f.connection_id = tree.connection_id \
+                 AND f.container_id = tree.external_id OFFSET 0) c"
+        } else {
             "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
                SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
                UNION \
@@ -103,8 +123,8 @@ impl Store {
              SELECT id FROM tree \
              UNION \
              SELECT f.id FROM files f JOIN tree ON f.connection_id = tree.connection_id \
-               AND f.container_id = tree.external_id",
-        )
+               AND f.container_id = tree.external_id"
+        })
         .bind(file_id)
         .bind(MAX_DEPTH)
         .fetch_all(&self.pool)
@@ -271,7 +291,18 @@ impl Store {
     /// The restrictions of a page and its ancestors, the page first. A
     /// link to a page the store does not hold ends the chain in Unknown.
     async fn page_chain(&self, connection_id: &str, page_id: &str) -> Result<Vec<ReadRestriction>> {
-        let rows = query(
+        // LATERAL on PostgreSQL, as in `subtree`: one index probe a step.
+        let rows = query(if PG {
+            "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
+               SELECT external_id, parent_id, read_restriction, 0 FROM files \
+                 WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
+               UNION ALL \
+               SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM chain CROSS JOIN LATERAL ( \
+                 SELECT external_id, parent_id, read_restriction FROM files \
+                 WHERE connection_id = ? AND kind = 'page' AND external_id = chain.parent_id LIMIT 1) f \
+               WHERE chain.depth < ? \
+             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth"
+        } else {
             "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
                SELECT external_id, parent_id, read_restriction, 0 FROM files \
                  WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
@@ -279,8 +310,8 @@ impl Store {
                SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM files f JOIN chain \
                  ON f.connection_id = ? AND f.kind = 'page' AND f.external_id = chain.parent_id \
                  WHERE chain.depth < ? \
-             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth",
-        )
+             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth"
+        })
         .bind(connection_id)
         .bind(page_id)
         .bind(connection_id)
