@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use store::SyncState;
 
 #[derive(Args)]
 pub struct ServeArgs {

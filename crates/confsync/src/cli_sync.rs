@@ -5,6 +5,7 @@ use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use store::SyncState;
 
 #[derive(Args)]
 pub struct SyncArgs {

@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use store::IndexSource;
 
 fn sync_command(base: &str, email: &str, token: &str, data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_confsync"));

@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 use store::{FileUpsert, NewChunk, ReadRestriction, Segment, SpaceRow, Store, Visibility};
+use store::{IndexSource, SyncState};
 
 const SPACES: usize = 20;
 const CHUNKS_PER_FILE: usize = 4;

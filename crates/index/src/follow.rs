@@ -5,7 +5,7 @@
 
 use crate::Index;
 use std::sync::Arc;
-use store::Store;
+use store::IndexSource;
 use tokio::sync::watch;
 
 /// What a commit hook is: called after each transaction.
@@ -22,7 +22,7 @@ pub struct Follower {
 impl Follower {
     /// Starts following. Errors are logged and retried at the next nudge:
     /// the log keeps what was not applied.
-    pub fn start(index: Arc<Index>, store: Store) -> Follower {
+    pub fn start<S: IndexSource + 'static>(index: Arc<Index>, store: S) -> Follower {
         let (requested, mut wanted) = watch::channel(0u64);
         let (done, applied) = watch::channel((0u64, None));
         let task = tokio::spawn(async move {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use store::{IndexableFile, Store};
+use store::{Audiences, IndexSource, IndexableFile};
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery,
 };
@@ -310,7 +310,7 @@ impl Index {
     /// read, is of another schema, or is ahead of the store).
     pub async fn open(
         dir: &Path,
-        store: &Store,
+        store: &impl IndexSource,
         embedder: Option<Arc<dyn Embedder>>,
     ) -> Result<Index> {
         let index = Self::open_only(dir, embedder)?;
@@ -413,7 +413,7 @@ impl Index {
 
     /// Applies the store's log after the last committed sequence number.
     /// Returns what it did; an index open read-only does nothing.
-    pub async fn catch_up(&self, store: &Store) -> Result<CatchUp> {
+    pub async fn catch_up(&self, store: &impl IndexSource) -> Result<CatchUp> {
         let mut guard = self.writer.lock().await;
         let Some(writer) = guard.as_mut() else {
             return Ok(CatchUp::default());
@@ -484,7 +484,7 @@ impl Index {
     }
 
     /// Throws the index away and builds it again from the store.
-    pub async fn rebuild(&self, store: &Store) -> Result<CatchUp> {
+    pub async fn rebuild(&self, store: &impl IndexSource) -> Result<CatchUp> {
         let mut guard = self.writer.lock().await;
         let Some(writer) = guard.as_mut() else {
             return Err(Error::ReadOnly);
@@ -506,7 +506,7 @@ impl Index {
     async fn rebuild_locked(
         &self,
         writer: &mut IndexWriter,
-        store: &Store,
+        store: &impl IndexSource,
         head: i64,
         report: &mut CatchUp,
     ) -> Result<()> {
@@ -544,7 +544,7 @@ impl Index {
     async fn reindex(
         &self,
         writer: &mut IndexWriter,
-        store: &Store,
+        store: &impl IndexSource,
         ids: &[i64],
         report: &mut CatchUp,
     ) -> Result<()> {
@@ -557,7 +557,7 @@ impl Index {
     async fn add_files(
         &self,
         writer: &mut IndexWriter,
-        store: &Store,
+        store: &impl IndexSource,
         ids: &[i64],
         report: &mut CatchUp,
     ) -> Result<()> {
@@ -580,7 +580,7 @@ impl Index {
     /// next change to the file, or a rebuild, tries again.
     async fn embed_missing(
         &self,
-        store: &Store,
+        store: &impl IndexSource,
         files: &mut [IndexableFile],
         report: &mut CatchUp,
     ) -> Result<()> {
@@ -670,7 +670,11 @@ impl Index {
 
     /// Searches as `request.viewer`: only chunks that viewer may read, of
     /// the organisation (and customer) asked for, can come back.
-    pub async fn search(&self, store: &Store, request: &SearchRequest) -> Result<Vec<Hit>> {
+    pub async fn search(
+        &self,
+        store: &impl Audiences,
+        request: &SearchRequest,
+    ) -> Result<Vec<Hit>> {
         if request.k == 0 || request.k > 1_000 {
             return Err(Error::Invalid(format!("k is 1 to 1000, not {}", request.k)));
         }

@@ -8,6 +8,7 @@
 //! (defaults: 1000 spaces, 100000 pages, 50 requests a page)
 
 use std::time::{Duration, Instant};
+use store::SyncState;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use store::SyncState;
 
 /// POST /delete_files
 pub async fn delete_files(

@@ -23,6 +23,7 @@ use axum::Json;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
+use store::SyncState;
 
 /// How long a link works.
 const LINK_SECONDS: i64 = 3600;

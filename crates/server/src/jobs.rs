@@ -17,6 +17,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use store::SyncState;
 use store::{JobKind, JobStatus, SyncJob};
 
 /// Workers: claim, run, repeat; idle until nudged (or a few seconds).

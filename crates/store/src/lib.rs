@@ -286,8 +286,40 @@ impl Store {
     }
 }
 
-/// Each method of `Store`, forwarded to the backend's implementation.
+/// Each method of `Store`, forwarded to the backend's implementation:
+/// as inherent methods, or as the methods of a trait by concern, which a
+/// consumer that needs only that concern takes instead of the whole store.
 macro_rules! delegate {
+    (@forward $self:ident, $name:ident, $($arg:ident),*) => {
+        match &$self.backend {
+            Backend::Sqlite(s) => s.$name($($arg),*).await,
+            Backend::Postgres(s) => s.$name($($arg),*).await,
+        }
+    };
+    (
+        $(#[$tmeta:meta])*
+        trait $trait:ident {
+            $(
+                $(#[$meta:meta])*
+                async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+            )*
+        }
+    ) => {
+        $(#[$tmeta])*
+        pub trait $trait: Send + Sync {
+            $(
+                $(#[$meta])*
+                fn $name(&self $(, $arg: $ty)*) -> impl std::future::Future<Output = $ret> + Send;
+            )*
+        }
+        impl $trait for Store {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    delegate!(@forward self, $name, $($arg),*)
+                }
+            )*
+        }
+    };
     ($(
         $(#[$meta:meta])*
         async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
@@ -296,10 +328,7 @@ macro_rules! delegate {
             $(
                 $(#[$meta])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match &self.backend {
-                        Backend::Sqlite(s) => s.$name($($arg),*).await,
-                        Backend::Postgres(s) => s.$name($($arg),*).await,
-                    }
+                    delegate!(@forward self, $name, $($arg),*)
                 }
             )*
         }
@@ -312,35 +341,12 @@ delegate! {
     /// `confsync.db` and the key that encrypts credentials.
     async fn ensure_organisation(&self, name: &str) -> Result<String>;
     async fn create_connection(&self, new: NewConnection<'_>) -> Result<Connection>;
-    async fn connection(&self, id: &str) -> Result<Connection>;
     async fn connections(&self) -> Result<Vec<Connection>>;
     async fn find_connection(&self, organisation_id: &str, site_url: &str, account: &str) -> Result<Option<Connection>>;
     /// The decrypted credentials of a connection.
     async fn credentials(&self, connection_id: &str) -> Result<Vec<u8>>;
     async fn set_credentials(&self, connection_id: &str, plaintext: &[u8]) -> Result<()>;
     async fn set_scope(&self, connection_id: &str, scope: &serde_json::Value) -> Result<()>;
-    async fn set_connection_status(&self, connection_id: &str, status: ConnectionStatus, error: Option<&str>, synced: bool) -> Result<()>;
-    async fn upsert_spaces(&self, connection_id: &str, spaces: &[SpaceRow], run: i64) -> Result<()>;
-    async fn spaces(&self, connection_id: &str) -> Result<Vec<SpaceRow>>;
-    /// Removes spaces not seen in `run`, with everything in them: a space
-    /// deleted in Confluence, no longer readable, or no longer chosen.
-    /// Returns the number of files removed, by kind.
-    async fn delete_unseen_spaces(&self, connection_id: &str, run: i64) -> Result<HashMap<String, u64>>;
-    /// Removes one space and everything in it (it is gone from Confluence),
-    /// with a checkpoint in the same transaction. Returns files removed by kind.
-    async fn delete_space(&self, connection_id: &str, space_id: &str, checkpoint: Option<(&str, &str)>) -> Result<HashMap<String, u64>>;
-    /// What the store holds of these files (by external id).
-    async fn file_states(&self, connection_id: &str, kind: &str, ids: &[String]) -> Result<HashMap<String, FileState>>;
-    /// Writes files, marks them seen in `run`, and moves a checkpoint, all
-    /// in one transaction: after a crash, either all of it is there or
-    /// none, and the checkpoint never runs ahead of the data.
-    async fn write_batch(&self, connection_id: &str, run: i64, files: &[FileUpsert], seen: &[(&str, String)], checkpoint: Option<(&str, &str)>) -> Result<()>;
-    /// Deletes the files of `kind` not seen in `run` (within one space when
-    /// given), with a checkpoint in the same transaction. Call only after a
-    /// listing that ran to its end.
-    async fn delete_unseen_files(&self, connection_id: &str, kind: &str, space_id: Option<&str>, run: i64, checkpoint: Option<(&str, &str)>) -> Result<u64>;
-    /// Whether the connection holds any file of this kind in this space.
-    async fn has_files(&self, connection_id: &str, kind: &str, space_id: &str) -> Result<bool>;
     /// Every file of a connection, ordered by kind and id.
     async fn files(&self, connection_id: &str) -> Result<Vec<FileRow>>;
     async fn file_body(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<String>>;
@@ -348,13 +354,6 @@ delegate! {
     async fn counts(&self, connection_id: &str) -> Result<Vec<(String, String, i64)>>;
     /// The database's own consistency check: `ok`, or what is wrong.
     async fn integrity_check(&self) -> Result<String>;
-    /// The planner's statistics refreshed after a bulk change.
-    async fn refresh_statistics(&self) -> Result<()>;
-    async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>>;
-    async fn set_checkpoint(&self, connection_id: &str, name: &str, value: &str) -> Result<()>;
-    async fn clear_checkpoints(&self, connection_id: &str) -> Result<()>;
-    async fn start_job(&self, connection_id: &str, kind: &str) -> Result<i64>;
-    async fn finish_job(&self, job_id: i64, status: &str, stats: &serde_json::Value, error: Option<&str>) -> Result<()>;
     async fn jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<Job>>;
     // Tenants, keys and tokens, OAuth states, end users, data sources, the sync queue, webhooks and their outbox, white labels, the item tree.
     /// A new organisation (names need not be unique).
@@ -528,20 +527,6 @@ delegate! {
     /// when none, or when the name is shared by several).
     async fn find_organisation(&self, id_or_name: &str) -> Result<Option<crate::Organisation>>;
     // What search needs: chunks, permissions, the index log.
-    /// Changes after `after`, oldest first.
-    async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>>;
-    /// The last sequence number ever handed out (0 before any).
-    async fn index_head(&self) -> Result<i64>;
-    /// Forgets the changes an index has committed.
-    async fn prune_index_log(&self, upto: i64) -> Result<()>;
-    /// Ids of every file, in id order, `limit` at a time after `after`.
-    async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>>;
-    /// The file and everything whose readers follow from it: the pages
-    /// below it, and the attachments and comments of all of them.
-    async fn subtree(&self, file_id: i64) -> Result<Vec<i64>>;
-    /// What the index needs of these files; files that no longer exist
-    /// are absent from the answer.
-    async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>>;
     /// One page of the chunks of these files, in file then chunk order,
     /// and how many there are in all.
     async fn chunk_page(&self, file_ids: &[i64], limit: i64, offset: i64) -> Result<(Vec<(i64, Chunk)>, i64)>;
@@ -549,17 +534,10 @@ delegate! {
     /// synced (a page's storage format, an attachment's extracted text)
     /// and its Markdown; None for a file that is gone.
     async fn file_content(&self, file_id: i64) -> Result<Option<FileContent>>;
-    /// Stores vectors computed for chunks: (file id, chunk index, vector).
-    async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()>;
     /// The stored chunks of a file.
     async fn chunks(&self, file_id: i64) -> Result<Vec<Chunk>>;
     /// The id of a file by its Confluence identity.
     async fn file_id(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<i64>>;
-    /// Sets the read restrictions of pages or blog posts where they
-    /// differ from what is stored; returns how many changed.
-    async fn set_read_restrictions(&self, connection_id: &str, kind: &str, restrictions: &[(String, ReadRestriction)]) -> Result<u64>;
-    /// Who holds read in a space (`None`: not known, nobody passes).
-    async fn set_space_principals(&self, connection_id: &str, space_id: &str, principals: Option<&SpacePrincipals>) -> Result<()>;
     /// Turns Confluence's permissions on or off for a connection's
     /// searches. Every file is indexed again with (or without) its
     /// restrictions.
@@ -573,10 +551,6 @@ delegate! {
     async fn create_segment(&self, organisation_id: &str, segment: &Segment) -> Result<Segment>;
     /// `create_segment`, recorded as an admin's action: one transaction.
     async fn create_segment_as(&self, organisation_id: &str, segment: &Segment, actor: Option<crate::Actor<'_>>) -> Result<Segment>;
-    async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>>;
-    /// The spaces of an organisation's connections (one customer's only,
-    /// when given), with what decides who may read them.
-    async fn scopes(&self, organisation_id: &str, customer_id: Option<&str>) -> Result<Vec<ScopeRow>>;
     /// The end user (Carbon's customer) of an organisation, created if new.
     async fn ensure_end_user(&self, organisation_id: &str, customer_id: &str) -> Result<String>;
     async fn set_connection_end_user(&self, connection_id: &str, end_user_id: &str) -> Result<()>;
@@ -594,6 +568,82 @@ delegate! {
     async fn delete_files(&self, connection_id: &str, file_ids: &[i64]) -> Result<u64>;
     /// Disconnects: the connection and everything synced through it.
     async fn delete_connection(&self, connection_id: &str) -> Result<()>;
+}
+
+delegate! {
+    /// What a sync engine reads and writes: a connection's spaces and
+    /// files, its checkpoints and its runs.
+    trait SyncState {
+        async fn connection(&self, id: &str) -> Result<Connection>;
+        async fn set_connection_status(&self, connection_id: &str, status: ConnectionStatus, error: Option<&str>, synced: bool) -> Result<()>;
+        async fn upsert_spaces(&self, connection_id: &str, spaces: &[SpaceRow], run: i64) -> Result<()>;
+        async fn spaces(&self, connection_id: &str) -> Result<Vec<SpaceRow>>;
+        /// Removes spaces not seen in `run`, with everything in them: a space
+        /// deleted in Confluence, no longer readable, or no longer chosen.
+        /// Returns the number of files removed, by kind.
+        async fn delete_unseen_spaces(&self, connection_id: &str, run: i64) -> Result<HashMap<String, u64>>;
+        /// Removes one space and everything in it (it is gone from Confluence),
+        /// with a checkpoint in the same transaction. Returns files removed by kind.
+        async fn delete_space(&self, connection_id: &str, space_id: &str, checkpoint: Option<(&str, &str)>) -> Result<HashMap<String, u64>>;
+        /// What the store holds of these files (by external id).
+        async fn file_states(&self, connection_id: &str, kind: &str, ids: &[String]) -> Result<HashMap<String, FileState>>;
+        /// Writes files, marks them seen in `run`, and moves a checkpoint, all
+        /// in one transaction: after a crash, either all of it is there or
+        /// none, and the checkpoint never runs ahead of the data.
+        async fn write_batch(&self, connection_id: &str, run: i64, files: &[FileUpsert], seen: &[(&str, String)], checkpoint: Option<(&str, &str)>) -> Result<()>;
+        /// Deletes the files of `kind` not seen in `run` (within one space when
+        /// given), with a checkpoint in the same transaction. Call only after a
+        /// listing that ran to its end.
+        async fn delete_unseen_files(&self, connection_id: &str, kind: &str, space_id: Option<&str>, run: i64, checkpoint: Option<(&str, &str)>) -> Result<u64>;
+        /// Whether the connection holds any file of this kind in this space.
+        async fn has_files(&self, connection_id: &str, kind: &str, space_id: &str) -> Result<bool>;
+        /// The planner's statistics refreshed after a bulk change.
+        async fn refresh_statistics(&self) -> Result<()>;
+        async fn checkpoint(&self, connection_id: &str, name: &str) -> Result<Option<String>>;
+        async fn set_checkpoint(&self, connection_id: &str, name: &str, value: &str) -> Result<()>;
+        async fn clear_checkpoints(&self, connection_id: &str) -> Result<()>;
+        async fn start_job(&self, connection_id: &str, kind: &str) -> Result<i64>;
+        async fn finish_job(&self, job_id: i64, status: &str, stats: &serde_json::Value, error: Option<&str>) -> Result<()>;
+        /// Sets the read restrictions of pages or blog posts where they
+        /// differ from what is stored; returns how many changed.
+        async fn set_read_restrictions(&self, connection_id: &str, kind: &str, restrictions: &[(String, ReadRestriction)]) -> Result<u64>;
+        /// Who holds read in a space (`None`: not known, nobody passes).
+        async fn set_space_principals(&self, connection_id: &str, space_id: &str, principals: Option<&SpacePrincipals>) -> Result<()>;
+    }
+}
+
+delegate! {
+    /// Who may read what: the spaces' permissions and visibility, and the
+    /// organisation's viewer segments.
+    trait Audiences {
+        /// The spaces of an organisation's connections (one customer's only,
+        /// when given), with what decides who may read them.
+        async fn scopes(&self, organisation_id: &str, customer_id: Option<&str>) -> Result<Vec<ScopeRow>>;
+        async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>>;
+    }
+}
+
+delegate! {
+    /// What a search index follows: the log of changed files and what each
+    /// file holds for the index.
+    trait IndexSource {
+        /// Changes after `after`, oldest first.
+        async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>>;
+        /// The last sequence number ever handed out (0 before any).
+        async fn index_head(&self) -> Result<i64>;
+        /// Forgets the changes an index has committed.
+        async fn prune_index_log(&self, upto: i64) -> Result<()>;
+        /// Ids of every file, in id order, `limit` at a time after `after`.
+        async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>>;
+        /// The file and everything whose readers follow from it: the pages
+        /// below it, and the attachments and comments of all of them.
+        async fn subtree(&self, file_id: i64) -> Result<Vec<i64>>;
+        /// What the index needs of these files; files that no longer exist
+        /// are absent from the answer.
+        async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>>;
+        /// Stores vectors computed for chunks: (file id, chunk index, vector).
+        async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()>;
+    }
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {

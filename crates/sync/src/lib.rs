@@ -31,7 +31,7 @@ use std::time::Instant;
 use storage_format::ChunkOptions;
 use store::{
     kind, ConnectionStatus, FileState, FileUpsert, NewChunk, ReadRestriction, SpacePrincipals,
-    SpaceRow, Store,
+    SpaceRow, Store, SyncState,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -167,9 +167,11 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// an index can follow the store as the sync commits.
 pub type CommitFn = Arc<dyn Fn() + Send + Sync>;
 
-pub struct Engine {
+/// Generic over its store: anything that keeps [`SyncState`] (the
+/// whole [`Store`] by default).
+pub struct Engine<S = Store> {
     client: Client,
-    store: Store,
+    store: S,
     connection_id: String,
     options: SyncOptions,
     progress: Option<ProgressFn>,
@@ -252,8 +254,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-impl Engine {
-    pub fn new(client: Client, store: Store, connection_id: &str, options: SyncOptions) -> Engine {
+impl<S: SyncState> Engine<S> {
+    pub fn new(client: Client, store: S, connection_id: &str, options: SyncOptions) -> Engine<S> {
         Engine {
             client,
             store,
@@ -266,7 +268,7 @@ impl Engine {
     }
 
     /// Calls `committed` after each transaction that search should see.
-    pub fn with_commit_hook(mut self, committed: CommitFn) -> Engine {
+    pub fn with_commit_hook(mut self, committed: CommitFn) -> Engine<S> {
         self.committed = Some(committed);
         self
     }
@@ -277,7 +279,7 @@ impl Engine {
         }
     }
 
-    pub fn with_progress(mut self, progress: ProgressFn) -> Engine {
+    pub fn with_progress(mut self, progress: ProgressFn) -> Engine<S> {
         self.progress = Some(progress);
         self
     }

@@ -8,6 +8,7 @@ use confluence_sim::model::{ContentKind, Status};
 use confluence_sim::{RunningSimulator, SimConfig, Simulator, SiteConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use store::SyncState;
 use store::{kind, Store};
 use sync::{Engine, SyncOptions};
 

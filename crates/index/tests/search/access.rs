@@ -10,6 +10,7 @@ use proptest::test_runner::{Config, TestRunner};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use store::SyncState;
 use store::{Segment, Visibility};
 
 const TAGS: &[&str] = &["vip", "beta", "eu", "us", "paid"];

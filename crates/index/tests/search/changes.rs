@@ -1,6 +1,7 @@
 //! Deletes, disconnects and permission changes show in search at once.
 
 use super::*;
+use store::SyncState;
 use store::{Segment, Visibility};
 
 /// A page of the store that has a phrase and no restriction of its own

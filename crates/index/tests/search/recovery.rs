@@ -3,6 +3,7 @@
 //! lost or damaged is rebuilt from the store.
 
 use super::*;
+use store::IndexSource;
 
 /// Syncs without the index following, as a process killed after the
 /// store's commits and before the index's would leave things.

@@ -31,6 +31,7 @@ use axum::Router;
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use store::{Audiences, SyncState};
 
 const COOKIE: &str = "confsync_admin";
 /// The largest console form (spaces chosen, segment lists).

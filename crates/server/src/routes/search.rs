@@ -1,6 +1,7 @@
 //! Search: /embeddings, as the caller's viewer sees the chunks.
 
 use super::*;
+use store::IndexSource;
 
 /// POST /embeddings: the chunks that best answer a query, among the
 /// customer's, as the viewer may see them.

@@ -4,6 +4,7 @@
 
 use super::*;
 use confluence_sim::Change;
+use store::SyncState;
 
 fn hours_until(at: &str) -> f64 {
     let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();

@@ -4,7 +4,7 @@
 
 use crate::Dir;
 use serde_json::json;
-use store::{Connect, Event, EventKind, JobStatus, Store};
+use store::{Audiences, Connect, Event, EventKind, JobStatus, Store, SyncState};
 
 pub fn event(kind: EventKind, text: &str) -> Event {
     Event {

@@ -5,8 +5,8 @@
 use crate::ops::{connect, event, outbox};
 use serde_json::json;
 use store::{
-    kind, Connected, EventKind, FileQuery, FileUpsert, ItemQuery, JobStatus, NewSourceItem, Store,
-    UserQuery,
+    kind, Connected, EventKind, FileQuery, FileUpsert, IndexSource, ItemQuery, JobStatus,
+    NewSourceItem, Store, SyncState, UserQuery,
 };
 
 /// An organisation with a webhook and one customer's connection.
