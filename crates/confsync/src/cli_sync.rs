@@ -174,8 +174,8 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     // The index follows the store as the sync commits.
     let index = crate::cli_search::open_index(&args.data_dir, &store, &args.embeddings).await?;
     let follower = index::Follower::start(index.clone(), store.clone());
-    let mut engine =
-        sync::Engine::new(client, store, &connection.id, options).with_commit_hook(follower.hook());
+    let mut engine = sync::Engine::new(client, store.clone(), &connection.id, options)
+        .with_commit_hook(follower.hook());
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -196,6 +196,13 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         bar.set_message("indexing");
     }
     let indexed = follower.finish().await.map_err(|e| anyhow::anyhow!(e));
+    // What this run applied is not needed again: the log is pruned below
+    // every live replica (this one, on a data directory of its own).
+    if indexed.is_ok() {
+        if let Err(error) = index.prune(&store).await {
+            tracing::warn!(%error, "pruning the index log failed; the next run does");
+        }
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

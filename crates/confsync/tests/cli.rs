@@ -131,7 +131,11 @@ async fn a_sync_killed_at_20_random_points_ends_equal_to_the_truth() {
     // its writer lock), holds each stored chunk once and nothing of what is
     // gone.
     assert!(
-        store.index_changes(0, 1).await.unwrap().is_empty(),
+        store
+            .index_changes(store::LogPosition::default(), 1)
+            .await
+            .unwrap()
+            .is_empty(),
         "the index log was not applied"
     );
     let output = Command::new(env!("CARGO_BIN_EXE_confsync"))

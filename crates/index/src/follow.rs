@@ -8,6 +8,11 @@ use std::sync::Arc;
 use store::IndexSource;
 use tokio::sync::watch;
 
+/// How often the log is read without a nudge: another process's commits
+/// (a `confsync sync` beside `confsync serve`, another node) are
+/// searchable within this, notifications or not.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a commit hook is: called after each transaction.
 pub type Nudge = Arc<dyn Fn() + Send + Sync>;
 
@@ -37,8 +42,12 @@ impl Follower {
                     }
                 };
                 let _ = done.send((generation, error));
-                if wanted.changed().await.is_err() {
-                    return;
+                // Woken by this process's commits, by another process's
+                // (a notification, where the store sends them), or by the
+                // poll that catches whatever neither announced.
+                tokio::select! {
+                    changed = wanted.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(POLL) => {}
                 }
             }
         });

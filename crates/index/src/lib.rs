@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use store::{Audiences, IndexSource, IndexableFile};
+use store::{Audiences, IndexSource, IndexableFile, LogPosition};
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery,
 };
@@ -79,8 +79,12 @@ const TOKENIZER: &str = "confsync";
 const BATCH: i64 = 2_000;
 /// Memory for the indexing threads (tantivy's arena, split between them).
 const WRITER_ARENA: usize = 96_000_000;
-/// Log entries applied between two prunings of the log.
-const PRUNE_EVERY: i64 = 50_000;
+/// How often a replica prunes the log (below every live replica's cursor).
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a replica says where it is even when it has not moved: a
+/// replica silent for `LIVE` no longer holds back the log's pruning.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const LIVE: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -173,6 +177,10 @@ fn analyzer_with<G: tantivy::tokenizer::TokenFilter>(grams: G) -> TextAnalyzer {
 struct Payload {
     schema: u32,
     seq: i64,
+    /// The transaction part of the log position (0 on SQLite, and in
+    /// indexes written before positions had one).
+    #[serde(default)]
+    tx: i64,
 }
 
 /// The terms of a scope: connection and space.
@@ -208,7 +216,7 @@ pub struct CatchUp {
     pub chunks: u64,
     pub embedded: u64,
     pub embed_failures: u64,
-    pub seq: i64,
+    pub position: LogPosition,
     pub rebuilt: bool,
 }
 
@@ -297,11 +305,16 @@ pub struct Index {
     embedder: Option<Arc<dyn Embedder>>,
     path: PathBuf,
     query_tokenizers: TokenizerManager,
-    /// The log position pruned up to (by this process).
-    pruned: std::sync::atomic::AtomicI64,
+    /// This replica's name in the store's cursors (kept in the index's
+    /// directory, so a node that restarts is the same replica).
+    node_id: String,
+    /// When this replica last pruned the log, and last told the store
+    /// where it is (and where that was).
+    pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
+    reported: std::sync::Mutex<Option<(std::time::Instant, LogPosition)>>,
     /// The log position searches see (the last commit this process made
     /// or found): changes after it are not searchable yet.
-    applied: std::sync::atomic::AtomicI64,
+    applied: std::sync::Mutex<LogPosition>,
 }
 
 impl Index {
@@ -327,6 +340,7 @@ impl Index {
 
     pub fn open_only(dir: &Path, embedder: Option<Arc<dyn Embedder>>) -> Result<Index> {
         std::fs::create_dir_all(dir)?;
+        let node_id = node_id(dir)?;
         let (schema, fields) = schema();
         let index = match Self::open_existing(dir, &schema) {
             Some(index) => index,
@@ -337,6 +351,7 @@ impl Index {
                     tracing::warn!(dir = %dir.display(), "index unreadable or of another schema; rebuilding");
                     std::fs::remove_dir_all(dir)?;
                     std::fs::create_dir_all(dir)?;
+                    std::fs::write(dir.join(NODE_ID_FILE), &node_id)?;
                 }
                 TantivyIndex::create_in_dir(dir, schema)?
             }
@@ -359,7 +374,9 @@ impl Index {
             vectors: Arc::default(),
             embedder,
             path: dir.to_path_buf(),
-            pruned: Default::default(),
+            node_id,
+            pruned_at: Default::default(),
+            reported: Default::default(),
             applied: Default::default(),
             query_tokenizers: {
                 let manager = TokenizerManager::default();
@@ -388,21 +405,29 @@ impl Index {
         self.writer.try_lock().map(|w| w.is_some()).unwrap_or(true)
     }
 
-    /// The log sequence number the last commit applied; `None` when the
-    /// index has no usable payload (new, or of another schema).
-    fn committed_seq(&self) -> Result<Option<i64>> {
+    /// The log position the last commit applied; `None` when the index
+    /// has no usable payload (new, or of another schema).
+    fn committed_position(&self) -> Result<Option<LogPosition>> {
         let metas = self.index.load_metas()?;
         Ok(metas
             .payload
             .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
             .filter(|p| p.schema == SCHEMA_VERSION)
-            .map(|p| p.seq))
+            .map(|p| LogPosition {
+                tx: p.tx,
+                seq: p.seq,
+            }))
     }
 
     /// The store's log position that searches reflect: a file with a log
     /// entry after it has changes not yet searchable.
-    pub fn applied_seq(&self) -> i64 {
-        self.applied.load(std::sync::atomic::Ordering::Acquire)
+    pub fn applied_position(&self) -> LogPosition {
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This replica's name among the store's index cursors.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Chunks indexed (live documents).
@@ -420,24 +445,28 @@ impl Index {
         };
         let mut report = CatchUp::default();
         let head = store.index_head().await?;
-        let mut seq = match self.committed_seq()? {
-            Some(seq) if seq <= head => seq,
-            // New, another schema, or ahead of the store (a store restored
-            // from a backup): rebuild.
+        let floor = store.index_floor().await?;
+        let mut position = match self.committed_position()? {
+            Some(position) if position <= head && position >= floor => position,
+            // New, another schema, ahead of the store (a store restored
+            // from a backup), or behind what the log still holds (this
+            // replica was away while the others pruned it): rebuild.
             _ => {
                 self.rebuild_locked(writer, store, head, &mut report)
                     .await?;
                 head
             }
         };
-        self.applied
-            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        {
+            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            *applied = (*applied).max(position);
+        }
         loop {
-            let changes = store.index_changes(seq, BATCH).await?;
+            let changes = store.index_changes(position, BATCH).await?;
             let Some(last) = changes.last() else {
                 break;
             };
-            let last_seq = last.seq;
+            let last_position = last.position;
             let mut ids: Vec<i64> = Vec::new();
             let mut seen = HashSet::new();
             for change in &changes {
@@ -454,18 +483,42 @@ impl Index {
             }
             report.changes += changes.len() as u64;
             self.reindex(writer, store, &ids, &mut report).await?;
-            seq = last_seq;
-            self.commit(writer, seq)?;
+            position = last_position;
+            self.commit(writer, position)?;
         }
-        report.seq = seq;
-        // Pruning writes to the store: done now and then, not on every
-        // catch-up, so as not to contend with a sync's writes.
-        let pruned = self.pruned.load(std::sync::atomic::Ordering::Relaxed);
-        if seq - pruned >= PRUNE_EVERY || (pruned == 0 && seq > 0) || report.rebuilt {
-            store.prune_index_log(seq).await?;
-            self.pruned.store(seq, std::sync::atomic::Ordering::Relaxed);
+        report.position = position;
+        drop(guard);
+        // Where this replica is, when it moved (and now and then when it
+        // did not: a heartbeat); pruning below every live replica's
+        // cursor now and then, not on every catch-up, so as not to contend
+        // with a sync's writes.
+        let now = std::time::Instant::now();
+        let report_due = match *self.reported.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((at, reported)) => reported != position || now - at >= HEARTBEAT,
+            None => true,
+        };
+        if report_due {
+            store.set_index_cursor(&self.node_id, position).await?;
+            *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, position));
+        }
+        let prune_due = report.rebuilt
+            || match *self.pruned_at.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(at) => now - at >= PRUNE_INTERVAL,
+                None => true,
+            };
+        if prune_due {
+            store.prune_index_log(LIVE).await?;
+            *self.pruned_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         }
         Ok(report)
+    }
+
+    /// Prunes the store's log now, below every live replica's cursor
+    /// (catch-ups do it only now and then).
+    pub async fn prune(&self, store: &impl IndexSource) -> Result<LogPosition> {
+        let floor = store.prune_index_log(LIVE).await?;
+        *self.pruned_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        Ok(floor)
     }
 
     /// Waits for the background merges to finish (and reopens the writer):
@@ -499,7 +552,7 @@ impl Index {
         report.changes += more.changes;
         report.files += more.files;
         report.chunks += more.chunks;
-        report.seq = more.seq;
+        report.position = more.position;
         Ok(report)
     }
 
@@ -507,7 +560,7 @@ impl Index {
         &self,
         writer: &mut IndexWriter,
         store: &impl IndexSource,
-        head: i64,
+        head: LogPosition,
         report: &mut CatchUp,
     ) -> Result<()> {
         report.rebuilt = true;
@@ -526,18 +579,18 @@ impl Index {
         Ok(())
     }
 
-    fn commit(&self, writer: &mut IndexWriter, seq: i64) -> Result<()> {
+    fn commit(&self, writer: &mut IndexWriter, position: LogPosition) -> Result<()> {
         let payload = serde_json::to_string(&Payload {
             schema: SCHEMA_VERSION,
-            seq,
+            seq: position.seq,
+            tx: position.tx,
         })
         .unwrap_or_default();
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
         self.reader.reload()?;
-        self.applied
-            .store(seq, std::sync::atomic::Ordering::Release);
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = position;
         Ok(())
     }
 
@@ -1050,4 +1103,37 @@ pub fn fuse(
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     all.truncate(k);
     all
+}
+
+/// The file in an index's directory that names its replica.
+const NODE_ID_FILE: &str = "node-id";
+
+/// This replica's name: read from the index's directory, or made once
+/// (the host's name and a random part) and kept there.
+fn node_id(dir: &Path) -> Result<String> {
+    let path = dir.join(NODE_ID_FILE);
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "node".into());
+    // RandomState's keys are random per process: enough to tell replicas
+    // on one host apart, without a dependency for it.
+    use std::hash::{BuildHasher, Hasher};
+    let suffix = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32;
+    let id = format!("{host}-{suffix:08x}");
+    std::fs::write(&path, &id)?;
+    Ok(id)
 }

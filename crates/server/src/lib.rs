@@ -39,6 +39,9 @@ use std::sync::Arc;
 
 pub struct App {
     pub config: Config,
+    /// This node's name: its index replica's, used for the leases it
+    /// takes on jobs and deliveries too.
+    pub node_id: String,
     pub store: store::Store,
     pub index: Arc<index::Index>,
     pub follower: index::Follower,
@@ -238,13 +241,19 @@ pub async fn start(
             index_dir.display()
         ));
     }
+    let node_id = index.node_id().to_string();
+    tracing::info!(node = %node_id, "node");
     let requeued = store
-        .requeue_running_jobs()
+        .requeue_running_jobs(&node_id)
         .await
         .map_err(|e| e.to_string())?;
     if requeued > 0 {
         tracing::info!(requeued, "sync jobs interrupted by a stop are queued again");
     }
+    store
+        .release_deliveries(&node_id)
+        .await
+        .map_err(|e| e.to_string())?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -252,6 +261,7 @@ pub async fn start(
     let config_limits = config.limits.clone();
     let config_console = config.console.clone();
     let app = Arc::new(App {
+        node_id,
         state_key: store.derive_key("oauth-state"),
         link_key: store.derive_key("presigned-links"),
         follower: index::Follower::start(index.clone(), store.clone()),
@@ -273,6 +283,11 @@ pub async fn start(
     }
     tasks.push(tokio::spawn(jobs::scheduler(app.clone())));
     tasks.push(tokio::spawn(webhooks::deliverer(app.clone())));
+    // Other nodes' commits wake this node's index follower (PostgreSQL);
+    // its poll catches them otherwise.
+    if let Some(watching) = app.store.watch_index_log(app.follower.hook()) {
+        tasks.push(watching);
+    }
     let router = router(app.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = app.config.limits.clone();

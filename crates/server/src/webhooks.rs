@@ -8,10 +8,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Deliveries claimed at a time.
+const BATCH: i64 = 16;
+
 pub async fn deliverer(app: Arc<App>) {
     let mut last_prune = std::time::Instant::now();
     loop {
-        let due = match app.store.due_deliveries(32).await {
+        // Claimed under a lease long enough for every delivery of the batch
+        // to time out: no other node sends them meanwhile.
+        let lease = Duration::from_secs(app.config.webhooks.timeout_secs * BATCH as u64 + 30);
+        let due = match app.store.claim_deliveries(&app.node_id, BATCH, lease).await {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, "reading the webhook outbox failed");
@@ -106,6 +112,9 @@ async fn send(
         .header("content-type", "application/json")
         .header("Carbon-Signature", signature)
         .header("Carbon-Signature-Compact", compact)
+        // The same on every attempt of one delivery: a receiver drops
+        // what it has already seen (delivery is at least once).
+        .header("Confsync-Delivery-Id", delivery.id.to_string())
         .timeout(Duration::from_secs(timeout_secs))
         .body(delivery.body.clone())
         .send()

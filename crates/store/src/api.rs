@@ -67,6 +67,8 @@ pub struct SyncJob {
     pub reason: String,
     pub status: crate::JobStatus,
     pub snapshot: Option<String>,
+    /// The node whose lease the job runs under.
+    pub locked_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -74,6 +74,11 @@ impl Ts {
     pub(crate) fn now() -> Ts {
         Ts(Utc::now())
     }
+
+    /// Now plus `lease`.
+    pub(crate) fn after(lease: std::time::Duration) -> Ts {
+        Ts(Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    }
 }
 
 impl std::fmt::Display for Ts {

@@ -26,8 +26,8 @@ pub use console::*;
 pub use ops::*;
 pub use postgres::redact as redact_url;
 pub use search::{
-    vector_from_bytes, vector_to_bytes, Chunk, FileContent, IndexChange, IndexableFile, NewChunk,
-    ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
+    vector_from_bytes, vector_to_bytes, Chunk, FileContent, IndexChange, IndexableFile,
+    LogPosition, NewChunk, ReadRestriction, ScopeRow, Segment, SpacePrincipals, Visibility,
 };
 pub use secret::Cipher;
 
@@ -52,6 +52,9 @@ pub enum Error {
     NotFound(String),
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A node tried to finish a job whose lease it no longer holds.
+    #[error("job {0}: its lease ran out and another node took it over")]
+    LeaseLost(i64),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -277,6 +280,20 @@ impl Store {
         }
     }
 
+    /// Calls `nudge` whenever another process commits a change to the
+    /// index log (PostgreSQL's LISTEN/NOTIFY; reconnecting after a lost
+    /// connection, and nudging then, since notifications may have been
+    /// missed). `None` on SQLite, where followers poll.
+    pub fn watch_index_log(
+        &self,
+        nudge: std::sync::Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(postgres::watch_index_log(s.pool().clone(), nudge)),
+        }
+    }
+
     /// A key for one purpose, derived from the store's secret key.
     pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
         match &self.backend {
@@ -387,7 +404,9 @@ delegate! {
     /// this one. Returns the job's id and whether it is new.
     async fn enqueue_sync(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
     /// Claims the oldest queued job of a connection that has none running.
-    async fn claim_sync_job(&self) -> Result<Option<SyncJob>>;
+    async fn claim_sync_job(&self, node_id: &str, lease: std::time::Duration) -> Result<Option<SyncJob>>;
+    /// Extends a running job's lease; false when this node lost it.
+    async fn renew_sync_job(&self, job_id: i64, node_id: &str, lease: std::time::Duration) -> Result<bool>;
     /// Saves a job's file snapshot (what its events are computed against,
     /// kept across a restart) with the events its start causes: one
     /// transaction.
@@ -398,8 +417,9 @@ delegate! {
     async fn finish_sync_job(&self, job: &SyncJob, status: crate::JobStatus, error: Option<&str>, organisation_id: &str, events: &[crate::Event], next_sync_at: Option<&str>) -> Result<()>;
     /// A connection's sync jobs, newest first: (reason, status).
     async fn sync_jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<(String, String)>>;
-    /// Jobs left RUNNING by a process that died are queued again.
-    async fn requeue_running_jobs(&self) -> Result<u64>;
+    /// Jobs this node (or a version without leases) left RUNNING when it
+    /// died are queued again; other nodes' run on under their leases.
+    async fn requeue_running_jobs(&self, node_id: &str) -> Result<u64>;
     /// Whether a connection has a job queued, and one running: a sync of
     /// its files or a listing of its items (Carbon's data source is
     /// SYNCING while it lists its source items, and Carbon Connect offers
@@ -410,7 +430,7 @@ delegate! {
     async fn api_files(&self, organisation_id: &str, end_user_id: &str, query: &FileQuery) -> Result<(Vec<ApiFile>, i64)>;
     /// Which of these files have changes the index has not applied (log
     /// entries after `applied`).
-    async fn pending_index(&self, file_ids: &[i64], applied: i64) -> Result<std::collections::HashSet<i64>>;
+    async fn pending_index(&self, file_ids: &[i64], applied: LogPosition) -> Result<std::collections::HashSet<i64>>;
     /// The connection holding a customer's file; `None` for anyone else's.
     async fn file_connection(&self, organisation_id: &str, end_user_id: &str, file_id: i64) -> Result<Option<Connection>>;
     async fn add_webhook(&self, organisation_id: &str, url: &str, signing_key: &[u8]) -> Result<WebhookRow>;
@@ -418,8 +438,12 @@ delegate! {
     async fn delete_webhook(&self, organisation_id: &str, id: i64) -> Result<bool>;
     /// Writes events to the outbox of every active webhook of the organisation.
     async fn emit_events(&self, organisation_id: &str, events: &[crate::Event]) -> Result<()>;
-    /// Deliveries due now, oldest first.
-    async fn due_deliveries(&self, limit: i64) -> Result<Vec<Delivery>>;
+    /// Claims due deliveries for a node, oldest first, under a lease.
+    async fn claim_deliveries(&self, node_id: &str, limit: i64, lease: std::time::Duration) -> Result<Vec<Delivery>>;
+    /// Deliveries still owed (neither delivered nor given up on).
+    async fn outbox_depth(&self) -> Result<i64>;
+    /// Gives back a node's claimed deliveries (it restarted).
+    async fn release_deliveries(&self, node_id: &str) -> Result<u64>;
     async fn delivery_succeeded(&self, id: i64) -> Result<()>;
     /// Records a failed attempt: retried at `retry_at`, or given up on.
     async fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<&str>) -> Result<()>;
@@ -628,11 +652,16 @@ delegate! {
     /// file holds for the index.
     trait IndexSource {
         /// Changes after `after`, oldest first.
-        async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>>;
-        /// The last sequence number ever handed out (0 before any).
-        async fn index_head(&self) -> Result<i64>;
-        /// Forgets the changes an index has committed.
-        async fn prune_index_log(&self, upto: i64) -> Result<()>;
+        async fn index_changes(&self, after: LogPosition, limit: i64) -> Result<Vec<IndexChange>>;
+        /// A position every change committed so far is at or before.
+        async fn index_head(&self) -> Result<LogPosition>;
+        /// How far the log has been pruned: an index behind it rebuilds.
+        async fn index_floor(&self) -> Result<LogPosition>;
+        /// Records where a node's index replica has applied the log to.
+        async fn set_index_cursor(&self, node_id: &str, position: LogPosition) -> Result<()>;
+        /// Forgets the changes every replica seen within `live` has
+        /// applied; returns the new floor.
+        async fn prune_index_log(&self, live: std::time::Duration) -> Result<LogPosition>;
         /// Ids of every file, in id order, `limit` at a time after `after`.
         async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>>;
         /// The file and everything whose readers follow from it: the pages

@@ -130,11 +130,18 @@ impl RowExt for PgRow {
     }
 }
 
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "nodes",
+        include_str!("../migrations/postgres/0002_nodes.sql"),
+    ),
+];
 
 /// Connects to the database at `url` and brings its schema up to this
 /// binary's. The secret key comes from `CONFSYNC_SECRET_KEY`: no key file
@@ -171,6 +178,43 @@ pub fn redact(url: &str) -> String {
         Ok(parsed) => parsed.to_string(),
         Err(_) => "(unparsable database URL)".into(),
     }
+}
+
+/// Listens on the index log's channel, nudging on each notification.
+pub(crate) fn watch_index_log(
+    pool: sqlx::PgPool,
+    nudge: std::sync::Arc<dyn Fn() + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "listening for index changes failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen("confsync_index").await {
+                tracing::warn!(%error, "listening for index changes failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+            nudge();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => nudge(),
+                    // The connection was lost and is re-established by
+                    // the next call: what came meanwhile is unknown.
+                    Ok(None) => nudge(),
+                    Err(error) => {
+                        tracing::warn!(%error, "the index notification channel failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

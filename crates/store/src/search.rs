@@ -137,9 +137,21 @@ pub struct SpacePrincipals {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexChange {
-    pub seq: i64,
+    pub position: LogPosition,
     pub file_id: i64,
     pub subtree: bool,
+}
+
+/// A place in the index log: the writing transaction, then the change's
+/// sequence number, compared in that order. On SQLite, whose writers take
+/// turns, `tx` is always 0 and the sequence is the commit order; on
+/// PostgreSQL a reader takes only changes of transactions that have all
+/// ended, so no change can later appear behind a position once passed
+/// (ARCHITECTURE.md, "The index log").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LogPosition {
+    pub tx: i64,
+    pub seq: i64,
 }
 
 /// Everything the index holds of one file.

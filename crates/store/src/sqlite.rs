@@ -52,6 +52,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (5, "picker", include_str!("../migrations/0005_picker.sql")),
     (6, "console", include_str!("../migrations/0006_console.sql")),
+    (7, "nodes", include_str!("../migrations/0007_nodes.sql")),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

@@ -34,7 +34,7 @@ async fn an_index_behind_the_store_catches_up_when_opened() {
         })
         .unwrap();
     sync_store_only(&f).await;
-    assert!(f.store.index_head().await.unwrap() > 0);
+    assert!(f.store.index_head().await.unwrap() > store::LogPosition::default());
 
     // Behind: the index has not seen the edit.
     assert!(search(&f, &viewer, "zyxwvut", 5).await.is_empty());
@@ -55,11 +55,12 @@ async fn an_index_behind_the_store_catches_up_when_opened() {
     let head = f.store.index_head().await.unwrap();
     assert!(f
         .store
-        .index_changes(0, 10)
+        .index_changes(store::LogPosition::default(), 10)
         .await
         .unwrap()
         .iter()
-        .all(|c| c.seq > head));
+        .all(|c| c.position > head));
+    assert_eq!(f.store.index_floor().await.unwrap(), head);
 }
 
 #[tokio::test]

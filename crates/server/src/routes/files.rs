@@ -271,7 +271,7 @@ pub async fn user_files_v2(
     let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
     let pending = app
         .store
-        .pending_index(&ids, app.index.applied_seq())
+        .pending_index(&ids, app.index.applied_position())
         .await?;
     let results = files
         .into_iter()

@@ -139,7 +139,14 @@ async fn scheduled_syncs_survive_restarts() {
 
     // A sync interrupted by a stop (its job left RUNNING) runs again at start.
     store.enqueue_sync(&connection.id, "manual").await.unwrap();
-    let claimed = store.claim_sync_job().await.unwrap().unwrap();
+    // Claimed as the server's own node (its index replica's name): the
+    // server gives back, at start, what it held when it stopped.
+    let node = std::fs::read_to_string(dir.0.join("index/node-id")).unwrap();
+    let claimed = store
+        .claim_sync_job(&node, Duration::from_secs(600))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.reason, "manual");
     let running = start(config(&sim, &dir)).await;
     let started = Instant::now();

@@ -492,17 +492,44 @@ impl Store {
     }
 
     /// Claims the oldest queued job of a connection that has none running.
-    pub async fn claim_sync_job(&self) -> Result<Option<SyncJob>> {
+    pub async fn claim_sync_job(
+        &self,
+        node_id: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<SyncJob>> {
         let _writing = self.writer.lock().await;
-        let row = query(
-            "UPDATE sync_jobs SET status = 'RUNNING', started_at = ?::timestamptz WHERE id = (\
-             SELECT j.id FROM sync_jobs j WHERE j.status = 'QUEUED' AND NOT EXISTS (\
-             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING') \
-             ORDER BY j.id LIMIT 1) RETURNING *",
-        )
+        // The oldest job that is queued for a connection with nothing
+        // running, or running under a lease that ran out (its node died:
+        // the job resumes from its checkpoints here). SKIP LOCKED lets
+        // nodes claim side by side; the unique index on running jobs
+        // settles two claims for one connection (the loser claims nothing
+        // this time).
+        let claimed = query(if PG {
+            "UPDATE sync_jobs SET status = 'RUNNING', started_at = COALESCE(started_at, ?::timestamptz), \
+             locked_by = ?, locked_until = ?::timestamptz WHERE id = (\
+             SELECT j.id FROM sync_jobs j WHERE (j.status = 'QUEUED' AND NOT EXISTS (\
+             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING')) \
+             OR (j.status = 'RUNNING' AND j.locked_until < ?::timestamptz) \
+             ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+        } else {
+            "UPDATE sync_jobs SET status = 'RUNNING', started_at = COALESCE(started_at, ?::timestamptz), \
+             locked_by = ?, locked_until = ?::timestamptz WHERE id = (\
+             SELECT j.id FROM sync_jobs j WHERE (j.status = 'QUEUED' AND NOT EXISTS (\
+             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING')) \
+             OR (j.status = 'RUNNING' AND j.locked_until < ?::timestamptz) \
+             ORDER BY j.id LIMIT 1) RETURNING *"
+        })
+        .bind(now())
+        .bind(node_id)
+        .bind(Ts::after(lease))
         .bind(now())
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let row = match claimed {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => None,
+            Err(e) => return Err(e.into()),
+        };
         Ok(row.map(|r| SyncJob {
             id: r.col("id"),
             connection_id: r.col("connection_id"),
@@ -510,7 +537,28 @@ impl Store {
             reason: r.col("reason"),
             status: crate::JobStatus::parse(r.col("status")),
             snapshot: r.col("snapshot"),
+            locked_by: r.col("locked_by"),
         }))
+    }
+
+    /// Extends a running job's lease; false when the node no longer holds
+    /// it (it ran out and another node took the job over).
+    pub async fn renew_sync_job(
+        &self,
+        job_id: i64,
+        node_id: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        let result = query(
+            "UPDATE sync_jobs SET locked_until = ?::timestamptz \
+             WHERE id = ? AND status = 'RUNNING' AND locked_by = ?",
+        )
+        .bind(Ts::after(lease))
+        .bind(job_id)
+        .bind(node_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Saves a job's file snapshot (what its events are computed against,
@@ -549,13 +597,22 @@ impl Store {
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        query("UPDATE sync_jobs SET status = ?, error = ?, finished_at = ?::timestamptz, snapshot = NULL WHERE id = ?")
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now())
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
+        // Only under the lease it was claimed with: a node whose lease ran
+        // out finishes nothing (the node that took the job over will).
+        let finished = query(
+            "UPDATE sync_jobs SET status = ?, error = ?, finished_at = ?::timestamptz, snapshot = NULL, \
+             locked_by = NULL, locked_until = NULL WHERE id = ? AND locked_by IS NOT DISTINCT FROM ?",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now())
+        .bind(job.id)
+        .bind(&job.locked_by)
+        .execute(&mut *tx)
+        .await?;
+        if finished.rows_affected() == 0 {
+            return Err(Error::LeaseLost(job.id));
+        }
         if let Some(at) = next_sync_at {
             query("UPDATE connections SET next_sync_at = ?::timestamptz WHERE id = ?")
                 .bind(at)
@@ -588,14 +645,16 @@ impl Store {
     }
 
     /// Jobs left RUNNING by a process that died are queued again.
-    pub async fn requeue_running_jobs(&self) -> Result<u64> {
+    pub async fn requeue_running_jobs(&self, node_id: &str) -> Result<u64> {
         let _writing = self.writer.lock().await;
-        Ok(
-            query("UPDATE sync_jobs SET status = 'QUEUED' WHERE status = 'RUNNING'")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        Ok(query(
+            "UPDATE sync_jobs SET status = 'QUEUED', locked_by = NULL, locked_until = NULL \
+                 WHERE status = 'RUNNING' AND (locked_by IS NULL OR locked_by = ?)",
         )
+        .bind(node_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Whether a connection has a job queued, and one running: a sync of
@@ -790,13 +849,22 @@ impl Store {
     pub async fn pending_index(
         &self,
         file_ids: &[i64],
-        applied: i64,
+        applied: LogPosition,
     ) -> Result<std::collections::HashSet<i64>> {
         if file_ids.is_empty() {
             return Ok(Default::default());
         }
-        let mut b = QueryBuilder::<Db>::new("SELECT DISTINCT file_id FROM index_log WHERE seq > ");
-        b.push_bind(applied);
+        let mut b = QueryBuilder::<Db>::new("SELECT DISTINCT file_id FROM index_log WHERE ");
+        if PG {
+            b.push("(tx, seq) > (");
+            b.push_bind(applied.tx);
+            b.push(", ");
+            b.push_bind(applied.seq);
+            b.push(")");
+        } else {
+            b.push("seq > ");
+            b.push_bind(applied.seq);
+        }
         b.push(" AND file_id IN ");
         push_in(&mut b, file_ids);
         let rows = b.build().fetch_all(&self.pool).await?;
@@ -913,17 +981,46 @@ impl Store {
     }
 
     /// Deliveries due now, oldest first.
-    pub async fn due_deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
-        let rows = query(
-            "SELECT o.id, o.webhook_id, o.body, o.attempts, w.url, w.signing_key FROM webhook_outbox o \
-             JOIN webhooks w ON w.id = o.webhook_id \
-             WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= ?::timestamptz \
-             ORDER BY o.id LIMIT ?",
-        )
+    /// Claims up to `limit` due deliveries for `node_id` for `lease`: no
+    /// other node takes them until the lease runs out (a node that dies
+    /// mid-delivery leaves them to another: at least once, not exactly).
+    pub async fn claim_deliveries(
+        &self,
+        node_id: &str,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>> {
+        let _writing = self.writer.lock().await;
+        let claimed = query(if PG {
+            "UPDATE webhook_outbox SET locked_by = ?, locked_until = ?::timestamptz WHERE id IN (\
+             SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
+             AND next_attempt_at <= ?::timestamptz AND (locked_until IS NULL OR locked_until < ?::timestamptz) \
+             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
+        } else {
+            "UPDATE webhook_outbox SET locked_by = ?, locked_until = ?::timestamptz WHERE id IN (\
+             SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
+             AND next_attempt_at <= ?::timestamptz AND (locked_until IS NULL OR locked_until < ?::timestamptz) \
+             ORDER BY id LIMIT ?) RETURNING id"
+        })
+        .bind(node_id)
+        .bind(Ts::after(lease))
+        .bind(now())
         .bind(now())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        drop(_writing);
+        let ids: Vec<i64> = claimed.iter().map(|r| r.col("id")).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT o.id, o.webhook_id, o.body, o.attempts, w.url, w.signing_key FROM webhook_outbox o \
+             JOIN webhooks w ON w.id = o.webhook_id WHERE o.id IN ",
+        );
+        push_in(&mut b, &ids);
+        b.push(" ORDER BY o.id");
+        let rows = b.build().fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let key = self
@@ -942,9 +1039,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Deliveries still owed (neither delivered nor given up on).
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        let row = query(
+            "SELECT COUNT(*) AS n FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.col("n"))
+    }
+
+    /// Gives back the deliveries a node had claimed (it restarted: what it
+    /// was sending when it stopped is due again now, not when its leases
+    /// run out).
+    pub async fn release_deliveries(&self, node_id: &str) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        Ok(query(
+            "UPDATE webhook_outbox SET locked_by = NULL, locked_until = NULL \
+             WHERE locked_by = ? AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(node_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn delivery_succeeded(&self, id: i64) -> Result<()> {
         query(
-            "UPDATE webhook_outbox SET delivered_at = ?::timestamptz, attempts = attempts + 1 WHERE id = ?",
+            "UPDATE webhook_outbox SET delivered_at = ?::timestamptz, attempts = attempts + 1, \
+             locked_by = NULL, locked_until = NULL WHERE id = ?",
         )
         .bind(now())
         .bind(id)
@@ -961,7 +1084,7 @@ impl Store {
         retry_at: Option<&str>,
     ) -> Result<()> {
         query(
-            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, locked_by = NULL, locked_until = NULL, \
              next_attempt_at = COALESCE(?::timestamptz, next_attempt_at), failed_at = CASE WHEN ?::timestamptz IS NULL THEN ? END \
              WHERE id = ?",
         )

@@ -86,3 +86,10 @@ fn statement(sql: &'static str) -> &'static str {
 fn dynamic(sql: &str) -> String {
     crate::dialect::translate(sql, PG)
 }
+
+impl Store {
+    #[allow(dead_code)] // used by the PostgreSQL build only (LISTEN)
+    pub(crate) fn pool(&self) -> &sqlx::Pool<Db> {
+        &self.pool
+    }
+}

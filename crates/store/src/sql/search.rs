@@ -39,44 +39,130 @@ const MAX_DEPTH: i64 = 1_000;
 impl Store {
     // The index log.
 
-    /// Changes after `after`, oldest first.
-    pub async fn index_changes(&self, after: i64, limit: i64) -> Result<Vec<IndexChange>> {
-        let rows =
-            query("SELECT seq, file_id, subtree FROM index_log WHERE seq > ? ORDER BY seq LIMIT ?")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+    /// Changes after `after`, in log order. On PostgreSQL only changes of
+    /// transactions below the reader's snapshot xmin: every one of those
+    /// has ended, so nothing can later appear before what is returned.
+    pub async fn index_changes(&self, after: LogPosition, limit: i64) -> Result<Vec<IndexChange>> {
+        let rows = if PG {
+            query(
+                "SELECT seq, tx, file_id, subtree FROM index_log WHERE (tx, seq) > (?, ?) \
+                 AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                 ORDER BY tx, seq LIMIT ?",
+            )
+            .bind(after.tx)
+            .bind(after.seq)
+        } else {
+            query("SELECT seq, tx, file_id, subtree FROM index_log WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after.seq)
+        }
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| IndexChange {
-                seq: r.col("seq"),
+                position: LogPosition {
+                    tx: r.col("tx"),
+                    seq: r.col("seq"),
+                },
                 file_id: r.col("file_id"),
                 subtree: r.col("subtree"),
             })
             .collect())
     }
 
-    /// The last sequence number ever handed out (0 before any).
-    pub async fn index_head(&self) -> Result<i64> {
-        let row = query(if PG {
-            "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('index_log', 'seq')::regclass), 0) AS seq"
-        } else {
-            "SELECT seq FROM sqlite_sequence WHERE name = 'index_log'"
-        })
+    /// A position every change committed so far is at or before (an index
+    /// built from the files as they are now has applied the log to here).
+    pub async fn index_head(&self) -> Result<LogPosition> {
+        if PG {
+            let row = query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx")
+                .fetch_one(&self.pool)
+                .await?;
+            return Ok(LogPosition {
+                tx: row.col("tx"),
+                seq: 0,
+            });
+        }
+        let row = query("SELECT seq FROM sqlite_sequence WHERE name = 'index_log'")
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.col::<i64>("seq")).unwrap_or(0))
+        Ok(LogPosition {
+            tx: 0,
+            seq: row.map(|r| r.col::<i64>("seq")).unwrap_or(0),
+        })
     }
 
-    /// Forgets the changes an index has committed.
-    pub async fn prune_index_log(&self, upto: i64) -> Result<()> {
-        let _writing = self.writer.lock().await;
-        query("DELETE FROM index_log WHERE seq <= ?")
-            .bind(upto)
-            .execute(&self.pool)
+    /// How far the log has been pruned: an index behind this must rebuild.
+    pub async fn index_floor(&self) -> Result<LogPosition> {
+        let row = query("SELECT tx, seq FROM index_log_pruned WHERE id = 1")
+            .fetch_optional(&self.pool)
             .await?;
+        Ok(row
+            .map(|r| LogPosition {
+                tx: r.col("tx"),
+                seq: r.col("seq"),
+            })
+            .unwrap_or_default())
+    }
+
+    /// Records where an index replica (a node) has applied the log to.
+    pub async fn set_index_cursor(&self, node_id: &str, position: LogPosition) -> Result<()> {
+        query(
+            "INSERT INTO index_cursors (node_id, tx, seq, seen_at) VALUES (?, ?, ?, ?::timestamptz) \
+             ON CONFLICT (node_id) DO UPDATE SET tx = excluded.tx, seq = excluded.seq, seen_at = excluded.seen_at",
+        )
+        .bind(node_id)
+        .bind(position.tx)
+        .bind(position.seq)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Forgets the changes every live replica has applied: those at or
+    /// before the lowest cursor of the replicas seen within `live`. A
+    /// replica silent for longer rebuilds when it returns (its cursor is
+    /// then behind the floor). Returns the new floor.
+    pub async fn prune_index_log(&self, live: std::time::Duration) -> Result<LogPosition> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let since =
+            Ts(Ts::now().0 - chrono::Duration::from_std(live).unwrap_or(chrono::Duration::MAX));
+        let row = query(
+            "SELECT tx, seq FROM index_cursors WHERE seen_at >= ?::timestamptz ORDER BY tx, seq LIMIT 1",
+        )
+        .bind(since)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return self.index_floor().await;
+        };
+        let upto = LogPosition {
+            tx: row.col("tx"),
+            seq: row.col("seq"),
+        };
+        if PG {
+            query("DELETE FROM index_log WHERE (tx, seq) <= (?, ?)")
+                .bind(upto.tx)
+                .bind(upto.seq)
+        } else {
+            query("DELETE FROM index_log WHERE seq <= ?").bind(upto.seq)
+        }
+        .execute(&mut *tx)
+        .await?;
+        query(
+            "INSERT INTO index_log_pruned (id, tx, seq) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET tx = excluded.tx, seq = excluded.seq \
+             WHERE (excluded.tx, excluded.seq) > (index_log_pruned.tx, index_log_pruned.seq)",
+        )
+        .bind(upto.tx)
+        .bind(upto.seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.index_floor().await
     }
 
     /// Ids of every file, in id order, `limit` at a time after `after`.

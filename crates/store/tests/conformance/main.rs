@@ -3,6 +3,7 @@
 //! fresh data directory, and PostgreSQL in a fresh database of its own
 //! (created on `CONFSYNC_TEST_POSTGRES`'s server and dropped afterwards).
 
+mod nodes;
 mod ops;
 mod suite;
 

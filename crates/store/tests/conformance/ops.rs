@@ -46,13 +46,12 @@ pub fn connect<'a>(
 
 /// Bodies waiting in the outbox (one row per event per active webhook).
 pub async fn outbox(store: &Store) -> Vec<String> {
-    store
-        .due_deliveries(1000)
+    let due = store
+        .claim_deliveries("test", 1000, std::time::Duration::from_secs(60))
         .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.body)
-        .collect()
+        .unwrap();
+    store.release_deliveries("test").await.unwrap();
+    due.into_iter().map(|d| d.body).collect()
 }
 
 pub async fn each_operation_writes_its_change_events_and_job_together(store: &Store) {
@@ -127,7 +126,11 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
     assert_eq!(outbox(store).await.len(), 1);
 
     // The job runs; files are written.
-    let job = store.claim_sync_job().await.unwrap().unwrap();
+    let job = store
+        .claim_sync_job("test", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Running);
     let run = store.start_job(&connection.id, "sync").await.unwrap();
     let files: Vec<store::FileUpsert> = (0..3)

@@ -4,13 +4,14 @@
 
 use crate::ops::{connect, event, outbox};
 use serde_json::json;
+use std::time::Duration;
 use store::{
     kind, Connected, EventKind, FileQuery, FileUpsert, IndexSource, ItemQuery, JobStatus,
-    NewSourceItem, Store, SyncState, UserQuery,
+    LogPosition, NewSourceItem, Store, SyncState, UserQuery,
 };
 
 /// An organisation with a webhook and one customer's connection.
-async fn tenant(store: &Store, name: &str, customer: &str) -> (String, Connected) {
+pub(crate) async fn tenant(store: &Store, name: &str, customer: &str) -> (String, Connected) {
     let org = store.create_organisation(name).await.unwrap();
     store
         .add_webhook(&org.id, "https://hooks.example.com/", b"key")
@@ -117,14 +118,14 @@ pub async fn files_sync_and_the_index_log_follows(store: &Store) {
         store.checkpoint(&c.id, "step").await.unwrap().as_deref(),
         Some("one")
     );
-    let changes = store.index_changes(before, 100).await.unwrap();
+    let changes = changes_after(store, before, 2).await;
     assert_eq!(changes.len(), 2);
     assert!(
         changes.iter().all(|c| c.subtree),
         "a new page asks for its subtree"
     );
     let head = store.index_head().await.unwrap();
-    assert_eq!(head, changes.last().unwrap().seq);
+    assert!(head >= changes.last().unwrap().position);
     // Unchanged: no entry. Changed title: one, without subtree.
     store
         .write_batch(&c.id, 2, &[page("10", "Parent", "S")], &[], None)
@@ -135,28 +136,64 @@ pub async fn files_sync_and_the_index_log_follows(store: &Store) {
         .write_batch(&c.id, 2, &[page("10", "Renamed", "S")], &[], None)
         .await
         .unwrap();
-    let renamed = store.index_changes(head, 100).await.unwrap();
+    let renamed = changes_after(store, head, 1).await;
     assert_eq!(renamed.len(), 1);
     assert!(!renamed[0].subtree);
     // What is in the index log, in order, never renumbered by a prune.
-    store.prune_index_log(renamed[0].seq).await.unwrap();
-    assert!(store.index_changes(0, 100).await.unwrap().is_empty());
-    assert_eq!(store.index_head().await.unwrap(), renamed[0].seq);
+    // Pruned below every live replica's cursor, and only there.
+    store
+        .set_index_cursor("one", renamed[0].position)
+        .await
+        .unwrap();
+    store.set_index_cursor("two", head).await.unwrap();
+    assert_eq!(store.prune_index_log(LIVE).await.unwrap(), head);
+    assert_eq!(store.index_changes(head, 100).await.unwrap(), renamed);
+    store
+        .set_index_cursor("two", renamed[0].position)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune_index_log(LIVE).await.unwrap(),
+        renamed[0].position
+    );
+    assert!(store
+        .index_changes(LogPosition::default(), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.index_floor().await.unwrap(), renamed[0].position);
     // Deleting what a run did not see logs each file.
     let gone = store
         .delete_unseen_files(&c.id, kind::PAGE, None, 3, None)
         .await
         .unwrap();
     assert_eq!(gone, 2);
-    let deleted = store.index_changes(renamed[0].seq, 100).await.unwrap();
+    let deleted = changes_after(store, renamed[0].position, 2).await;
     assert_eq!(deleted.len(), 2);
-    assert!(deleted.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(deleted.windows(2).all(|w| w[0].position < w[1].position));
     let indexable = store
         .indexable(&deleted.iter().map(|d| d.file_id).collect::<Vec<_>>())
         .await
         .unwrap();
     assert!(indexable.is_empty(), "deleted files are not indexable");
 }
+
+const LEASE: Duration = Duration::from_secs(60);
+/// The log's changes after `after`, once there are `n` of them. On
+/// PostgreSQL a change is readable once every transaction begun before it
+/// (in any database of the server: the test's neighbours too) has ended.
+async fn changes_after(store: &Store, after: LogPosition, n: usize) -> Vec<store::IndexChange> {
+    let started = std::time::Instant::now();
+    loop {
+        let changes = store.index_changes(after, 1000).await.unwrap();
+        if changes.len() >= n || started.elapsed() > Duration::from_secs(10) {
+            return changes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const LIVE: Duration = Duration::from_secs(600);
 
 pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
     let (org, connected) = tenant(store, "a", "alice").await;
@@ -169,14 +206,22 @@ pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
         (first, false),
         "a queued job absorbs another"
     );
-    let job = store.claim_sync_job().await.unwrap().expect("queued");
+    let job = store
+        .claim_sync_job("a", LEASE)
+        .await
+        .unwrap()
+        .expect("queued");
     assert_eq!(job.id, first);
     assert_eq!(job.status, JobStatus::Running);
     assert_eq!(store.sync_state(&c.id).await.unwrap(), (false, true));
     // Queued behind the running one, and not claimable while it runs.
     let (second, _) = store.enqueue_sync(&c.id, "later").await.unwrap();
     assert!(second > first);
-    assert!(store.claim_sync_job().await.unwrap().is_none());
+    assert!(store.claim_sync_job("a", LEASE).await.unwrap().is_none());
+    assert!(store.claim_sync_job("b", LEASE).await.unwrap().is_none());
+    // Renewed by its holder only.
+    assert!(store.renew_sync_job(job.id, "a", LEASE).await.unwrap());
+    assert!(!store.renew_sync_job(job.id, "b", LEASE).await.unwrap());
     store
         .finish_sync_job(
             &job,
@@ -198,23 +243,50 @@ pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
         Some("2099-01-02T03:04:05.000Z")
     );
     assert!(outbox(store).await.iter().any(|b| b.contains("done")));
-    let next = store.claim_sync_job().await.unwrap().expect("the second");
+    let next = store
+        .claim_sync_job("a", Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("the second");
     assert_eq!(next.id, second);
-    // A process that died with it running: queued again at start.
-    assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
+    // Its lease runs out (node a died): node b takes the job over, and a
+    // can no longer renew or finish it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let taken = store
+        .claim_sync_job("b", LEASE)
+        .await
+        .unwrap()
+        .expect("taken over");
+    assert_eq!((taken.id, taken.locked_by.as_deref()), (second, Some("b")));
+    assert!(!store.renew_sync_job(second, "a", LEASE).await.unwrap());
+    assert!(matches!(
+        store.finish_sync_job(&next, JobStatus::Done, None, &org, &[], None).await,
+        Err(store::Error::LeaseLost(id)) if id == second
+    ));
+    // A node restarting gives back its own jobs only.
+    assert_eq!(store.requeue_running_jobs("a").await.unwrap(), 0);
+    assert_eq!(store.requeue_running_jobs("b").await.unwrap(), 1);
     assert_eq!(store.sync_state(&c.id).await.unwrap(), (true, false));
 }
 
 pub async fn the_outbox_delivers_and_retries(store: &Store) {
     let (org, _) = tenant(store, "a", "alice").await;
-    let due = store.due_deliveries(10).await.unwrap();
+    let due = store.claim_deliveries("a", 10, LEASE).await.unwrap();
     assert_eq!(due.len(), 1, "the connect's event");
     assert_eq!(due[0].signing_key, b"key");
     store
         .emit_events(&org, &[event(EventKind::Add, "second")])
         .await
         .unwrap();
-    let due = store.due_deliveries(10).await.unwrap();
+    // Claimed deliveries are a's until its lease runs out: b gets only
+    // the new one, and a's again once a gives them back.
+    let due = store.claim_deliveries("b", 10, LEASE).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].body.contains("second"));
+    assert_eq!(store.release_deliveries("a").await.unwrap(), 1);
+    assert_eq!(store.release_deliveries("b").await.unwrap(), 1);
+    assert_eq!(store.outbox_depth().await.unwrap(), 2);
+    let due = store.claim_deliveries("a", 10, LEASE).await.unwrap();
     assert_eq!(due.len(), 2);
     assert!(due[0].id < due[1].id, "oldest first");
     store.delivery_succeeded(due[0].id).await.unwrap();
@@ -223,19 +295,27 @@ pub async fn the_outbox_delivers_and_retries(store: &Store) {
         .delivery_failed(due[1].id, "503", Some("2099-01-01T00:00:00.000Z"))
         .await
         .unwrap();
-    assert!(store.due_deliveries(10).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries("a", 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
     store
         .delivery_failed(due[1].id, "503", Some("2000-01-01T00:00:00.000Z"))
         .await
         .unwrap();
-    let retry = store.due_deliveries(10).await.unwrap();
+    let retry = store.claim_deliveries("a", 10, LEASE).await.unwrap();
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].attempts, 2);
     store
         .delivery_failed(retry[0].id, "gone", None)
         .await
         .unwrap();
-    assert!(store.due_deliveries(10).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries("a", 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         store
             .prune_outbox("2999-01-01T00:00:00.000Z")
@@ -427,9 +507,9 @@ pub async fn concurrent_writers_lose_nothing(store: &Store) {
         task.await.unwrap();
     }
     assert_eq!(store.files(&c.id).await.unwrap().len(), 80);
-    let changes = store.index_changes(0, 1000).await.unwrap();
+    let changes = changes_after(store, LogPosition::default(), 80).await;
     assert_eq!(changes.len(), 80);
-    let mut seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+    let mut seqs: Vec<LogPosition> = changes.iter().map(|c| c.position).collect();
     seqs.dedup();
     assert_eq!(seqs.len(), 80, "every change its own position");
     // 80 events plus the connect's.
