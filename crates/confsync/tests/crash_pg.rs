@@ -8,93 +8,11 @@ use confluence_sim::{FaultConfig, SimConfig, Simulator, SiteConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use store::testing::{TestDatabase, TEST_KEY};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use store::testing::TestDatabase;
 
-/// A webhook receiver: answers 200 to every POST and keeps the bodies.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let kept = bodies.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 8192];
-                loop {
-                    let Ok(n) = socket.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&data).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if data.len() >= end + 4 + length {
-                        let body = String::from_utf8_lossy(&data[end + 4..end + 4 + length]);
-                        kept.lock().unwrap().push(body.to_string());
-                        let _ = socket
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, bodies)
-}
-
-/// (webhook type, object id) of a delivered body.
-fn event_of(body: &str) -> Option<(String, i64)> {
-    let outer: Value = serde_json::from_str(body).ok()?;
-    let payload: Value = serde_json::from_str(outer["payload"].as_str()?).ok()?;
-    Some((
-        payload["webhook_type"].as_str()?.to_string(),
-        payload["object"]["object_id"].as_i64()?,
-    ))
-}
-
-fn serve(config: &std::path::Path, addr: &str) -> Child {
-    let key: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
-    Command::new(env!("CARGO_BIN_EXE_confsync"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--addr", addr])
-        .env("CONFSYNC_SECRET_KEY", key)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_up(http: &reqwest::Client, base: &str) {
-    let started = Instant::now();
-    while http.get(format!("{base}/health")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+mod common;
+use common::{event_of, receiver, serve, wait_up};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_operation_every_change_is_whole_or_absent() {
@@ -121,6 +39,7 @@ async fn killed_mid_operation_every_change_is_whole_or_absent() {
     let org = store.create_organisation("crash").await.unwrap();
     let key = server::add_api_key(&store, &org.id).await.unwrap();
     let (hook, received) = receiver().await;
+    let received = received.bodies();
     store.add_webhook(&org.id, &hook, b"k").await.unwrap();
 
     let dir = std::env::temp_dir().join(format!("confsync-crash-pg-{}", std::process::id()));

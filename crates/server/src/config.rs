@@ -29,6 +29,10 @@ pub struct Config {
     pub sync_interval_hours: u32,
     /// How often the scheduler looks for due connections, in seconds.
     pub scheduler_tick_secs: u64,
+    /// How long a node holds a claimed sync job without renewing its
+    /// lease (renewed every third of it): a node that dies holds its jobs
+    /// this long, then another node takes them over.
+    pub job_lease_secs: u64,
     /// Request bodies larger than this are refused (413).
     pub max_body_bytes: usize,
     /// How long an OAuth consent may take, from oauth_url to the callback.
@@ -187,6 +191,7 @@ impl Default for Config {
             workers: 2,
             sync_interval_hours: 24,
             scheduler_tick_secs: 30,
+            job_lease_secs: 30,
             max_body_bytes: 1 << 20,
             oauth_state_ttl_secs: 15 * 60,
             oauth: OAuthConfig::default(),

@@ -20,15 +20,10 @@ use std::time::Duration;
 use store::SyncState;
 use store::{JobKind, JobStatus, SyncJob};
 
-/// How long a claimed job is this node's without renewal; renewed every
-/// third of it while the job runs. A node that dies holds its jobs this
-/// long at most, then another node takes them over.
-pub const LEASE: Duration = Duration::from_secs(30);
-
 /// Workers: claim, run, repeat; idle until nudged (or a few seconds).
 pub async fn worker(app: Arc<App>) {
     loop {
-        match app.store.claim_sync_job(&app.node_id, LEASE).await {
+        match app.store.claim_sync_job(&app.node_id, lease(&app)).await {
             Ok(Some(job)) => run(&app, job).await,
             Ok(None) => {
                 let _ =
@@ -46,6 +41,8 @@ type Snapshot = BTreeMap<i64, (i64, String)>;
 
 async fn run(app: &Arc<App>, job: SyncJob) {
     let job_id = job.id;
+    let connection = job.connection_id.clone();
+    tracing::info!(job = job_id, %connection, kind = job.kind.as_str(), reason = %job.reason, "sync job started");
     // The job runs while its lease is renewed; a lost lease (this node was
     // too slow to renew it, and another took the job over) stops it where
     // it is, as a kill would: its checkpoints let the other node resume.
@@ -53,22 +50,32 @@ async fn run(app: &Arc<App>, job: SyncJob) {
         outcome = run_job(app, job) => outcome,
         lost = keep_lease(app, job_id) => Err(lost),
     };
-    if let Err(error) = outcome {
-        tracing::error!(job = job_id, %error, "sync job failed to finish; it runs again (here after a restart, or on another node when its lease runs out)");
+    match outcome {
+        Ok(()) => tracing::info!(job = job_id, %connection, "sync job ended"),
+        Err(error) => {
+            tracing::error!(job = job_id, %connection, %error, "sync job failed to finish; it runs again (here after a restart, or on another node when its lease runs out)");
+        }
     }
+}
+
+/// How long a claimed job is this node's without renewal
+/// (`job_lease_secs`); renewed every third of it while the job runs.
+fn lease(app: &App) -> Duration {
+    Duration::from_secs(app.config.job_lease_secs.max(1))
 }
 
 /// Renews a job's lease until it cannot; returns why.
 async fn keep_lease(app: &App, job_id: i64) -> store::Error {
+    let lease = lease(app);
     let mut renewed = std::time::Instant::now();
     loop {
-        tokio::time::sleep(LEASE / 3).await;
-        match app.store.renew_sync_job(job_id, &app.node_id, LEASE).await {
+        tokio::time::sleep(lease / 3).await;
+        match app.store.renew_sync_job(job_id, &app.node_id, lease).await {
             Ok(true) => renewed = std::time::Instant::now(),
             Ok(false) => return store::Error::LeaseLost(job_id),
             // Not renewed for a whole lease (the database unreachable):
             // another node may hold the job by now, so this one stops.
-            Err(error) if renewed.elapsed() >= LEASE => {
+            Err(error) if renewed.elapsed() >= lease => {
                 tracing::warn!(job = job_id, %error, "a job's lease could not be renewed in time; stopping it");
                 return store::Error::LeaseLost(job_id);
             }

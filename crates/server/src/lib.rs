@@ -277,12 +277,22 @@ pub async fn start(
         cancel_asked: Default::default(),
         console: console::ConsoleState::new(&config_console),
     });
+    // Every line this node logs names it (several nodes may share one
+    // database and one log collector).
+    use tracing::Instrument;
+    let span = tracing::info_span!("node", node = %app.node_id);
     let mut tasks = Vec::new();
     for _ in 0..app.config.workers {
-        tasks.push(tokio::spawn(jobs::worker(app.clone())));
+        tasks.push(tokio::spawn(
+            jobs::worker(app.clone()).instrument(span.clone()),
+        ));
     }
-    tasks.push(tokio::spawn(jobs::scheduler(app.clone())));
-    tasks.push(tokio::spawn(webhooks::deliverer(app.clone())));
+    tasks.push(tokio::spawn(
+        jobs::scheduler(app.clone()).instrument(span.clone()),
+    ));
+    tasks.push(tokio::spawn(
+        webhooks::deliverer(app.clone()).instrument(span.clone()),
+    ));
     // Other nodes' commits wake this node's index follower (PostgreSQL);
     // its poll catches them otherwise.
     if let Some(watching) = app.store.watch_index_log(app.follower.hook()) {
@@ -291,7 +301,7 @@ pub async fn start(
     let router = router(app.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = app.config.limits.clone();
-    let serving = tokio::spawn(serve(listener, router, limits, stopped));
+    let serving = tokio::spawn(serve(listener, router, limits, stopped).instrument(span));
     Ok(Running {
         addr,
         app,

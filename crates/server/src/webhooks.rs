@@ -11,13 +11,21 @@ use std::time::Duration;
 /// Deliveries claimed at a time.
 const BATCH: i64 = 16;
 
+/// How long a claimed delivery is this node's: renewed just before it is
+/// sent, and long enough for that send to time out, so no other node
+/// sends it meanwhile; a node that dies holds its claims this long.
+fn lease(app: &App) -> Duration {
+    Duration::from_secs(2 * app.config.webhooks.timeout_secs + 5)
+}
+
 pub async fn deliverer(app: Arc<App>) {
     let mut last_prune = std::time::Instant::now();
     loop {
-        // Claimed under a lease long enough for every delivery of the batch
-        // to time out: no other node sends them meanwhile.
-        let lease = Duration::from_secs(app.config.webhooks.timeout_secs * BATCH as u64 + 30);
-        let due = match app.store.claim_deliveries(&app.node_id, BATCH, lease).await {
+        let due = match app
+            .store
+            .claim_deliveries(&app.node_id, BATCH, lease(&app))
+            .await
+        {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, "reading the webhook outbox failed");
@@ -49,7 +57,19 @@ pub async fn deliverer(app: Arc<App>) {
         let app_ref = &app;
         futures::future::join_all(by_hook.into_values().map(|deliveries| async move {
             for delivery in deliveries {
-                deliver(app_ref, delivery).await;
+                // Still ours (the batch may have waited behind slow
+                // receivers longer than the claim lasts)?
+                match app_ref
+                    .store
+                    .renew_delivery(delivery.id, &app_ref.node_id, lease(app_ref))
+                    .await
+                {
+                    Ok(true) => deliver(app_ref, delivery).await,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, delivery = delivery.id, "renewing a delivery's claim failed; left to its lease");
+                    }
+                }
             }
         }))
         .await;

@@ -1039,6 +1039,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Extends a node's claim on a delivery it is about to send; false
+    /// when the claim ran out and another node holds it (or it is done).
+    pub async fn renew_delivery(
+        &self,
+        id: i64,
+        node_id: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        let result = query(
+            "UPDATE webhook_outbox SET locked_until = ?::timestamptz \
+             WHERE id = ? AND locked_by = ? AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(Ts::after(lease))
+        .bind(id)
+        .bind(node_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Deliveries still owed (neither delivered nor given up on).
     pub async fn outbox_depth(&self) -> Result<i64> {
         let row = query(
