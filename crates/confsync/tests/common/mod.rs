@@ -11,7 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What a receiver got: each POST's delivery id, body and time of arrival.
 #[derive(Clone, Default)]
-pub struct Received(Arc<Mutex<Vec<(Option<i64>, String, Instant)>>>);
+pub struct Received(Arc<Mutex<Vec<Arrival>>>);
+
+/// One POST: its delivery id, its body, when it came.
+pub type Arrival = (Option<i64>, String, Instant);
 
 impl Received {
     pub fn bodies(&self) -> Arc<Mutex<Vec<String>>> {
@@ -25,7 +28,7 @@ impl Received {
         ))
     }
 
-    pub fn all(&self) -> Vec<(Option<i64>, String, Instant)> {
+    pub fn all(&self) -> Vec<Arrival> {
         self.0.lock().unwrap().clone()
     }
 }
