@@ -178,6 +178,32 @@ async fn three_nodes_share_the_work_and_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let settled = started.elapsed();
+    // Every live node's index replica follows the shared log to its end
+    // (other nodes' writes reach it by notification or poll), and says so.
+    let mut names = BTreeSet::new();
+    for (n, base, _, _) in nodes.iter().skip(1) {
+        let started = Instant::now();
+        loop {
+            let ready: Value = http
+                .get(format!("{base}/ready"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if ready["index"]["pending_changes"] == 0 {
+                names.insert(ready["node"].as_str().unwrap().to_string());
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "node {n}'s index did not catch up: {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(names.len(), 3, "each node has a name of its own: {names:?}");
     for (_, _, child, _) in nodes.iter_mut().skip(1) {
         child.kill().unwrap();
         child.wait().unwrap();

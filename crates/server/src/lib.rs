@@ -29,8 +29,9 @@ pub mod webhooks;
 pub use config::Config;
 pub use extract::hash_secret;
 
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
@@ -380,10 +381,8 @@ pub fn router(app: AppState) -> Router {
         // an API operation, as Carbon's presigned URLs are not).
         .route("/file_contents/{file_id}/{part}", get(content::download))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/health", get(health))
+        .route("/ready", get(ready))
         .merge(console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
@@ -480,4 +479,46 @@ async fn access_log(
         tracing::info!(%method, route, status, ms, "request");
     }
     response
+}
+
+/// This node's index against the shared log: where it has applied it to,
+/// and how many logged changes it has not applied yet (not searchable on
+/// this node).
+async fn index_lag(app: &App) -> Result<serde_json::Value, store::Error> {
+    use store::IndexSource;
+    let applied = app.index.applied_position();
+    let pending = app.store.index_pending(applied).await?;
+    let head = app.store.index_head().await?;
+    Ok(serde_json::json!({
+        "applied": applied,
+        "head": head,
+        "pending_changes": pending,
+    }))
+}
+
+/// Liveness: the process answers. With the node's id and, when the store
+/// answers, its index lag.
+async fn health(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let index = index_lag(&app).await.ok();
+    Json(serde_json::json!({"status": "ok", "node": app.node_id, "index": index}))
+}
+
+/// Readiness, for a load balancer: 200 when the store answers, 503 with
+/// the reason when it does not; the index lag either way it is known.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    match index_lag(&app).await {
+        Ok(index) => {
+            Json(serde_json::json!({"status": "ready", "node": app.node_id, "index": index}))
+                .into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable", "node": app.node_id,
+                    "error": {"code": "store_unavailable", "message": "the store does not answer"}})),
+            )
+                .into_response()
+        }
+    }
 }

@@ -657,6 +657,8 @@ delegate! {
         async fn index_changes(&self, after: LogPosition, limit: i64) -> Result<Vec<IndexChange>>;
         /// A position every change committed so far is at or before.
         async fn index_head(&self) -> Result<LogPosition>;
+        /// How many logged changes come after a position: an index's lag.
+        async fn index_pending(&self, after: LogPosition) -> Result<i64>;
         /// How far the log has been pruned: an index behind it rebuilds.
         async fn index_floor(&self) -> Result<LogPosition>;
         /// Records where a node's index replica has applied the log to.

@@ -92,6 +92,21 @@ impl Store {
         })
     }
 
+    /// How many logged changes are after `after` (committed or not yet
+    /// readable): an index's lag.
+    pub async fn index_pending(&self, after: LogPosition) -> Result<i64> {
+        let row = if PG {
+            query("SELECT COUNT(*) AS n FROM index_log WHERE (tx, seq) > (?, ?)")
+                .bind(after.tx)
+                .bind(after.seq)
+        } else {
+            query("SELECT COUNT(*) AS n FROM index_log WHERE seq > ?").bind(after.seq)
+        }
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.col("n"))
+    }
+
     /// How far the log has been pruned: an index behind this must rebuild.
     pub async fn index_floor(&self) -> Result<LogPosition> {
         let row = query("SELECT tx, seq FROM index_log_pruned WHERE id = 1")
