@@ -45,11 +45,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     tracing::info!(url = %running.url(), "serving; the API's description is at /openapi.json");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for ctrl-c")?;
+    stopped().await?;
+    tracing::info!("stopping: finishing requests in flight, handing back running jobs");
     running.stop().await;
     Ok(())
+}
+
+/// Until Ctrl-C (SIGINT) or SIGTERM, what a service manager or an
+/// orchestrator sends.
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for ctrl-c")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
+    }
 }
 
 #[derive(Subcommand)]

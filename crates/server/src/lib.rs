@@ -154,6 +154,19 @@ impl Running {
             task.abort();
             let _ = task.await;
         }
+        // Jobs stopped mid-run (as a kill would: their checkpoints are
+        // whole) and deliveries claimed but not sent go back to the queue
+        // now, for another node, rather than when their leases run out.
+        match self.app.store.requeue_running_jobs(&self.app.node_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "running jobs handed back"),
+            Err(error) => {
+                tracing::warn!(%error, "handing back running jobs failed; their leases run out")
+            }
+        }
+        if let Err(error) = self.app.store.release_deliveries(&self.app.node_id).await {
+            tracing::warn!(%error, "handing back claimed deliveries failed; their leases run out");
+        }
         let mut app = self.app.clone();
         drop(self);
         for _ in 0..500 {
