@@ -223,6 +223,54 @@ async fn three_nodes_share_the_work_and_lose_nothing() {
         }
     }
     assert_eq!(names.len(), 2, "each node has a name of its own: {names:?}");
+    // What an operator's Prometheus reads from a node: the shared queue
+    // and outbox as the store has them, this node's requests and work.
+    let metrics = http
+        .get(format!("{}/metrics", nodes[2].1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "confsync_sync_jobs{state=\"QUEUED\"} 0",
+        "confsync_sync_jobs{state=\"RUNNING\"} 0",
+        "confsync_outbox_depth 0",
+        "confsync_index_lag_changes 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in /metrics:\n{metrics}"
+        );
+    }
+    // The dashboard in docs/ charts only series a node exports.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/confsync.json"
+    ))
+    .unwrap();
+    for name in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if name.starts_with("confsync_") {
+            assert!(
+                metrics.lines().any(|l| l.starts_with(name)),
+                "the dashboard charts {name}, which /metrics does not have"
+            );
+        }
+    }
+    for series in [
+        "confsync_http_requests_total{route=\"/integrations/connect\",method=\"POST\",status=\"200\"}",
+        "confsync_http_request_duration_seconds_bucket{route=\"/integrations/connect\",method=\"POST\",le=\"0.1\"}",
+        "confsync_sync_jobs_finished_total{outcome=\"done\"}",
+        "confsync_sync_files_total{kind=\"page\",change=\"added\"}",
+        "confsync_confluence_requests_total",
+        "confsync_webhook_deliveries_total{outcome=\"delivered\"}",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(series)),
+            "no {series} in /metrics:\n{metrics}"
+        );
+    }
     for (_, _, child, _) in nodes.iter_mut().skip(2) {
         child.kill().unwrap();
         child.wait().unwrap();

@@ -51,8 +51,16 @@ async fn run(app: &Arc<App>, job: SyncJob) {
         lost = keep_lease(app, job_id) => Err(lost),
     };
     match outcome {
-        Ok(()) => tracing::info!(job = job_id, %connection, "sync job ended"),
+        Ok(()) => {
+            crate::metrics::record_job("done");
+            tracing::info!(job = job_id, %connection, "sync job ended");
+        }
         Err(error) => {
+            crate::metrics::record_job(if matches!(error, store::Error::LeaseLost(_)) {
+                "lost"
+            } else {
+                "failed"
+            });
             tracing::error!(job = job_id, %connection, %error, "sync job failed to finish; it runs again (here after a restart, or on another node when its lease runs out)");
         }
     }
@@ -217,7 +225,11 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             };
             let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
                 .with_commit_hook(app.follower.hook());
-            let synced = engine.run().await.map(|_| ()).map_err(|e| e.to_string());
+            let synced = engine
+                .run()
+                .await
+                .map(|report| crate::metrics::record_sync(&report))
+                .map_err(|e| e.to_string());
             // The tags chosen with files/sync, on what the sync wrote.
             if synced.is_ok() && !tags.is_empty() {
                 store.apply_chosen_tags(&connection.id, &tags).await?;

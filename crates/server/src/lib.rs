@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 mod extract;
 pub mod jobs;
+mod metrics;
 pub mod model;
 mod oauth;
 pub mod openapi;
@@ -255,6 +256,7 @@ pub async fn start(
             index_dir.display()
         ));
     }
+    metrics::install();
     let node_id = index.node_id().to_string();
     tracing::info!(node = %node_id, "node");
     let requeued = store
@@ -396,6 +398,7 @@ pub fn router(app: AppState) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::render))
         .merge(console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
@@ -409,6 +412,7 @@ pub fn router(app: AppState) -> Router {
             .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(
             std::time::Duration::from_secs(app.config.limits.request_timeout_secs),
             time_limit,

@@ -96,7 +96,10 @@ async fn deliver(app: &App, delivery: store::Delivery) {
         }
     };
     let result = match outcome {
-        Ok(()) => app.store.delivery_succeeded(delivery.id).await,
+        Ok(()) => {
+            crate::metrics::record_delivery("delivered");
+            app.store.delivery_succeeded(delivery.id).await
+        }
         Err((reason, retryable)) => {
             let attempts = delivery.attempts + 1;
             let retry_at = (retryable && attempts < config.max_attempts as i64).then(|| {
@@ -108,6 +111,11 @@ async fn deliver(app: &App, delivery: store::Delivery) {
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             });
             tracing::info!(webhook = delivery.webhook_id, attempts, %reason, retry = retry_at.is_some(), "webhook delivery failed");
+            crate::metrics::record_delivery(if retry_at.is_some() {
+                "retrying"
+            } else {
+                "failed"
+            });
             app.store
                 .delivery_failed(delivery.id, &reason, retry_at.as_deref())
                 .await

@@ -442,6 +442,8 @@ delegate! {
     async fn claim_deliveries(&self, node_id: &str, limit: i64, lease: std::time::Duration) -> Result<Vec<Delivery>>;
     /// Extends a node's claim on a delivery; false when it lost it.
     async fn renew_delivery(&self, id: i64, node_id: &str, lease: std::time::Duration) -> Result<bool>;
+    /// Sync jobs by status, across the store (for metrics).
+    async fn sync_job_counts(&self) -> Result<Vec<(String, i64)>>;
     /// Deliveries still owed (neither delivered nor given up on).
     async fn outbox_depth(&self) -> Result<i64>;
     /// Gives back a node's claimed deliveries (it restarted).

@@ -1059,6 +1059,14 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Sync jobs by status, across the whole store (for metrics).
+    pub async fn sync_job_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = query("SELECT status, COUNT(*) AS n FROM sync_jobs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.col("status"), r.col("n"))).collect())
+    }
+
     /// Deliveries still owed (neither delivered nor given up on).
     pub async fn outbox_depth(&self) -> Result<i64> {
         let row = query(
