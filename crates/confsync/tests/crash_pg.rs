@@ -39,7 +39,6 @@ async fn killed_mid_operation_every_change_is_whole_or_absent() {
     let org = store.create_organisation("crash").await.unwrap();
     let key = server::add_api_key(&store, &org.id).await.unwrap();
     let (hook, received) = receiver().await;
-    let received = received.bodies();
     store.add_webhook(&org.id, &hook, b"k").await.unwrap();
 
     let dir = std::env::temp_dir().join(format!("confsync-crash-pg-{}", std::process::id()));
@@ -173,10 +172,9 @@ async fn killed_mid_operation_every_change_is_whole_or_absent() {
     child.wait().unwrap();
 
     let events: BTreeMap<(String, i64), usize> = received
-        .lock()
-        .unwrap()
+        .all()
         .iter()
-        .filter_map(|b| event_of(b))
+        .filter_map(|(_, b, _)| event_of(b))
         .fold(BTreeMap::new(), |mut m, e| {
             *m.entry(e).or_default() += 1;
             m

@@ -27,10 +27,13 @@ pub struct Follower {
 impl Follower {
     /// Starts following. Errors are logged and retried at the next nudge:
     /// the log keeps what was not applied.
+    /// The task runs in the caller's current span (a server's node span).
     pub fn start<S: IndexSource + 'static>(index: Arc<Index>, store: S) -> Follower {
+        use tracing::Instrument;
         let (requested, mut wanted) = watch::channel(0u64);
         let (done, applied) = watch::channel((0u64, None));
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(
+            async move {
             loop {
                 let generation = *wanted.borrow_and_update();
                 let outcome = index.catch_up(&store).await;
@@ -50,7 +53,9 @@ impl Follower {
                     () = tokio::time::sleep(POLL) => {}
                 }
             }
-        });
+        }
+            .in_current_span(),
+        );
         Follower {
             requested,
             applied,

@@ -258,6 +258,9 @@ pub async fn start(
     }
     metrics::install();
     let node_id = index.node_id().to_string();
+    // Every line this node logs names it (several nodes may share one
+    // database and one log collector).
+    let span = tracing::info_span!("node", node = %node_id);
     tracing::info!(node = %node_id, "node");
     let requeued = store
         .requeue_running_jobs(&node_id)
@@ -280,7 +283,7 @@ pub async fn start(
         node_id,
         state_key: store.derive_key("oauth-state"),
         link_key: store.derive_key("presigned-links"),
-        follower: index::Follower::start(index.clone(), store.clone()),
+        follower: span.in_scope(|| index::Follower::start(index.clone(), store.clone())),
         config,
         store,
         index,
@@ -293,10 +296,7 @@ pub async fn start(
         cancel_asked: Default::default(),
         console: console::ConsoleState::new(&config_console),
     });
-    // Every line this node logs names it (several nodes may share one
-    // database and one log collector).
     use tracing::Instrument;
-    let span = tracing::info_span!("node", node = %app.node_id);
     let mut tasks = Vec::new();
     for _ in 0..app.config.workers {
         tasks.push(tokio::spawn(
@@ -412,7 +412,10 @@ pub fn router(app: AppState) -> Router {
             .into_response()
         })
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             std::time::Duration::from_secs(app.config.limits.request_timeout_secs),
             time_limit,

@@ -44,9 +44,11 @@ pub fn install() {
     handle();
 }
 
-/// Middleware: each request counted by route template (never the raw
-/// path: ids would make a series each), method and status, and timed.
-pub async fn track(request: Request, next: Next) -> Response {
+/// Middleware: each request runs in a span naming the node, method and
+/// route, and is counted by route template (never the raw path: ids would
+/// make a series each), method and status, and timed.
+pub async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -54,7 +56,8 @@ pub async fn track(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().as_str().to_string();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("request", node = %app.node_id, %method, %route);
+    let response = next.run(request).instrument(span).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("confsync_http_requests_total",
         "route" => route.clone(), "method" => method.clone(), "status" => status)

@@ -17,17 +17,6 @@ pub struct Received(Arc<Mutex<Vec<Arrival>>>);
 pub type Arrival = (Option<i64>, String, Instant);
 
 impl Received {
-    pub fn bodies(&self) -> Arc<Mutex<Vec<String>>> {
-        Arc::new(Mutex::new(
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(_, b, _)| b.clone())
-                .collect(),
-        ))
-    }
-
     pub fn all(&self) -> Vec<Arrival> {
         self.0.lock().unwrap().clone()
     }
