@@ -7,6 +7,7 @@ use index::{Filters, HybridWeights, Index, SearchRequest, Viewer};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use store::SyncState;
 
 /// An OpenAI-compatible embedding provider, for hybrid search.
 #[derive(Args, Clone, Default)]
@@ -93,6 +94,11 @@ pub struct SearchArgs {
     /// Only these space keys (comma-separated)
     #[arg(long, value_delimiter = ',')]
     spaces: Vec<String>,
+    /// Only this organisation's content (its id, number or name); every
+    /// organisation's when absent (the operator's view of a data
+    /// directory)
+    #[arg(long)]
+    org: Option<String>,
     /// Fuse keyword and vector ranking; the weight of the semantic side
     /// (Carbon's weight_a; keyword gets 1 - this)
     #[arg(long, value_name = "WEIGHT_A")]
@@ -104,6 +110,10 @@ pub struct SearchArgs {
 }
 
 pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.query.trim().is_empty(),
+        "nothing to search for: give a query (quotes make a phrase)"
+    );
     let viewer: Viewer = match &args.viewer {
         Some(json) => serde_json::from_str(json).context("--as is not a viewer (see --help)")?,
         None => Viewer::default(),
@@ -115,26 +125,83 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
     );
     let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let index = open_index(&args.data_dir, &store, &args.embeddings).await?;
-    let organisation = store.ensure_organisation("default").await?;
-    let request = SearchRequest {
-        organisation_id: organisation,
-        customer_id: None,
-        viewer,
-        query: args.query.clone(),
-        query_vector: None,
-        k: args.k,
-        filters: Filters {
-            space_keys: args.spaces.clone(),
-            ..Filters::default()
-        },
-        hybrid: args.hybrid.map(|a| HybridWeights {
-            weight_a: a,
-            weight_b: 1.0 - a,
-        }),
-        include_vectors: false,
+    // Which organisations: the one asked for, or all (nothing is created:
+    // a search only reads).
+    let organisations = match &args.org {
+        Some(org) => vec![store.find_organisation(org).await?.with_context(|| {
+            format!("no organisation {org:?} in this store (or the name is shared: give its id)")
+        })?],
+        None => store.organisations().await?,
     };
-    let hits = index.search(&store, &request).await?;
+    let mut hits = Vec::new();
+    for organisation in &organisations {
+        let request = SearchRequest {
+            organisation_id: organisation.id.clone(),
+            customer_id: None,
+            viewer: viewer.clone(),
+            query: args.query.clone(),
+            query_vector: None,
+            k: args.k,
+            filters: Filters {
+                space_keys: args.spaces.clone(),
+                ..Filters::default()
+            },
+            hybrid: args.hybrid.map(|a| HybridWeights {
+                weight_a: a,
+                weight_b: 1.0 - a,
+            }),
+            include_vectors: false,
+        };
+        hits.extend(index.search(&store, &request).await?);
+    }
+    // One index, one scoring: the best k of all organisations.
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(args.k);
+    if hits.is_empty() && !args.json {
+        if let Some(why) = why_nothing(&store, &index, &args).await? {
+            eprintln!("{why}");
+        }
+    }
     print_hits(&hits, args.json)
+}
+
+/// Why a search found nothing, where the store can tell.
+async fn why_nothing(
+    store: &store::Store,
+    index: &Index,
+    args: &SearchArgs,
+) -> anyhow::Result<Option<String>> {
+    if index.num_chunks() == 0 {
+        return Ok(Some(format!(
+            "the store in {} holds nothing searchable yet (run `confsync sync`)",
+            args.data_dir.display()
+        )));
+    }
+    if args.query.matches('"').count() % 2 == 1 {
+        return Ok(Some(
+            "the query has an unbalanced quote: it was searched as words".into(),
+        ));
+    }
+    if !args.spaces.is_empty() {
+        let mut known = std::collections::BTreeSet::new();
+        for connection in store.connections().await? {
+            for space in store.spaces(&connection.id).await? {
+                known.insert(space.key);
+            }
+        }
+        let unknown: Vec<&String> = args.spaces.iter().filter(|k| !known.contains(*k)).collect();
+        if !unknown.is_empty() {
+            return Ok(Some(format!(
+                "no space with the key {} is synced here",
+                unknown
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(None)
 }
 
 pub fn print_hits(hits: &[index::Hit], json: bool) -> anyhow::Result<()> {

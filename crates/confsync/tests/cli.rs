@@ -211,6 +211,8 @@ fn bad_arguments_are_refused_with_a_clear_error() {
             "--as is not a viewer",
         ),
         (vec!["search", "x"], "no store in"),
+        (vec!["search", " "], "nothing to search for"),
+        (vec!["status"], "no store in"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
             .args(&args)
@@ -223,6 +225,7 @@ fn bad_arguments_are_refused_with_a_clear_error() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    assert!(!dir.exists(), "looking made a data directory");
 }
 
 #[test]

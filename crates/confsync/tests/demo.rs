@@ -101,6 +101,39 @@ async fn the_demo_opens_the_console_with_its_spaces_synced() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The operator's `confsync search` on the demo's data directory finds
+    // the demo's content (filled through the console, not `confsync
+    // sync`), while the server holds the index, and creates nothing.
+    let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["search", "--json", "--k", "3", "--data-dir"])
+        .arg(&dir)
+        .arg("the")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hits = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        hits.lines().count(),
+        3,
+        "the demo's content is found: {hits}"
+    );
+    let organisations = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["search", "--org", "default", "--data-dir"])
+        .arg(&dir)
+        .arg("the")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&organisations.stderr).contains("no organisation \"default\""),
+        "the first search made no organisation \"default\": {}",
+        String::from_utf8_lossy(&organisations.stderr)
+    );
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -554,6 +554,8 @@ delegate! {
     /// An organisation by its id, its Carbon number or its name (`None`
     /// when none, or when the name is shared by several).
     async fn find_organisation(&self, id_or_name: &str) -> Result<Option<crate::Organisation>>;
+    /// Every organisation, in the order they were made.
+    async fn organisations(&self) -> Result<Vec<crate::Organisation>>;
     // What search needs: chunks, permissions, the index log.
     /// One page of the chunks of these files, in file then chunk order,
     /// and how many there are in all.

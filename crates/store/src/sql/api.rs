@@ -174,6 +174,14 @@ impl Store {
         Ok(organisation_from(&row))
     }
 
+    /// Every organisation, in the order they were made.
+    pub async fn organisations(&self) -> Result<Vec<Organisation>> {
+        let rows = query("SELECT * FROM organisations ORDER BY number")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(organisation_from).collect())
+    }
+
     /// Records an API key by its hash.
     pub async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()> {
         query("INSERT INTO api_keys (organisation_id, key_hash, created_at) VALUES (?, ?, ?)")
