@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use store::SyncState;
 
@@ -115,6 +115,10 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --email with --api-token, or --pat"),
     };
+    // One sync of a site and account at a time on a data directory: a
+    // second would double the requests to Confluence and the counts in
+    // the reports. The lock goes with the process, however it ends.
+    let _lock = lock_sync(&args.data_dir, &site.base, &account)?;
     let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let organisation = store.ensure_organisation("default").await?;
     anyhow::ensure!(
@@ -280,6 +284,29 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
 
 /// A short fingerprint of a token (a SHA-256 prefix), to tell connections
 /// apart without storing the token in the clear.
+/// Takes the data directory's lock for syncing `site` as `account`, or
+/// says who holds it.
+fn lock_sync(data_dir: &Path, site: &str, account: &str) -> anyhow::Result<std::fs::File> {
+    let dir = data_dir.join("locks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!(
+        "sync-{}.lock",
+        fingerprint(&format!("{site}\n{account}"))
+    ));
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `confsync sync` of {site} as {account} is running on {}; wait for it to end",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 fn fingerprint(token: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(token.as_bytes())[..8])

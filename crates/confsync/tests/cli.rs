@@ -322,3 +322,141 @@ async fn enforcement_changes_only_when_asked() {
     assert!(!enforced().await);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A slow simulated site: a sync of it takes a few seconds.
+async fn slow_site(seed: u64) -> confluence_sim::RunningSimulator {
+    Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed,
+                spaces: 2,
+                pages: 300,
+            },
+            faults: confluence_sim::FaultConfig {
+                latency_ms: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_of_the_same_connection_is_refused_while_one_runs() {
+    let sim = slow_site(41).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-twice-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let first = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .spawn()
+        .unwrap();
+    // The first holds the lock once it has made its data directory.
+    let started = Instant::now();
+    while !data_dir.join("locks").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second ran alongside: {stderr}"
+    );
+    assert!(
+        stderr.contains("another `confsync sync`") && stderr.contains(&creds.email),
+        "{stderr}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // Once it ended, the next run goes ahead.
+    let third = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `confsync sync` beside `confsync serve` on one data directory: the
+/// server holds the index, and its follower notices the other process's
+/// commits (it polls the log), so what the sync wrote becomes searchable
+/// without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_beside_a_running_server_becomes_searchable() {
+    let sim = slow_site(42).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-beside-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let addr = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("127.0.0.1:{port}")
+    };
+    let mut server = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    // Searched by another process, which reads what the server's index
+    // committed.
+    let started = Instant::now();
+    loop {
+        let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+            .args(["search", "--json", "--k", "1", "--data-dir"])
+            .arg(&data_dir)
+            .arg("the")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&output.stdout).lines().count() == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never indexed the other process's sync: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
