@@ -131,7 +131,7 @@ async fn killed_mid_operation_every_change_is_whole_or_absent() {
             }
         }
         let out: Vec<_> = requests.into_iter().map(tokio::spawn).collect();
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..1500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..400))).await;
         if out.iter().any(|r| !r.is_finished()) {
             killed_with_requests_out += 1;
         }
