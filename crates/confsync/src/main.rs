@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cli_connections;
 mod cli_search;
 mod cli_serve;
 mod cli_sync;
@@ -38,6 +39,9 @@ enum Command {
     Sync(cli_sync::SyncArgs),
     /// Show connections, what they hold and their last syncs
     Status(cli_sync::StatusArgs),
+    /// List, show or remove the store's connections
+    #[command(subcommand)]
+    Connections(cli_connections::ConnectionsCommand),
     /// Search the synced content as a viewer
     Search(cli_search::SearchArgs),
     /// Convert a storage-format page to Markdown, text or chunks (JSON lines)
@@ -256,6 +260,7 @@ fn run() -> anyhow::Result<()> {
         Command::Convert(args) => run_convert(args),
         Command::Sync(args) => runtime.block_on(cli_sync::sync(args)),
         Command::Status(args) => runtime.block_on(cli_sync::status(args)),
+        Command::Connections(command) => runtime.block_on(cli_connections::run(command)),
         Command::Search(args) => runtime.block_on(cli_search::search(args)),
     }
 }

@@ -460,3 +460,99 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
     server.wait().unwrap();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+fn confsync(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// A connection made by mistake (a wrong account) is listed, shown and
+/// removed with everything synced through it: gone from the store and
+/// from search; the right one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_listed_shown_and_removed() {
+    let sim = Simulator::spawn(
+        SimConfig {
+            site: SiteConfig {
+                seed: 43,
+                spaces: 2,
+                pages: 40,
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-conns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+
+    let list = confsync(&["connections", "list", "--json"], &data_dir);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let listed: Vec<serde_json::Value> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["account"], creds.email);
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+
+    let show = confsync(&["connections", "show", &id], &data_dir);
+    assert!(show.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert!(
+        shown["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "page" && f["files"].as_i64().unwrap() > 0),
+        "{shown}"
+    );
+    let found = confsync(&["search", "--json", "--k", "1", "the"], &data_dir);
+    assert_eq!(String::from_utf8_lossy(&found.stdout).lines().count(), 1);
+
+    let removed = confsync(&["connections", "remove", &id], &data_dir);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains(&id));
+    // Gone: from the list, from search, and unknown to show and remove.
+    let list = confsync(&["connections", "list"], &data_dir);
+    assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty());
+    let found = confsync(&["search", "--json", "--k", "1", "the"], &data_dir);
+    assert_eq!(String::from_utf8_lossy(&found.stdout).lines().count(), 0);
+    for args in [
+        ["connections", "show", id.as_str()],
+        ["connections", "remove", id.as_str()],
+    ] {
+        let output = confsync(&args, &data_dir);
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("no connection"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
