@@ -47,12 +47,7 @@ pub enum ConnectionsCommand {
 }
 
 async fn open(args: &StoreArgs) -> anyhow::Result<store::Store> {
-    anyhow::ensure!(
-        args.database_url.is_some() || args.data_dir.join("confsync.db").exists(),
-        "no store in {} (run `confsync sync` or `confsync demo` first)",
-        args.data_dir.display()
-    );
-    crate::open_store(args.database_url.as_deref(), &args.data_dir).await
+    crate::open_existing_store(args.database_url.as_deref(), &args.data_dir).await
 }
 
 async fn find(store: &store::Store, id: &str) -> anyhow::Result<store::Connection> {

@@ -118,12 +118,7 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
         Some(json) => serde_json::from_str(json).context("--as is not a viewer (see --help)")?,
         None => Viewer::default(),
     };
-    anyhow::ensure!(
-        args.database_url.is_some() || args.data_dir.join("confsync.db").exists(),
-        "no store in {} (run `confsync sync` or `confsync demo` first)",
-        args.data_dir.display()
-    );
-    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
+    let store = crate::open_existing_store(args.database_url.as_deref(), &args.data_dir).await?;
     let index = open_index(&args.data_dir, &store, &args.embeddings).await?;
     // Which organisations: the one asked for, or all (nothing is created:
     // a search only reads).

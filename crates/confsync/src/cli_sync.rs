@@ -219,14 +219,8 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    // Looking must not create: a mistyped directory is said to be empty,
-    // not made into a new store.
-    anyhow::ensure!(
-        args.database_url.is_some() || args.data_dir.join("confsync.db").exists(),
-        "no store in {} (run `confsync sync` or `confsync demo` first)",
-        args.data_dir.display()
-    );
-    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
+    // Looking must not create: a mistyped directory is said to be empty.
+    let store = crate::open_existing_store(args.database_url.as_deref(), &args.data_dir).await?;
     let mut out = Vec::new();
     for connection in store.connections().await? {
         let counts = store.counts(&connection.id).await?;

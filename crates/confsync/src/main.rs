@@ -212,8 +212,6 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Errors print as one line of causes (no backtrace): they are for the
-/// person at the terminal.
 /// The store a command works on: the embedded one under `data_dir`, or the
 /// one `database_url` names.
 pub(crate) async fn open_store(
@@ -229,6 +227,23 @@ pub(crate) async fn open_store(
         })
 }
 
+/// `open_store` for a command that only looks or changes what is there:
+/// a data directory without a store is said to be empty, not made into a
+/// new one.
+pub(crate) async fn open_existing_store(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<store::Store> {
+    anyhow::ensure!(
+        database_url.is_some() || data_dir.join("confsync.db").exists(),
+        "no store in {} (run `confsync sync` or `confsync demo` first)",
+        data_dir.display()
+    );
+    open_store(database_url, data_dir).await
+}
+
+/// Errors print as one line of causes (no backtrace): they are for the
+/// person at the terminal.
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,12 +2,14 @@
 //! run again each time, it ends equal to the ground truth, with no
 //! duplicate rows and a consistent database.
 
-use confluence_sim::{SimConfig, Simulator, SiteConfig};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use store::IndexSource;
+
+mod common;
+use common::{confsync, free_addr, wait_up};
 
 fn sync_command(base: &str, email: &str, token: &str, data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_confsync"));
@@ -23,24 +25,8 @@ fn sync_command(base: &str, email: &str, token: &str, data_dir: &std::path::Path
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_at_20_random_points_ends_equal_to_the_truth() {
-    let sim = Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed: 31,
-                spaces: 6,
-                pages: 3000,
-            },
-            // Slow enough that a run spans many kill points.
-            faults: confluence_sim::FaultConfig {
-                latency_ms: 8,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    // Slow enough that a run spans many kill points.
+    let sim = common::simulated_site(31, 6, 3000, 8).await;
     let creds = sim.credentials();
     let data_dir = std::env::temp_dir().join(format!("confsync-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -276,19 +262,7 @@ fn create_org_prints_a_key_that_is_stored_hashed() {
 /// `--no-enforce-permissions` switches it off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcement_changes_only_when_asked() {
-    let sim = Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed: 5,
-                spaces: 1,
-                pages: 5,
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::simulated_site(5, 1, 5, 0).await;
     let creds = sim.credentials();
     let data_dir = std::env::temp_dir().join(format!("confsync-enforce-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -325,23 +299,7 @@ async fn enforcement_changes_only_when_asked() {
 
 /// A slow simulated site: a sync of it takes a few seconds.
 async fn slow_site(seed: u64) -> confluence_sim::RunningSimulator {
-    Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed,
-                spaces: 2,
-                pages: 300,
-            },
-            faults: confluence_sim::FaultConfig {
-                latency_ms: 10,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    common::simulated_site(seed, 2, 300, 10).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,14 +358,7 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
     let creds = sim.credentials();
     let data_dir = std::env::temp_dir().join(format!("confsync-beside-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let addr = {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        format!("127.0.0.1:{port}")
-    };
+    let addr = free_addr();
     let mut server = Command::new(env!("CARGO_BIN_EXE_confsync"))
         .args(["serve", "--addr", &addr, "--data-dir"])
         .arg(&data_dir)
@@ -416,17 +367,7 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while http
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "no server");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_up(&reqwest::Client::new(), &format!("http://{addr}")).await;
     let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
         .output()
         .unwrap();
@@ -439,13 +380,7 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
     // committed.
     let started = Instant::now();
     loop {
-        let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
-            .args(["search", "--json", "--k", "1", "--data-dir"])
-            .arg(&data_dir)
-            .arg("the")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
+        let output = confsync(&["search", "--json", "--k", "1", "the"], &data_dir);
         if String::from_utf8_lossy(&output.stdout).lines().count() == 1 {
             break;
         }
@@ -461,34 +396,12 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-fn confsync(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_confsync"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 /// A connection made by mistake (a wrong account) is listed, shown and
 /// removed with everything synced through it: gone from the store and
 /// from search; the right one stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_listed_shown_and_removed() {
-    let sim = Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed: 43,
-                spaces: 2,
-                pages: 40,
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::simulated_site(43, 2, 40, 0).await;
     let creds = sim.credentials();
     let data_dir = std::env::temp_dir().join(format!("confsync-conns-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);

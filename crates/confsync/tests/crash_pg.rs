@@ -4,7 +4,6 @@
 //! absent. Each operation is one transaction in the store; this holds the
 //! server to it where a process dies mid-request.
 
-use confluence_sim::{FaultConfig, SimConfig, Simulator, SiteConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,23 +15,7 @@ use common::{event_of, receiver, serve, wait_up};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_operation_every_change_is_whole_or_absent() {
-    let sim = Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed: 14,
-                spaces: 2,
-                pages: 40,
-            },
-            faults: FaultConfig {
-                latency_ms: 3,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::simulated_site(14, 2, 40, 3).await;
     let creds = sim.credentials();
     let db = TestDatabase::create().await;
     let store = db.store().await.unwrap();

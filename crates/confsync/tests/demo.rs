@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 struct Killed(std::process::Child);
 
 impl Drop for Killed {
@@ -104,13 +106,7 @@ async fn the_demo_opens_the_console_with_its_spaces_synced() {
     // The operator's `confsync search` on the demo's data directory finds
     // the demo's content (filled through the console, not `confsync
     // sync`), while the server holds the index, and creates nothing.
-    let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
-        .args(["search", "--json", "--k", "3", "--data-dir"])
-        .arg(&dir)
-        .arg("the")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = common::confsync(&["search", "--json", "--k", "3", "the"], &dir);
     assert!(
         output.status.success(),
         "{}",
@@ -122,13 +118,7 @@ async fn the_demo_opens_the_console_with_its_spaces_synced() {
         3,
         "the demo's content is found: {hits}"
     );
-    let organisations = Command::new(env!("CARGO_BIN_EXE_confsync"))
-        .args(["search", "--org", "default", "--data-dir"])
-        .arg(&dir)
-        .arg("the")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let organisations = common::confsync(&["search", "--org", "default", "the"], &dir);
     assert!(
         String::from_utf8_lossy(&organisations.stderr).contains("no organisation \"default\""),
         "the first search made no organisation \"default\": {}",

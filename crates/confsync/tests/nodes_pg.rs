@@ -6,7 +6,6 @@
 //! (read from the nodes' logs), and every webhook event reached the
 //! receiver, each delivery id once unless a node died while sending it.
 
-use confluence_sim::{FaultConfig, SimConfig, Simulator, SiteConfig};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -76,23 +75,7 @@ fn job_intervals(log: &Path, node: usize) -> Vec<(usize, i64, String, String, Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_lose_nothing() {
-    let sim = Simulator::spawn(
-        SimConfig {
-            site: SiteConfig {
-                seed: 15,
-                spaces: 2,
-                pages: 30,
-            },
-            faults: FaultConfig {
-                latency_ms: 5,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::simulated_site(15, 2, 30, 5).await;
     let creds = sim.credentials();
     let db = TestDatabase::create().await;
     let store = db.store().await.unwrap();

@@ -87,15 +87,32 @@ pub fn event_of(body: &str) -> Option<(String, i64)> {
 }
 
 pub fn serve(config: &std::path::Path, addr: &str) -> Child {
+    serve_with(config, addr, "error", None)
+}
+
+/// `serve`, logging at info level into `log` (the lines the test reads).
+pub fn serve_logged(config: &std::path::Path, addr: &str, log: &std::path::Path) -> Child {
+    serve_with(config, addr, "warn,server=info,confsync=info", Some(log))
+}
+
+fn serve_with(
+    config: &std::path::Path,
+    addr: &str,
+    filter: &str,
+    log: Option<&std::path::Path>,
+) -> Child {
     let key: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
     Command::new(env!("CARGO_BIN_EXE_confsync"))
         .args(["serve", "--config"])
         .arg(config)
         .args(["--addr", addr])
         .env("CONFSYNC_SECRET_KEY", key)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", filter)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match log {
+            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+            None => Stdio::null(),
+        })
         .spawn()
         .unwrap()
 }
@@ -111,21 +128,6 @@ pub async fn wait_up(http: &reqwest::Client, base: &str) {
     }
 }
 
-/// `serve`, logging at info level into `log` (the lines the test reads).
-pub fn serve_logged(config: &std::path::Path, addr: &str, log: &std::path::Path) -> Child {
-    let key: String = TEST_KEY.iter().map(|b| format!("{b:02x}")).collect();
-    Command::new(env!("CARGO_BIN_EXE_confsync"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--addr", addr])
-        .env("CONFSYNC_SECRET_KEY", key)
-        .env("RUST_LOG", "warn,server=info,confsync=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 /// A free local port's address.
 pub fn free_addr() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -134,4 +136,42 @@ pub fn free_addr() -> String {
         .unwrap()
         .port();
     format!("127.0.0.1:{port}")
+}
+
+/// A simulated site of `spaces` spaces and `pages` pages, answering each
+/// request after `latency_ms`.
+pub async fn simulated_site(
+    seed: u64,
+    spaces: u32,
+    pages: u32,
+    latency_ms: u64,
+) -> confluence_sim::RunningSimulator {
+    confluence_sim::Simulator::spawn(
+        confluence_sim::SimConfig {
+            site: confluence_sim::SiteConfig {
+                seed,
+                spaces,
+                pages,
+            },
+            faults: confluence_sim::FaultConfig {
+                latency_ms,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// `confsync ARGS --data-dir DIR`, run to its end.
+pub fn confsync(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }

@@ -512,20 +512,24 @@ impl Store {
         // nodes claim side by side; the unique index on running jobs
         // settles two claims for one connection (the loser claims nothing
         // this time).
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE sync_jobs SET status = 'RUNNING', started_at = COALESCE(started_at, ?::timestamptz), \
+                     locked_by = ?, locked_until = ?::timestamptz WHERE id = (\
+                     SELECT j.id FROM sync_jobs j WHERE (j.status = 'QUEUED' AND NOT EXISTS (\
+                     SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING')) \
+                     OR (j.status = 'RUNNING' AND j.locked_until < ?::timestamptz) \
+                     ORDER BY j.id LIMIT 1",
+                    $lock,
+                    ") RETURNING *"
+                )
+            };
+        }
         let claimed = query(if PG {
-            "UPDATE sync_jobs SET status = 'RUNNING', started_at = COALESCE(started_at, ?::timestamptz), \
-             locked_by = ?, locked_until = ?::timestamptz WHERE id = (\
-             SELECT j.id FROM sync_jobs j WHERE (j.status = 'QUEUED' AND NOT EXISTS (\
-             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING')) \
-             OR (j.status = 'RUNNING' AND j.locked_until < ?::timestamptz) \
-             ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+            claim!(" FOR UPDATE SKIP LOCKED")
         } else {
-            "UPDATE sync_jobs SET status = 'RUNNING', started_at = COALESCE(started_at, ?::timestamptz), \
-             locked_by = ?, locked_until = ?::timestamptz WHERE id = (\
-             SELECT j.id FROM sync_jobs j WHERE (j.status = 'QUEUED' AND NOT EXISTS (\
-             SELECT 1 FROM sync_jobs r WHERE r.connection_id = j.connection_id AND r.status = 'RUNNING')) \
-             OR (j.status = 'RUNNING' AND j.locked_until < ?::timestamptz) \
-             ORDER BY j.id LIMIT 1) RETURNING *"
+            claim!("")
         })
         .bind(now())
         .bind(node_id)
@@ -999,16 +1003,22 @@ impl Store {
         lease: std::time::Duration,
     ) -> Result<Vec<Delivery>> {
         let _writing = self.writer.lock().await;
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE webhook_outbox SET locked_by = ?, locked_until = ?::timestamptz WHERE id IN (\
+                     SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
+                     AND next_attempt_at <= ?::timestamptz AND (locked_until IS NULL OR locked_until < ?::timestamptz) \
+                     ORDER BY id LIMIT ?",
+                    $lock,
+                    ") RETURNING id"
+                )
+            };
+        }
         let claimed = query(if PG {
-            "UPDATE webhook_outbox SET locked_by = ?, locked_until = ?::timestamptz WHERE id IN (\
-             SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
-             AND next_attempt_at <= ?::timestamptz AND (locked_until IS NULL OR locked_until < ?::timestamptz) \
-             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
+            claim!(" FOR UPDATE SKIP LOCKED")
         } else {
-            "UPDATE webhook_outbox SET locked_by = ?, locked_until = ?::timestamptz WHERE id IN (\
-             SELECT id FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL \
-             AND next_attempt_at <= ?::timestamptz AND (locked_until IS NULL OR locked_until < ?::timestamptz) \
-             ORDER BY id LIMIT ?) RETURNING id"
+            claim!("")
         })
         .bind(node_id)
         .bind(Ts::after(lease))
