@@ -359,13 +359,18 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The `view` representation: the storage body with Confluence's own
-/// elements unwrapped to their text, macro parameters dropped and CDATA
-/// escaped, as a renderer would leave it for a reader. It is not a faithful
-/// renderer (no macro output), which is all a connector needs from it.
-pub fn view_from_storage(storage: &str) -> String {
-    let mut out = String::with_capacity(storage.len());
+/// elements rendered as a reader sees them: code macros in `<pre>`, other
+/// macros and layouts in `<div>`s (so that no two words run together where
+/// an element was), links as `<a>` with their body or the target's title,
+/// mentions as the person's display name, macro parameters and task ids
+/// dropped, CDATA escaped. It is not a faithful renderer (no macro
+/// output), which is all a connector needs from it.
+pub fn view_from_storage(storage: &str, users: &[User]) -> String {
+    let mut out = String::with_capacity(storage.len() + storage.len() / 8);
     let mut rest = storage;
     let mut skip_depth = 0usize;
+    // What each open `ac:structured-macro` closes with.
+    let mut macros: Vec<&'static str> = Vec::new();
     while let Some(start) = rest.find('<') {
         if skip_depth == 0 {
             out.push_str(&rest[..start]);
@@ -392,7 +397,10 @@ pub fn view_from_storage(storage: &str) -> String {
             .collect();
         let closing = tag.starts_with("</");
         let self_closing = tag.ends_with("/>");
-        if name == "ac:parameter" || name == "ac:task-id" {
+        if matches!(
+            name.as_str(),
+            "ac:parameter" | "ac:task-id" | "ac:task-status"
+        ) {
             if closing {
                 skip_depth = skip_depth.saturating_sub(1);
             } else if !self_closing {
@@ -400,32 +408,82 @@ pub fn view_from_storage(storage: &str) -> String {
             }
             continue;
         }
-        if name.starts_with("ac:") || name.starts_with("ri:") {
-            if name == "ac:task" && !closing && skip_depth == 0 {
-                out.push_str("<li>");
-            } else if name == "ac:task" && closing && skip_depth == 0 {
-                out.push_str("</li>");
-            } else if name == "ac:task-list" && skip_depth == 0 {
-                out.push_str(if closing { "</ul>" } else { "<ul>" });
-            } else if name == "ri:page" && skip_depth == 0 {
+        if !(name.starts_with("ac:") || name.starts_with("ri:")) {
+            if skip_depth == 0 {
+                out.push_str(tag);
+            }
+            continue;
+        }
+        if skip_depth > 0 {
+            continue;
+        }
+        match (name.as_str(), closing) {
+            ("ac:structured-macro", false) => {
+                let code = attribute(tag, "ac:name").as_deref() == Some("code");
+                out.push_str(if code {
+                    "<div class=\"code panel\"><pre class=\"syntaxhighlighter-pre\">"
+                } else {
+                    "<div class=\"confluence-macro\">"
+                });
+                if self_closing {
+                    out.push_str(if code { "</pre></div>" } else { "</div>" });
+                } else {
+                    macros.push(if code { "</pre></div>" } else { "</div>" });
+                }
+            }
+            ("ac:structured-macro", true) => out.push_str(macros.pop().unwrap_or("</div>")),
+            ("ac:layout" | "ac:layout-section" | "ac:layout-cell", _) => {
+                out.push_str(if closing { "</div>" } else { "<div>" })
+            }
+            ("ac:task-list", _) => out.push_str(if closing { "</ul>" } else { "<ul>" }),
+            ("ac:task", _) => out.push_str(if closing { "</li>" } else { "<li>" }),
+            ("ac:link", false) if !self_closing => out.push_str("<a>"),
+            ("ac:link", true) => out.push_str("</a>"),
+            ("ac:image", false) => {
+                out.push_str("<span class=\"confluence-embedded-file-wrapper\">")
+            }
+            ("ac:image", true) => out.push_str("</span>"),
+            ("ac:emoticon", _) => {
+                let emoticon = attribute(tag, "ac:name").unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "<img class=\"emoticon\" alt=\"({})\"/>",
+                    escape(&emoticon)
+                );
+            }
+            // A link's own body is its text; without one, the target's name.
+            ("ri:page", _) if !link_has_body(rest) => {
                 if let Some(title) = attribute(tag, "ri:content-title") {
                     out.push_str(&title);
                 }
-            } else if name == "ri:attachment" && skip_depth == 0 {
+            }
+            ("ri:attachment", _) if !link_has_body(rest) => {
                 if let Some(file) = attribute(tag, "ri:filename") {
                     out.push_str(&file);
                 }
             }
-            continue;
-        }
-        if skip_depth == 0 {
-            out.push_str(tag);
+            ("ri:user", _) => {
+                let id = attribute(tag, "ri:account-id").unwrap_or_default();
+                let name = users
+                    .iter()
+                    .find(|u| u.account_id == id)
+                    .map_or("Unknown user", |u| u.display_name.as_str());
+                out.push_str(&escape(name));
+            }
+            _ => {}
         }
     }
     if skip_depth == 0 {
         out.push_str(rest);
     }
     out
+}
+
+/// Whether a link body follows the link's target just read
+/// (`ac:plain-text-link-body` or `ac:link-body`).
+fn link_has_body(rest: &str) -> bool {
+    let rest = rest.trim_start();
+    rest.starts_with("<ac:plain-text-link-body") || rest.starts_with("<ac:link-body")
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {
@@ -436,8 +494,8 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 }
 
 /// Plain text of a storage body, for CQL `text ~` and search excerpts.
-pub fn plain_text(storage: &str) -> String {
-    let view = view_from_storage(storage);
+pub fn plain_text(storage: &str, users: &[User]) -> String {
+    let view = view_from_storage(storage, users);
     let mut out = String::with_capacity(view.len());
     let mut in_tag = false;
     for ch in view.chars() {

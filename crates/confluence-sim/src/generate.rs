@@ -109,9 +109,17 @@ fn generate_space(
     let seed = site.seed;
     let space_id = site.next_space_id;
     site.next_space_id += 1 + rng.gen_range(0..3);
-    // The third space, and every fifth after it, is a personal space.
-    let personal = space_index % 5 == 2;
-    let owner = 1 + (space_index % (USERS.len() as u32 - 1)) as u16;
+    // The third space, and every fifth after it, is a personal space, one
+    // per user (other than the admin) as on Confluence, where a personal
+    // space's key is its owner's: once every user has one, the rest are
+    // global spaces.
+    let others = USERS.len() as u32 - 1;
+    let personal = space_index % 5 == 2 && space_index / 5 < others;
+    let owner = if personal {
+        1 + ((2 + space_index / 5) % others) as u16
+    } else {
+        1 + (space_index % others) as u16
+    };
     let (key, name, readers) = if personal {
         (
             format!("~{}", site.users[owner as usize].account_id),

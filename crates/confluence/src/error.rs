@@ -22,6 +22,9 @@ pub enum Error {
     Server { status: u16, message: String },
     #[error("transport: {0}")]
     Transport(String),
+    /// No connection could be made: refused, no such host, TLS refused.
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
     /// A response that did not parse: truncated or not what the API documents.
     #[error("undecodable response from {url}: {message}")]
     Decode { url: String, message: String },
@@ -46,6 +49,7 @@ impl Error {
             Error::RateLimited { .. }
                 | Error::Server { .. }
                 | Error::Transport(_)
+                | Error::Unreachable(_)
                 | Error::Decode { .. }
         )
     }

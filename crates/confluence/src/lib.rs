@@ -127,7 +127,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .redirect(redirects)
             .timeout(policy.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("confsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -243,6 +243,46 @@ impl Client {
             }
         });
         futures::TryStreamExt::try_flatten(pages)
+    }
+
+    /// Who the credentials are, in one request and without retries: a
+    /// check to make before anything else, so that a wrong address,
+    /// context path or credential is said at once and plainly
+    /// (`Unreachable`, `NotFound` naming the URL, `Unauthorized`).
+    pub async fn current_user(&self) -> Result<model::CurrentUser> {
+        let url = self.v1("/user/current");
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let bytes = match retry::once(self, &url, true).await {
+            // An OAuth token we believed valid: refresh once.
+            Err(Error::Unauthorized(_))
+                if self.inner.credentials.refresh_now(&self.inner.http).await? =>
+            {
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+                retry::once(self, &url, true).await?
+            }
+            other => other?,
+        };
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Display names of accounts (Cloud's `user/bulk`, up to 100 ids a
+    /// request); ids Confluence does not know are left out.
+    pub async fn users(&self, account_ids: &[String]) -> Result<Vec<model::CurrentUser>> {
+        let mut out = Vec::new();
+        for batch in account_ids.chunks(100) {
+            let query: String = batch
+                .iter()
+                .map(|id| format!("accountId={}", encode(id)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let url = self.v1(&format!("/user/bulk?{query}"));
+            let page: model::V1Results<model::CurrentUser> = self.get_json(&url).await?;
+            out.extend(page.results);
+        }
+        Ok(out)
     }
 
     // Operation URLs.

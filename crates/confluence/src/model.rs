@@ -198,6 +198,39 @@ pub struct V1User {
     pub account_id: Option<String>,
 }
 
+/// A user as v1's `user/current` and `user/bulk` describe one: Cloud
+/// names it by `accountId`, Data Center by `userKey` and `username`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CurrentUser {
+    pub account_id: Option<String>,
+    pub user_key: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub public_name: Option<String>,
+}
+
+impl CurrentUser {
+    /// The id mentions use: the account id on Cloud, the user key on Data Center.
+    pub fn id(&self) -> Option<&str> {
+        [&self.account_id, &self.user_key, &self.username]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .find(|v| !v.is_empty())
+    }
+
+    /// How a person reads the account: display name, public name or email.
+    pub fn name(&self) -> Option<&str> {
+        [&self.display_name, &self.public_name, &self.email]
+            .into_iter()
+            .flatten()
+            .map(|v| v.trim())
+            .find(|v| !v.is_empty())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct V1Group {
     #[serde(default)]

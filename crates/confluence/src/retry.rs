@@ -184,7 +184,7 @@ pub(crate) async fn run(client: &Client, url: &str, json: bool) -> Result<bytes:
     }
 }
 
-async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
+pub(crate) async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
     let inner = &client.inner;
     // A link from a response (a next page, a download) is followed only on
     // the site's own origin: credentials are never sent anywhere else.
@@ -199,7 +199,7 @@ async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| Error::Transport(e.without_url().to_string()))?;
+        .map_err(|e| transport(&e))?;
     let status = response.status();
     if status.is_redirection() {
         // The redirect policy stopped here: another origin.
@@ -255,6 +255,31 @@ async fn once(client: &Client, url: &str, json: bool) -> Result<bytes::Bytes> {
             message: format!("unexpected status: {message}"),
         },
     })
+}
+
+/// A request that got no answer, with its cause as a person can act on
+/// it (the innermost error: "Connection refused", a DNS failure, a
+/// certificate refused) rather than reqwest's "error sending request".
+fn transport(error: &reqwest::Error) -> Error {
+    let mut cause = None;
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = Some(inner.to_string());
+        source = inner.source();
+    }
+    let cause = cause.unwrap_or_else(|| error.to_string());
+    // "Connection refused (os error 111)": the number helps nobody.
+    let cause = match cause.find(" (os error ") {
+        Some(at) => cause[..at].to_string(),
+        None => cause,
+    };
+    if error.is_timeout() {
+        Error::Transport(format!("no answer in time ({cause})"))
+    } else if error.is_connect() {
+        Error::Unreachable(cause)
+    } else {
+        Error::Transport(cause)
+    }
 }
 
 /// A foreign URL as an error names it: scheme and host only (a query

@@ -82,12 +82,17 @@ pub struct SearchArgs {
     database_url: Option<String>,
     /// The viewer to search as, as JSON: {"signed_in", "agent", "tags",
     /// "organization_ids", "group_ids", "confluence_account_id",
-    /// "confluence_groups"}; anonymous when absent
+    /// "confluence_groups"} (Confluence groups by id or by name); anonymous
+    /// when absent
     #[arg(long = "as", value_name = "VIEWER_JSON")]
     viewer: Option<String>,
-    /// Chunks to return
+    /// Results to return
     #[arg(long, default_value_t = 10)]
     k: usize,
+    /// Chunks of one page (or file) among the results at most: 1 gives k
+    /// pages, each by its best chunk
+    #[arg(long, default_value_t = 1)]
+    chunks_per_page: usize,
     /// One JSON line per chunk instead of text
     #[arg(long)]
     json: bool,
@@ -119,6 +124,7 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
         None => Viewer::default(),
     };
     let store = crate::open_existing_store(args.database_url.as_deref(), &args.data_dir).await?;
+    let viewer = with_group_ids(viewer, &store).await?;
     let index = open_index(&args.data_dir, &store, &args.embeddings).await?;
     // Which organisations: the one asked for, or all (nothing is created:
     // a search only reads).
@@ -146,6 +152,7 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
                 weight_b: 1.0 - a,
             }),
             include_vectors: false,
+            per_file: Some(args.chunks_per_page),
         };
         hits.extend(index.search(&store, &request).await?);
     }
@@ -158,6 +165,26 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
         }
     }
     print_hits(&hits, args.json)
+}
+
+/// The viewer with its Confluence groups as ids: a group may be given by
+/// its name (as people know it), which the synced sites' group lists
+/// turn into its id. A name no site has is kept as given (it may be an
+/// id), and said.
+async fn with_group_ids(mut viewer: Viewer, store: &store::Store) -> anyhow::Result<Viewer> {
+    let mut groups = Vec::new();
+    for group in std::mem::take(&mut viewer.confluence_groups) {
+        let ids = store.group_ids_named(&group).await?;
+        if ids.is_empty() {
+            groups.push(group);
+        } else {
+            groups.extend(ids);
+        }
+    }
+    groups.sort();
+    groups.dedup();
+    viewer.confluence_groups = groups;
+    Ok(viewer)
 }
 
 /// Why a search found nothing, where the store can tell.

@@ -38,6 +38,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

@@ -31,6 +31,16 @@ pub struct SyncArgs {
     /// Skip personal spaces
     #[arg(long)]
     no_personal_spaces: bool,
+    /// Kinds of content to sync, comma-separated from pages, blogposts,
+    /// comments and attachments (all when absent)
+    #[arg(long)]
+    content: Option<String>,
+    /// Change what an existing connection syncs to exactly what this run's
+    /// --spaces, --pages, --no-personal-spaces and --content say (without
+    /// it, a run that asks for something else than the stored connection
+    /// is refused). Content no longer chosen is deleted from the store
+    #[arg(long)]
+    replace_scope: bool,
     /// Context path of the site's API (/wiki on Cloud; often empty on Data Center)
     #[arg(long, default_value = "/wiki")]
     context_path: String,
@@ -115,52 +125,105 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("give --email with --api-token, or --pat"),
     };
-    // One sync of a site and account at a time on a data directory: a
-    // second would double the requests to Confluence and the counts in
-    // the reports. The lock goes with the process, however it ends.
-    let _lock = lock_sync(&args.data_dir, &site.base, &account)?;
-    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
-    let organisation = store.ensure_organisation("default").await?;
     anyhow::ensure!(
         args.pages
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
         "--pages takes numeric page ids"
     );
-    let scope = serde_json::json!({"spaces": args.spaces, "pages": args.pages});
+    let content = args
+        .content
+        .as_deref()
+        .map(sync::ContentKinds::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--content: {e}"))?;
+    let base = site.base.clone();
+    let client = confluence::Client::new(site, credentials, confluence::RetryPolicy::default())?;
+    // One request before anything is written: a wrong address, context
+    // path or credential is said now, in one line, and stored
+    // credentials are replaced only by ones the site accepts.
+    client
+        .current_user()
+        .await
+        .map_err(|error| explain_check(&error, &client, &account))?;
+    // One sync of a site and account at a time on a data directory: a
+    // second would double the requests to Confluence and the counts in
+    // the reports. The lock goes with the process, however it ends.
+    if args.database_url.is_none() {
+        crate::check_data_dir(&args.data_dir)?;
+    }
+    let _lock = lock_sync(&args.data_dir, &base, &account)?;
+    let store = crate::open_store(args.database_url.as_deref(), &args.data_dir).await?;
+    let organisation = store.ensure_organisation("default").await?;
     let connection = match store
-        .find_connection(&organisation, &site.base, &account)
+        .find_connection(&organisation, &base, &account)
         .await?
     {
         Some(connection) => {
-            store
-                .set_credentials(&connection.id, secret.to_string().as_bytes())
-                .await?;
-            store.set_scope(&connection.id, &scope).await?;
-            connection
+            let stored = StoredScope::of(&connection);
+            if args.replace_scope {
+                let scope = serde_json::json!({"spaces": args.spaces, "pages": args.pages});
+                store
+                    .replace_scope(
+                        &connection.id,
+                        &scope,
+                        !args.no_personal_spaces,
+                        &content.unwrap_or_default().names(),
+                    )
+                    .await?;
+            } else {
+                let differences = stored.differences(&args, content);
+                anyhow::ensure!(
+                    differences.is_empty(),
+                    "connection {} (`confsync connections show {}`) {}.\n\
+                     Nothing was changed. Run again without these flags to sync it as it is, \
+                     or add --replace-scope to sync exactly what this run's flags say \
+                     (content no longer chosen is deleted from the store).",
+                    connection.id,
+                    connection.id,
+                    differences.join("; ")
+                );
+            }
+            // The site accepted these credentials just now: a token
+            // rotated since the last run replaces the stored one.
+            if store.credentials(&connection.id).await? != secret.to_string().into_bytes() {
+                store
+                    .set_credentials(&connection.id, secret.to_string().as_bytes())
+                    .await?;
+                eprintln!("the stored credentials of {} were replaced by this run's (the site accepted them)", connection.id);
+            }
+            store.connection(&connection.id).await?
         }
         None => {
-            store
+            let connection = store
                 .create_connection(store::NewConnection {
                     organisation_id: &organisation,
-                    site_url: &site.base,
+                    site_url: &base,
                     auth_kind,
                     account: &account,
                     credentials: secret.to_string().as_bytes(),
                     allow_personal_spaces: !args.no_personal_spaces,
-                    scope: scope.clone(),
+                    scope: serde_json::json!({"spaces": args.spaces, "pages": args.pages}),
                 })
-                .await?
+                .await?;
+            if let Some(content) = content {
+                store
+                    .set_content_kinds(&connection.id, &content.names())
+                    .await?;
+            }
+            store.connection(&connection.id).await?
         }
     };
-    let client = confluence::Client::new(site, credentials, confluence::RetryPolicy::default())?;
+    // What this run syncs is the stored connection's, whatever was given.
+    let stored = StoredScope::of(&connection);
     let options = sync::SyncOptions {
-        spaces: args.spaces.clone(),
-        pages: args.pages.clone(),
-        allow_personal_spaces: !args.no_personal_spaces,
+        spaces: stored.spaces,
+        pages: stored.pages,
+        allow_personal_spaces: connection.allow_personal_spaces,
         download_concurrency: args.download_concurrency,
         space_concurrency: args.space_concurrency,
         link_base: None,
+        content: stored.content,
     };
     // A stored connection's enforcement changes only when asked: a run
     // without either flag keeps it (switching it off silently would show
@@ -191,7 +254,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     });
     if let Some(bar) = bar.clone() {
         engine = engine.with_progress(Arc::new(move |p: sync::Progress| {
-            bar.set_message(format!("{}: {} items", p.phase, p.items));
+            bar.set_message(progress_line(&p));
         }));
     }
     let outcome = engine.run().await;
@@ -210,12 +273,208 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let report = outcome.context("sync failed; run it again to resume")?;
+    let report =
+        outcome.map_err(|error| explain_failure(error, &base_of(&connection), &account))?;
     indexed.context("indexing failed; the next sync or search catches up")?;
     let mut line = serde_json::to_value(&report)?;
     line["indexed_chunks"] = index.num_chunks().into();
     println!("{line}");
     Ok(())
+}
+
+/// One line of a sync's progress, for a terminal: the spaces done of how
+/// many, then what has been listed so far.
+fn progress_line(p: &sync::Progress) -> String {
+    let mut parts = Vec::new();
+    match p.spaces_total {
+        Some(total) => parts.push(format!("spaces {}/{total}", p.spaces_done)),
+        None => parts.push("listing spaces".into()),
+    }
+    for (n, what) in [
+        (p.pages, "pages"),
+        (p.blogposts, "blog posts"),
+        (p.attachments, "attachments"),
+        (p.comments, "comments"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let mut line = parts.join(" · ");
+    if matches!(p.phase, "attachments" | "comments") {
+        line.push_str(&format!(" · now {}", p.phase));
+    }
+    line
+}
+
+/// What a stored connection syncs, as a run compares it with its flags.
+struct StoredScope {
+    spaces: Vec<String>,
+    pages: Vec<String>,
+    content: sync::ContentKinds,
+    personal: bool,
+}
+
+impl StoredScope {
+    fn of(connection: &store::Connection) -> StoredScope {
+        let list = |key: &str| -> Vec<String> {
+            connection.scope[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        StoredScope {
+            spaces: list("spaces"),
+            pages: list("pages"),
+            content: sync::ContentKinds::parse(&connection.content_kinds).unwrap_or_default(),
+            personal: connection.allow_personal_spaces,
+        }
+    }
+
+    /// What this run's flags ask for that the stored connection does not
+    /// do, in words; a flag not given asks for nothing.
+    fn differences(&self, args: &SyncArgs, content: Option<sync::ContentKinds>) -> Vec<String> {
+        let set = |items: &[String]| -> std::collections::BTreeSet<String> {
+            items.iter().cloned().collect()
+        };
+        let show = |items: &[String]| -> String {
+            if items.is_empty() {
+                "every readable space".into()
+            } else {
+                format!("spaces {}", items.join(","))
+            }
+        };
+        let mut out = Vec::new();
+        if !args.spaces.is_empty() && set(&args.spaces) != set(&self.spaces) {
+            out.push(format!(
+                "syncs {}, this run asks for --spaces {}",
+                show(&self.spaces),
+                args.spaces.join(",")
+            ));
+        }
+        if !args.pages.is_empty() && set(&args.pages) != set(&self.pages) {
+            out.push(format!(
+                "syncs pages {}, this run asks for --pages {}",
+                if self.pages.is_empty() {
+                    "(whole spaces)".into()
+                } else {
+                    self.pages.join(",")
+                },
+                args.pages.join(",")
+            ));
+        }
+        if args.no_personal_spaces && self.personal {
+            out.push("syncs personal spaces, this run asks for --no-personal-spaces".into());
+        }
+        if let Some(content) = content.filter(|c| *c != self.content) {
+            out.push(format!(
+                "syncs {}, this run asks for --content {}",
+                self.content.names(),
+                content.names()
+            ));
+        }
+        out
+    }
+}
+
+/// What a connection (as JSON) is told to sync, in words.
+fn scope_words(connection: &serde_json::Value) -> String {
+    let list = |key: &str| -> Vec<&str> {
+        connection["scope"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect()
+    };
+    let (spaces, pages) = (list("spaces"), list("pages"));
+    let all = connection["scope"]["all"]
+        .as_bool()
+        .unwrap_or(spaces.is_empty() && pages.is_empty());
+    let mut words = Vec::new();
+    if all {
+        words.push("every readable space".to_string());
+    }
+    if !spaces.is_empty() {
+        words.push(format!("spaces {}", spaces.join(",")));
+    }
+    if !pages.is_empty() {
+        words.push(format!("pages {} with their descendants", pages.join(",")));
+    }
+    if words.is_empty() {
+        words.push("nothing chosen yet".into());
+    }
+    if connection["allow_personal_spaces"] == false {
+        words.push("no personal spaces".into());
+    }
+    words.join(", ")
+}
+
+/// The site a connection syncs, as its error messages name it.
+fn base_of(connection: &store::Connection) -> String {
+    connection.site_url.clone()
+}
+
+/// The first request's failure, in one line a person can act on.
+fn explain_check(
+    error: &confluence::Error,
+    client: &confluence::Client,
+    account: &str,
+) -> anyhow::Error {
+    let site = client.site();
+    let root = format!("{}{}", site.base, site.context);
+    match error {
+        confluence::Error::Unreachable(cause) => {
+            anyhow::anyhow!("cannot reach {}: {cause}", site.base)
+        }
+        confluence::Error::Transport(cause) => {
+            anyhow::anyhow!("no answer from {}: {cause}", site.base)
+        }
+        confluence::Error::Unauthorized(_) => anyhow::anyhow!(
+            "{} refused the credentials of {account} (401): check {}",
+            site.base,
+            if account.starts_with("pat:") { "the personal access token" } else { "--email and the API token" }
+        ),
+        confluence::Error::Forbidden(_) => anyhow::anyhow!(
+            "{} refused {account} access to its REST API (403): the account needs the 'Can use' permission",
+            site.base
+        ),
+        confluence::Error::NotFound(_) => anyhow::anyhow!(
+            "no Confluence REST API at {root} (404): check --site and --context-path \
+             (/wiki on Cloud, often empty on Data Center)"
+        ),
+        confluence::Error::Decode { .. } => anyhow::anyhow!(
+            "{root} answered, but not as Confluence's REST API does: check --site and --context-path"
+        ),
+        confluence::Error::ForeignOrigin(target) => anyhow::anyhow!(
+            "{} redirects to {target}: give that address as --site",
+            site.base
+        ),
+        other => anyhow::anyhow!("{}: {other}", site.base),
+    }
+}
+
+/// A sync's failure: whether running it again resumes, or something
+/// must change first.
+fn explain_failure(error: sync::Error, site: &str, account: &str) -> anyhow::Error {
+    match &error {
+        sync::Error::Confluence(confluence::Error::Unauthorized(_)) => anyhow::anyhow!(
+            "{site} stopped accepting the credentials of {account} during the sync (401); \
+             what was synced is kept: run again with working credentials to resume"
+        ),
+        sync::Error::Confluence(confluence::Error::Unreachable(cause)) => anyhow::anyhow!(
+            "lost the connection to {site} ({cause}); what was synced is kept: run again to resume"
+        ),
+        sync::Error::Confluence(e) if e.is_retryable() => anyhow::anyhow!(
+            "sync of {site} stopped: {e}; what was synced is kept: run again to resume"
+        ),
+        sync::Error::Confluence(e) => anyhow::anyhow!("sync of {site} failed: {e}"),
+        sync::Error::Store(e) => anyhow::anyhow!(
+            "the store failed: {e}; what was committed is kept: run again to resume once it is fixed"
+        ),
+    }
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -249,6 +508,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             c["account"].as_str().unwrap_or(""),
             c["status"].as_str().unwrap_or(""),
             c["last_synced_at"].as_str().unwrap_or("never"),
+        );
+        if let Some(error) = c["error"].as_str() {
+            // Whatever the status (a sync that needs new credentials
+            // too), the reason the last sync ended is shown.
+            println!("  last error: {error}");
+        }
+        println!(
+            "  syncs: {}; content: {}",
+            scope_words(c),
+            c["content_kinds"].as_str().unwrap_or("")
         );
         println!(
             "  spaces: {}",

@@ -72,30 +72,50 @@ enum ConvertFormat {
     Chunks,
 }
 
-/// Never fails on the content: warnings go to stderr, output to stdout.
+/// Never fails on a page's content: warnings go to stderr, output to
+/// stdout. Input that is not text (an executable, an image) is refused
+/// before it is read whole, and text is converted in place, without a
+/// copy.
 fn run_convert(args: ConvertArgs) -> anyhow::Result<()> {
     use std::io::{Read, Write};
-    let mut bytes = Vec::new();
-    match args.file.as_deref() {
-        None => std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("reading standard input")?,
-        Some(path) if path.as_os_str() == "-" => std::io::stdin()
-            .read_to_end(&mut bytes)
-            .context("reading standard input")?,
-        Some(path) => {
-            bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            bytes.len()
+    let (name, mut reader): (String, Box<dyn Read>) = match args.file.as_deref() {
+        None => ("standard input".into(), Box::new(std::io::stdin().lock())),
+        Some(path) if path.as_os_str() == "-" => {
+            ("standard input".into(), Box::new(std::io::stdin().lock()))
         }
+        Some(path) => (
+            path.display().to_string(),
+            Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+        ),
     };
-    let input = String::from_utf8_lossy(&bytes);
+    // The first block decides: binary files show a NUL byte or invalid
+    // UTF-8 within their first kilobytes.
+    let mut bytes = Vec::new();
+    (&mut reader)
+        .take(64 * 1024)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name}"))?;
+    check_text(&bytes, &name)?;
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name}"))?;
+    if let Some(at) = memchr_nul(&bytes) {
+        anyhow::bail!(
+            "{name} is not text (a NUL byte at offset {at}): convert takes a storage-format page (XHTML)"
+        );
+    }
+    let input = std::str::from_utf8(&bytes).map_err(|e| not_text(&name, e.valid_up_to()))?;
     let resolver = storage_format::NoResolver;
     let converted = match args.format {
-        ConvertFormat::Text => storage_format::to_text(&input, &resolver),
+        ConvertFormat::Text => storage_format::to_text(input, &resolver),
         ConvertFormat::Markdown | ConvertFormat::Chunks => {
-            storage_format::to_markdown(&input, &resolver)
+            storage_format::to_markdown(input, &resolver)
         }
     };
+    drop(bytes);
     for warning in &converted.warnings {
         tracing::warn!(offset = warning.offset, "{}", warning.message);
     }
@@ -113,6 +133,32 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<()> {
         _ => out.write_all(converted.output.as_bytes())?,
     }
     Ok(())
+}
+
+/// Refuses a first block that is not UTF-8 text: a NUL byte, or invalid
+/// UTF-8 (a character cut in two by the block's end is allowed).
+fn check_text(bytes: &[u8], name: &str) -> anyhow::Result<()> {
+    if let Some(at) = memchr_nul(bytes) {
+        anyhow::bail!(
+            "{name} is not text (a NUL byte at offset {at}): convert takes a storage-format page (XHTML)"
+        );
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        // A character cut by the block's end.
+        Err(e) if e.error_len().is_none() => Ok(()),
+        Err(e) => Err(not_text(name, e.valid_up_to())),
+    }
+}
+
+fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
+}
+
+fn not_text(name: &str, at: usize) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{name} is not UTF-8 text (invalid at byte {at}): convert takes a storage-format page (XHTML)"
+    )
 }
 
 #[derive(Args)]
@@ -219,12 +265,44 @@ pub(crate) async fn open_store(
     data_dir: &std::path::Path,
 ) -> anyhow::Result<store::Store> {
     use anyhow::Context;
+    if database_url.is_none_or(|url| url.starts_with("sqlite:")) {
+        check_data_dir(data_dir)?;
+    }
     store::Store::open_url(database_url, data_dir)
         .await
         .with_context(|| match database_url {
             Some(url) => format!("opening the store at {}", store::redact_url(url)),
             None => format!("opening the store in {}", data_dir.display()),
         })
+}
+
+/// A data directory the embedded store can live in, or one line that
+/// says why not (a file in its place, no permission, a read-only disk).
+pub(crate) fn check_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = data_dir.display();
+    if data_dir.exists() && !data_dir.is_dir() {
+        anyhow::bail!("the data directory {shown} is a file, not a directory");
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create the data directory {shown}: {}", io_cause(&e))
+    })?;
+    let probe = data_dir.join(".confsync-write-check");
+    std::fs::write(&probe, b"").map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write in the data directory {shown}: {}",
+            io_cause(&e)
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// An I/O error as a person reads it ("permission denied"), without the
+/// "(os error 13)" detail.
+fn io_cause(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    text.to_lowercase()
 }
 
 /// `open_store` for a command that only looks or changes what is there:

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use store::IndexSource;
+use store::{IndexSource, SyncState};
 
 mod common;
 use common::{confsync, free_addr, wait_up};
@@ -467,5 +467,267 @@ async fn connections_are_listed_shown_and_removed() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Issue 16: a later run's flags either match the stored connection or
+/// are refused, saying what differs; `--replace-scope` changes it on
+/// purpose. Wrong credentials never replace working ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_settings_change_only_on_purpose() {
+    let sim = common::simulated_site(44, 3, 60, 0).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-scope-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let run = |token: &str, extra: &[&str]| {
+        sync_command(&creds.base_url, &creds.email, token, &data_dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let counts = || async {
+        let store = store::Store::open(&data_dir).await.unwrap();
+        let connection = store.connections().await.unwrap().remove(0);
+        let mut counts = BTreeMap::new();
+        for (kind, _, n) in store.counts(&connection.id).await.unwrap() {
+            *counts.entry(kind).or_insert(0) += n;
+        }
+        let secret = store.credentials(&connection.id).await.unwrap();
+        (connection, counts, secret)
+    };
+    let first = run(&creds.api_token, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let (_, before, secret) = counts().await;
+    assert!(before["page"] > 0 && before["attachment"] > 0 && before["comment"] > 0);
+
+    // Another scope, or other kinds: refused, nothing deleted.
+    let key = sim.with_site(|s| s.spaces.values().next().unwrap().key.clone());
+    for extra in [vec!["--spaces", key.as_str()], vec!["--content", "pages"]] {
+        let refused = run(&creds.api_token, &extra);
+        assert!(!refused.status.success(), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("--replace-scope") && stderr.contains("this run asks for"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("Nothing was changed"), "{stderr}");
+        assert_eq!(counts().await.1, before, "{extra:?} changed the store");
+    }
+
+    // A wrong token: one line naming the site and the account, and the
+    // stored credentials stay.
+    let wrong = run("not-the-token", &[]);
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("refused the credentials of") && stderr.contains(&creds.email),
+        "{stderr}"
+    );
+    assert_eq!(
+        counts().await.2,
+        secret,
+        "a refused token replaced the stored one"
+    );
+
+    // On purpose: pages only. The other kinds go; the flags are kept.
+    let replaced = run(&creds.api_token, &["--replace-scope", "--content", "pages"]);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let (connection, after, _) = counts().await;
+    assert_eq!(connection.content_kinds, "pages");
+    assert_eq!(after.get("page"), before.get("page"));
+    assert_eq!(after.len(), 1, "only pages are left: {after:?}");
+    // A later run without flags syncs what is stored, and lists no
+    // attachments or comments.
+    sim.reset_stats();
+    let again = run(&creds.api_token, &[]);
+    assert!(again.status.success());
+    let stats = sim.stats();
+    assert!(
+        !stats
+            .operations
+            .keys()
+            .any(|op| op.contains("attachments") || op.contains("footer-comments")),
+        "{:?}",
+        stats.operations
+    );
+    let status = confsync(&["status"], &data_dir);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("content: pages"));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Issue 16: failures before any work are said at once, in one line,
+/// with the address and the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_said_at_once_in_one_line() {
+    let sim = common::simulated_site(45, 1, 5, 0).await;
+    let creds = sim.credentials();
+    let dir = std::env::temp_dir().join(format!("confsync-fail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let closed = format!("http://{}", free_addr());
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, b"").unwrap();
+    let cases: Vec<(String, Vec<&str>, std::path::PathBuf, Vec<&str>)> = vec![
+        (
+            closed.clone(),
+            vec![],
+            dir.join("d1"),
+            vec!["cannot reach", closed.as_str(), "refused"],
+        ),
+        (
+            creds.base_url.clone(),
+            vec!["--context-path", "/confluence"],
+            dir.join("d2"),
+            vec!["no Confluence REST API at", "/confluence", "--context-path"],
+        ),
+        (
+            creds.base_url.clone(),
+            vec![],
+            a_file.clone(),
+            vec!["is a file", "a-file"],
+        ),
+    ];
+    for (site, extra, data_dir, expected) in cases {
+        let started = Instant::now();
+        let output = sync_command(&site, &creds.email, &creds.api_token, &data_dir)
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{site} took {:?}",
+            started.elapsed()
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        for text in expected {
+            assert!(
+                stderr.to_lowercase().contains(&text.to_lowercase()),
+                "{text} in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("error sending request"), "{stderr}");
+    }
+    // Nothing was made for the failed runs.
+    assert!(!dir.join("d1").join("confsync.db").exists());
+    assert!(!dir.join("d2").join("confsync.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 16: `convert` refuses what is not text before reading it whole.
+#[test]
+fn convert_refuses_binary_input() {
+    let dir = std::env::temp_dir().join(format!("confsync-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = dir.join("program");
+    let mut bytes = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    bytes.extend((0..200_000u32).map(|i| (i * 7919 % 251) as u8));
+    std::fs::write(&elf, &bytes).unwrap();
+    let latin1 = dir.join("latin1.xml");
+    std::fs::write(&latin1, b"<p>caf\xe9 cr\xe8me</p>").unwrap();
+    let page = dir.join("page.xml");
+    std::fs::write(&page, "<p>caf\u{e9} <strong>cr\u{e8}me</strong></p>").unwrap();
+    for (file, expected) in [
+        (&elf, "is not text (a NUL byte"),
+        (&latin1, "is not UTF-8 text"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+            .arg("convert")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_confsync"))
+        .arg("convert")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "caf\u{e9} **cr\u{e8}me**"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 16: `status` shows why a connection's last sync ended, whatever
+/// its status; `--as` takes Confluence groups by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_last_error_and_search_takes_group_names() {
+    let sim = common::simulated_site(46, 4, 80, 0).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-groups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .arg("--enforce-permissions")
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+
+    // A group by its name finds what the same group by its id finds, and
+    // more than nobody does.
+    let (name, id) = sim.with_site(|s| {
+        let g = s.groups.iter().find(|g| g.name == "engineering").unwrap();
+        (g.name.clone(), g.id.clone())
+    });
+    let search_as = |groups: &str| {
+        let viewer = format!(r#"{{"signed_in": true, "confluence_groups": [{groups}]}}"#);
+        let output = confsync(
+            &["search", "--json", "--k", "50", "--as", &viewer, "the"],
+            &data_dir,
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().lines().count()
+    };
+    let by_name = search_as(&format!("\"{name}\""));
+    let by_id = search_as(&format!("\"{id}\""));
+    let nobody = search_as("");
+    assert_eq!(by_name, by_id);
+    assert!(
+        by_name > nobody,
+        "{by_name} results as {name}, {nobody} as nobody"
+    );
+
+    let store = store::Store::open(&data_dir).await.unwrap();
+    let connection = store.connections().await.unwrap().remove(0);
+    store
+        .set_connection_status(
+            &connection.id,
+            store::ConnectionStatus::NeedsReauthorization,
+            Some("unauthorized: the token was revoked"),
+            false,
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let status = confsync(&["status"], &data_dir);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains("last error: unauthorized: the token was revoked"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
 }

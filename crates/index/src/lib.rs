@@ -73,7 +73,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// index of another version is rebuilt.
 /// 4: the scope key carries whether the chunk was indexed with its
 /// connection's Confluence permissions enforced.
-const SCHEMA_VERSION: u32 = 4;
+const SCHEMA_VERSION: u32 = 5;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
@@ -103,7 +103,11 @@ struct Fields {
     labels: Field,
     tags: Field,
     acl: Field,
+    /// The page's title, indexed on its first chunk only: a title match
+    /// ranks that chunk, not every chunk of the page alike.
     title: Field,
+    /// The title as shown, on every chunk.
+    title_shown: Field,
     text: Field,
     heading: Field,
     url: Field,
@@ -142,7 +146,15 @@ fn schema() -> (Schema, Fields) {
         labels: builder.add_text_field("labels", STRING | STORED),
         tags: builder.add_text_field("tags", STRING),
         acl: builder.add_text_field("acl", STRING),
-        title: builder.add_text_field("title", text.clone()),
+        title: builder.add_text_field(
+            "title",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        ),
+        title_shown: builder.add_text_field("title_shown", STORED),
         text: builder.add_text_field("text", text),
         heading: builder.add_text_field("heading", STORED),
         url: builder.add_text_field("url", STORED),
@@ -273,6 +285,47 @@ pub struct SearchRequest {
     /// embedder or a query vector).
     pub hybrid: Option<HybridWeights>,
     pub include_vectors: bool,
+    /// At most this many chunks of one file (the best ones): `Some(1)`
+    /// returns k files, not k chunks of one long page. `None`: no cap
+    /// (Carbon's `/embeddings`).
+    pub per_file: Option<usize>,
+}
+
+/// The most candidates a capped search ranks before it settles for fewer
+/// than k results.
+const MAX_CANDIDATES: usize = 20_000;
+
+/// The ranking with at most `cap` chunks of each file, in order, `k` at most.
+fn cap_per_file(
+    searcher: &tantivy::Searcher,
+    ranked: Vec<(f32, DocAddress)>,
+    cap: usize,
+    k: usize,
+) -> Result<Vec<(f32, DocAddress)>> {
+    let mut columns = HashMap::new();
+    let mut taken: HashMap<u64, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(k);
+    for (score, address) in ranked {
+        let column = match columns.entry(address.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                searcher
+                    .segment_reader(address.segment_ord)
+                    .fast_fields()
+                    .u64("file_id")?,
+            ),
+        };
+        let file = column.first(address.doc_id).unwrap_or(u64::MAX);
+        let count = taken.entry(file).or_default();
+        if *count < cap {
+            *count += 1;
+            out.push((score, address));
+            if out.len() == k {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -697,10 +750,13 @@ impl Index {
                     f.space => space.as_str(),
                     f.kind => file.kind.as_str(),
                     f.external_id => file.external_id.as_str(),
-                    f.title => file.title.as_str(),
+                    f.title_shown => file.title.as_str(),
                     f.text => chunk.text.as_str(),
                     f.heading => chunk.heading_path.join("\u{1f}"),
                 );
+                if chunk.idx == 0 {
+                    document.add_text(f.title, &file.title);
+                }
                 if let Some(url) = &file.url {
                     document.add_text(f.url, url);
                 }
@@ -783,11 +839,6 @@ impl Index {
         } else {
             None
         };
-        let candidates = if request.hybrid.is_some() {
-            request.k * 4
-        } else {
-            request.k
-        };
         let with_filters = |query: Box<dyn Query>| -> Box<dyn Query> {
             match &filters {
                 None => query,
@@ -797,43 +848,66 @@ impl Index {
                 ])),
             }
         };
-        let keyword: Vec<(f32, DocAddress)> = match &text_query {
-            Some(text) => searcher.search(
-                &*with_filters(text.box_clone()),
-                &admit::TopAdmitted {
-                    limit: candidates,
-                    admission: admission.clone(),
-                },
-            )?,
-            None => Vec::new(),
+        // With a cap of chunks per file, more candidates are ranked than
+        // are returned, and more again while the cap leaves fewer than k.
+        let per_file = request.per_file.filter(|n| *n > 0 && *n < request.k);
+        let mut limit = match per_file {
+            Some(_) => request.k * 8,
+            None => request.k,
         };
-        let nearest: Vec<(f32, DocAddress)> = match &query_vector {
-            Some(vector) => {
-                let found = searcher.search(
-                    &*with_filters(Box::new(AllQuery)),
-                    &vectors::Nearest {
-                        query: Arc::new(vector.clone()),
+        let ranked = loop {
+            let candidates = if request.hybrid.is_some() {
+                limit * 4
+            } else {
+                limit
+            };
+            let keyword: Vec<(f32, DocAddress)> = match &text_query {
+                Some(text) => searcher.search(
+                    &*with_filters(text.box_clone()),
+                    &admit::TopAdmitted {
                         limit: candidates,
-                        cache: self.vectors.clone(),
                         admission: admission.clone(),
                     },
-                )?;
-                let live: HashSet<_> = searcher
-                    .segment_readers()
-                    .iter()
-                    .map(|r| r.segment_id())
-                    .collect();
-                self.vectors.retain(&live);
-                found
+                )?,
+                None => Vec::new(),
+            };
+            let nearest: Vec<(f32, DocAddress)> = match &query_vector {
+                Some(vector) => {
+                    let found = searcher.search(
+                        &*with_filters(Box::new(AllQuery)),
+                        &vectors::Nearest {
+                            query: Arc::new(vector.clone()),
+                            limit: candidates,
+                            cache: self.vectors.clone(),
+                            admission: admission.clone(),
+                        },
+                    )?;
+                    let live: HashSet<_> = searcher
+                        .segment_readers()
+                        .iter()
+                        .map(|r| r.segment_id())
+                        .collect();
+                    self.vectors.retain(&live);
+                    found
+                }
+                None => Vec::new(),
+            };
+            let exhausted = keyword.len() < candidates && nearest.len() < candidates;
+            let ranked: Vec<(f32, DocAddress)> = match request.hybrid {
+                Some(weights) if query_vector.is_some() => fuse(&keyword, &nearest, weights, limit),
+                _ if !keyword.is_empty() || request.query_vector.is_none() => {
+                    keyword.into_iter().take(limit).collect()
+                }
+                _ => nearest.into_iter().take(limit).collect(),
+            };
+            let Some(cap) = per_file else {
+                break ranked;
+            };
+            let capped = cap_per_file(&searcher, ranked, cap, request.k)?;
+            if capped.len() >= request.k || exhausted || limit >= MAX_CANDIDATES {
+                break capped;
             }
-            None => Vec::new(),
-        };
-        let ranked = match request.hybrid {
-            Some(weights) if query_vector.is_some() => fuse(&keyword, &nearest, weights, request.k),
-            _ if !keyword.is_empty() || request.query_vector.is_none() => {
-                keyword.into_iter().take(request.k).collect()
-            }
-            _ => nearest.into_iter().take(request.k).collect(),
+            limit = (limit * 4).min(MAX_CANDIDATES);
         };
         let snippets = match &text_query {
             Some(text) => {
@@ -998,14 +1072,7 @@ impl Index {
         let connection_id = text(f.connection);
         let space = text(f.space);
         let content = text(f.text);
-        let snippet = match snippets {
-            Some(generator) => {
-                let mut snippet = generator.snippet(&content);
-                snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
-                snippet.to_html()
-            }
-            None => String::new(),
-        };
+        let snippet = snippet_of(&content, snippets);
         let heading = text(f.heading);
         let vector = if include_vector {
             let reader = searcher.segment_reader(address.segment_ord);
@@ -1029,7 +1096,7 @@ impl Index {
             connection_id,
             kind: text(f.kind),
             external_id: text(f.external_id),
-            title: text(f.title),
+            title: text(f.title_shown),
             url: document
                 .get_first(f.url)
                 .and_then(|v| v.as_str().map(str::to_string)),
@@ -1048,6 +1115,93 @@ impl Index {
             vector,
         })
     }
+}
+
+/// A chunk's best passage, HTML-escaped, with the query's matches in
+/// `<mark>`. Link targets and bare URLs are left out of the text it is cut
+/// from, so that nothing is highlighted inside an address; a chunk that
+/// matched by its page's title alone shows its beginning.
+fn snippet_of(content: &str, generator: Option<&SnippetGenerator>) -> String {
+    const CHARS: usize = 240;
+    let readable = without_urls(content);
+    if let Some(generator) = generator {
+        let mut snippet = generator.snippet(&readable);
+        if !snippet.fragment().trim().is_empty() {
+            snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
+            return snippet.to_html();
+        }
+    }
+    let mut end = readable.len().min(CHARS);
+    while !readable.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < readable.len() {
+        // Cut at a word's end.
+        if let Some(space) = readable[..end].rfind(char::is_whitespace) {
+            end = space;
+        }
+    }
+    html_escape(readable[..end].trim())
+}
+
+/// Markdown with link targets dropped (`[text](url)` becomes `text`) and
+/// bare addresses replaced by "(link)".
+fn without_urls(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut rest = markdown;
+    while let Some(at) = rest.find(['(', '<', 'h']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        if from.starts_with('(') && out.ends_with(']') {
+            // A link's target: up to its closing parenthesis.
+            match from.find(')') {
+                Some(close) if !from[..close].contains('\n') => {
+                    rest = &from[close + 1..];
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if let Some(address) = from.strip_prefix('<') {
+            if address.starts_with("http://") || address.starts_with("https://") {
+                if let Some(close) = address.find('>') {
+                    out.push_str("(link)");
+                    rest = &address[close + 1..];
+                    continue;
+                }
+            }
+        }
+        if (from.starts_with("http://") || from.starts_with("https://"))
+            && !out.ends_with(|c: char| c.is_alphanumeric())
+        {
+            let end = from
+                .find(|c: char| c.is_whitespace() || matches!(c, ')' | '>' | '"'))
+                .unwrap_or(from.len());
+            out.push_str("(link)");
+            rest = &from[end..];
+            continue;
+        }
+        let step = from.chars().next().map_or(1, char::len_utf8);
+        out.push_str(&from[..step]);
+        rest = &from[step..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The text a chunk is embedded as: its page's title and headings, then

@@ -65,6 +65,7 @@ async fn main() {
         chunk_overlap: 20,
         tags: &tags,
         enforce_permissions: None,
+        content_kinds: None,
         new_scope: &scope,
         reconnect: None,
         list_items: false,

@@ -282,6 +282,25 @@ impl Config {
         Ok(config)
     }
 
+    /// Settings that are allowed but probably not what was meant, said at
+    /// start so that they are not found out at a user's first connect.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        match (set(&self.oauth.client_id), set(&self.oauth.client_secret)) {
+            (true, false) => out.push(
+                "[oauth] client_id is set without a client secret (client_secret, or \
+                 CONFSYNC_OAUTH_CLIENT_SECRET): connecting with OAuth will fail at the token exchange"
+                    .into(),
+            ),
+            (false, true) => out.push(
+                "an OAuth client secret is set without [oauth] client_id: OAuth connects are off".into(),
+            ),
+            _ => {}
+        }
+        out
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for url in [
             &self.atlassian.authorize_url,

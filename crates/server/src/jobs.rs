@@ -222,14 +222,41 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                 download_concurrency: 8,
                 space_concurrency: 2,
                 link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
+                content: content_kinds(&connection),
             };
             let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
                 .with_commit_hook(app.follower.hook());
-            let synced = engine
-                .run()
-                .await
-                .map(|report| crate::metrics::record_sync(&report))
-                .map_err(|e| e.to_string());
+            let synced = match engine.run().await {
+                Ok(report) => {
+                    let total = report.total();
+                    tracing::info!(
+                        job = job.id,
+                        connection = %connection.id,
+                        added = total.added,
+                        updated = total.updated,
+                        deleted = total.deleted,
+                        failed = total.failed,
+                        spaces = report.spaces,
+                        requests = report.requests,
+                        retries = report.retries,
+                        resumed = report.resumed,
+                        elapsed_ms = report.elapsed_ms,
+                        "sync finished"
+                    );
+                    crate::metrics::record_sync(&report);
+                    Ok(())
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        job = job.id,
+                        connection = %connection.id,
+                        retryable = error.is_retryable(),
+                        %error,
+                        "sync failed"
+                    );
+                    Err(error.to_string())
+                }
+            };
             // The tags chosen with files/sync, on what the sync wrote.
             if synced.is_ok() && !tags.is_empty() {
                 store.apply_chosen_tags(&connection.id, &tags).await?;
@@ -454,6 +481,16 @@ pub async fn schedule_due(app: &App) -> Result<usize, store::Error> {
         app.jobs_ready.notify_waiters();
     }
     Ok(queued)
+}
+
+/// The kinds of content a connection syncs. The store holds only what
+/// `ContentKinds::names` wrote; anything else syncs everything, said in
+/// the log.
+fn content_kinds(connection: &store::Connection) -> sync::ContentKinds {
+    sync::ContentKinds::parse(&connection.content_kinds).unwrap_or_else(|error| {
+        tracing::warn!(connection = %connection.id, %error, "unreadable content kinds; syncing all");
+        sync::ContentKinds::default()
+    })
 }
 
 #[cfg(test)]

@@ -121,6 +121,29 @@ pub struct OAuthUrlRequest {
     /// (default true).
     #[serde(default)]
     pub sync_source_items: Option<bool>,
+    #[serde(default)]
+    pub file_sync_config: Option<FileSyncConfigInput>,
+}
+
+/// Carbon's `file_sync_config`, of which confsync reads what applies to
+/// Confluence; the other fields are accepted and ignored.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct FileSyncConfigInput {
+    /// Whether attachments are synced (default: they are). Pages, blog
+    /// posts and comments always are.
+    pub sync_attachments: Option<bool>,
+}
+
+impl FileSyncConfigInput {
+    /// The content kinds it asks for, if it says.
+    pub fn content_kinds(&self) -> Option<String> {
+        let kinds = sync::ContentKinds {
+            attachments: self.sync_attachments?,
+            ..Default::default()
+        };
+        Some(kinds.names())
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -161,6 +184,7 @@ pub struct SyncOptionsInput {
     pub enforce_permissions: Option<bool>,
     /// List the site's spaces and pages after the connect (default true).
     pub sync_source_items: Option<bool>,
+    pub file_sync_config: Option<FileSyncConfigInput>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -307,6 +331,9 @@ pub struct FilesSyncRequest {
     #[serde(default)]
     #[schemars(schema_with = "schema::optional_chunk_overlap")]
     pub chunk_overlap: Option<i64>,
+    /// What kinds of content the data source syncs from now on.
+    #[serde(default)]
+    pub file_sync_config: Option<FileSyncConfigInput>,
 }
 
 // Data sources.

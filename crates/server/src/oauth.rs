@@ -129,6 +129,7 @@ pub async fn oauth_url(
         request.data_source_tags.clone(),
         request.enforce_permissions,
         request.sync_source_items,
+        request.file_sync_config.as_ref(),
     )?;
     if let Some(id) = request.data_source_id {
         // Reconnecting: it must be this customer's.

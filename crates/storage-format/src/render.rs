@@ -1000,7 +1000,10 @@ impl<'a> Renderer<'a> {
                     .user_name(account)
                     .unwrap_or_else(|| "user".to_string());
                 let text = body_text.unwrap_or(name);
-                let _ = write!(out, "@{}", text.trim_start_matches('@'));
+                // A name is the site's text like any other: escaped, so
+                // that no display name makes a link or emphasis.
+                out.push('@');
+                push_text(text.trim_start_matches('@'), out, self.md());
                 return;
             }
             Some((t, "ri:space")) => {

@@ -84,6 +84,10 @@ pub mod kind {
     pub const ALL: [&str; 4] = [PAGE, BLOG_POST, ATTACHMENT, COMMENT];
 }
 
+fn all_content_kinds() -> String {
+    "pages,blogposts,comments,attachments".into()
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Connection {
     pub id: String,
@@ -112,6 +116,10 @@ pub struct Connection {
     /// The site as a person opens it, when the API is reached elsewhere
     /// (OAuth connections go through Atlassian's gateway).
     pub site_link: Option<String>,
+    /// The kinds of content it syncs, comma-separated (pages, blogposts,
+    /// comments, attachments).
+    #[serde(default = "all_content_kinds")]
+    pub content_kinds: String,
     /// Access revoked: kept, but never synced again.
     pub revoked: bool,
     pub auto_sync: bool,
@@ -364,6 +372,12 @@ delegate! {
     async fn credentials(&self, connection_id: &str) -> Result<Vec<u8>>;
     async fn set_credentials(&self, connection_id: &str, plaintext: &[u8]) -> Result<()>;
     async fn set_scope(&self, connection_id: &str, scope: &serde_json::Value) -> Result<()>;
+    /// Replaces what a connection syncs, on purpose: scope, personal spaces, content kinds.
+    async fn replace_scope(&self, connection_id: &str, scope: &serde_json::Value, allow_personal_spaces: bool, content_kinds: &str) -> Result<()>;
+    /// Ids of the groups with this name, in any connection.
+    async fn group_ids_named(&self, name: &str) -> Result<Vec<String>>;
+    /// The kinds of content a connection syncs.
+    async fn set_content_kinds(&self, connection_id: &str, kinds: &str) -> Result<()>;
     /// Every file of a connection, ordered by kind and id.
     async fn files(&self, connection_id: &str) -> Result<Vec<FileRow>>;
     async fn file_body(&self, connection_id: &str, kind: &str, external_id: &str) -> Result<Option<String>>;
@@ -476,7 +490,7 @@ delegate! {
     /// if given), with its events and the sync that fetches it: one
     /// transaction.
     #[allow(clippy::too_many_arguments)] // the operation's whole input, from the API and the console
-    async fn choose_scope(&self, organisation_id: &str, connection_id: &str, scope: &Value, chosen: &[String], chunking: Option<(i64, i64)>, events: &[Event], actor: Option<Actor<'_>>) -> Result<()>;
+    async fn choose_scope(&self, organisation_id: &str, connection_id: &str, scope: &Value, chosen: &[String], chunking: Option<(i64, i64)>, content_kinds: Option<&str>, events: &[Event], actor: Option<Actor<'_>>) -> Result<()>;
     /// Asks for a file again (chunk settings too, if given) and queues the
     /// sync that fetches it: one transaction.
     async fn resync_file(&self, connection_id: &str, file_id: i64, chunking: Option<(i64, i64)>) -> Result<()>;
@@ -605,6 +619,11 @@ delegate! {
     /// files, its checkpoints and its runs.
     trait SyncState {
         async fn connection(&self, id: &str) -> Result<Connection>;
+        /// Names known for these users or groups (`kind`: "user" or
+        /// "group"), by id; those not known are absent.
+        async fn principal_names(&self, connection_id: &str, kind: &str, ids: &[String]) -> Result<HashMap<String, String>>;
+        /// Remembers the names of users or groups.
+        async fn set_principal_names(&self, connection_id: &str, kind: &str, names: &[(String, String)]) -> Result<()>;
         async fn set_connection_status(&self, connection_id: &str, status: ConnectionStatus, error: Option<&str>, synced: bool) -> Result<()>;
         async fn upsert_spaces(&self, connection_id: &str, spaces: &[SpaceRow], run: i64) -> Result<()>;
         async fn spaces(&self, connection_id: &str) -> Result<Vec<SpaceRow>>;

@@ -184,6 +184,9 @@ pub struct Connect<'a> {
     /// `None`: a new connection does not enforce, an existing one keeps
     /// what it has.
     pub enforce_permissions: Option<bool>,
+    /// The kinds of content it syncs (`Connection::content_kinds`);
+    /// `None`: all of them for a new connection, unchanged for an existing one.
+    pub content_kinds: Option<&'a str>,
     /// The scope of a new connection (an existing one keeps its own).
     pub new_scope: &'a Value,
     /// The data source to reconnect; else the customer's connection to the

@@ -141,6 +141,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "nodes",
         include_str!("../migrations/postgres/0002_nodes.sql"),
     ),
+    (
+        3,
+        "operator",
+        include_str!("../migrations/postgres/0003_operator.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

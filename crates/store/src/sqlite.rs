@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "picker", include_str!("../migrations/0005_picker.sql")),
     (6, "console", include_str!("../migrations/0006_console.sql")),
     (7, "nodes", include_str!("../migrations/0007_nodes.sql")),
+    (
+        8,
+        "operator",
+        include_str!("../migrations/0008_operator.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

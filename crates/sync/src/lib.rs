@@ -75,6 +75,77 @@ pub struct SyncOptions {
     /// elsewhere (OAuth goes through Atlassian's gateway): files' URLs and
     /// links in bodies use it. `None`: the client's own address.
     pub link_base: Option<String>,
+    /// The kinds of content synced; what a run does not sync is removed.
+    pub content: ContentKinds,
+}
+
+/// The kinds of content a connection syncs: all four by default. Someone
+/// who wants pages only does not pay for the attachments' downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ContentKinds {
+    pub pages: bool,
+    pub blogposts: bool,
+    /// Footer comments.
+    pub comments: bool,
+    pub attachments: bool,
+}
+
+impl Default for ContentKinds {
+    fn default() -> ContentKinds {
+        ContentKinds {
+            pages: true,
+            blogposts: true,
+            comments: true,
+            attachments: true,
+        }
+    }
+}
+
+impl ContentKinds {
+    pub const NAMES: [&'static str; 4] = ["pages", "blogposts", "comments", "attachments"];
+
+    /// A comma-separated list of kinds, as the store keeps it and the
+    /// command line takes it.
+    pub fn parse(text: &str) -> std::result::Result<ContentKinds, String> {
+        let mut kinds = ContentKinds {
+            pages: false,
+            blogposts: false,
+            comments: false,
+            attachments: false,
+        };
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "pages" | "page" => kinds.pages = true,
+                "blogposts" | "blogpost" | "blog" => kinds.blogposts = true,
+                "comments" | "comment" => kinds.comments = true,
+                "attachments" | "attachment" => kinds.attachments = true,
+                _ => {
+                    return Err(format!(
+                        "unknown kind of content {name:?}: choose from {}",
+                        Self::NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        if kinds.names().is_empty() {
+            return Err(format!(
+                "no kind of content: choose from {}",
+                Self::NAMES.join(", ")
+            ));
+        }
+        Ok(kinds)
+    }
+
+    /// The kinds synced, comma-separated, in a fixed order.
+    pub fn names(&self) -> String {
+        [self.pages, self.blogposts, self.comments, self.attachments]
+            .iter()
+            .zip(Self::NAMES)
+            .filter(|(on, _)| **on)
+            .map(|(_, name)| name)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
@@ -109,6 +180,20 @@ impl Counts {
 }
 
 impl Report {
+    /// Every kind's counts summed.
+    pub fn total(&self) -> Counts {
+        let mut total = Counts::default();
+        for counts in [
+            &self.pages,
+            &self.blogposts,
+            &self.attachments,
+            &self.comments,
+        ] {
+            total.add(counts);
+        }
+        total
+    }
+
     /// Files added, updated or deleted, of every kind.
     pub fn changed(&self) -> u64 {
         [
@@ -154,11 +239,22 @@ impl Report {
     }
 }
 
-/// What a progress display is told: the phase and items processed so far.
-#[derive(Clone, Debug)]
+/// What a progress display is told: the run's totals so far, summed over
+/// the spaces synced at once (so that a display shows one steady line,
+/// not each space's in turn).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
-    pub phase: String,
-    pub items: u64,
+    /// "spaces" (listing them), "content" (their pages and blog posts),
+    /// "attachments", "comments".
+    pub phase: &'static str,
+    pub spaces_done: usize,
+    /// The spaces this run syncs, once they are listed.
+    pub spaces_total: Option<usize>,
+    /// Items listed so far, by kind.
+    pub pages: u64,
+    pub blogposts: u64,
+    pub attachments: u64,
+    pub comments: u64,
 }
 
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
@@ -178,6 +274,14 @@ pub struct Engine<S = Store> {
     committed: Option<CommitFn>,
     /// Read from the connection at the start of a run.
     settings: parking_lot::Mutex<RunSettings>,
+    /// Display names of the accounts bodies mention, as far as this run
+    /// knows them (`None`: Confluence does not know the account).
+    names: parking_lot::Mutex<HashMap<String, Option<String>>>,
+    /// The run's progress so far.
+    tally: parking_lot::Mutex<Progress>,
+    /// Held while names are looked up, so that spaces synced at once do
+    /// not ask for the same accounts.
+    learning: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -192,6 +296,7 @@ struct SiteResolver<'a> {
     site: &'a str,
     space_key: &'a str,
     page_id: &'a str,
+    names: &'a HashMap<String, Option<String>>,
 }
 
 fn path_segment(text: &str) -> String {
@@ -220,6 +325,27 @@ impl storage_format::Resolver for SiteResolver<'_> {
     }
     fn space_url(&self, space_key: &str) -> Option<String> {
         Some(format!("{}/spaces/{}", self.site, path_segment(space_key)))
+    }
+    fn user_name(&self, account_id: &str) -> Option<String> {
+        self.names.get(account_id).cloned().flatten()
+    }
+}
+
+/// The accounts a storage-format body mentions (`ri:account-id`, or
+/// `ri:userkey` on Data Center), without parsing it.
+fn mentioned_accounts<'a>(storage: &'a str, out: &mut HashSet<&'a str>) {
+    for attribute in ["ri:account-id=\"", "ri:userkey=\""] {
+        let mut rest = storage;
+        while let Some(at) = rest.find(attribute) {
+            rest = &rest[at + attribute.len()..];
+            if let Some(end) = rest.find('"') {
+                let id = &rest[..end];
+                if !id.is_empty() && id.len() <= 128 {
+                    out.insert(id);
+                }
+                rest = &rest[end..];
+            }
+        }
     }
 }
 
@@ -264,6 +390,9 @@ impl<S: SyncState> Engine<S> {
             progress: None,
             committed: None,
             settings: Default::default(),
+            names: Default::default(),
+            tally: Default::default(),
+            learning: Default::default(),
         }
     }
 
@@ -284,12 +413,15 @@ impl<S: SyncState> Engine<S> {
         self
     }
 
-    fn tell(&self, phase: &str, items: u64) {
+    /// Updates the run's progress and tells the display, if any.
+    fn tell(&self, update: impl FnOnce(&mut Progress)) {
+        let now = {
+            let mut tally = self.tally.lock();
+            update(&mut tally);
+            tally.clone()
+        };
         if let Some(progress) = &self.progress {
-            progress(Progress {
-                phase: phase.to_string(),
-                items,
-            });
+            progress(now);
         }
     }
 
@@ -367,6 +499,11 @@ impl<S: SyncState> Engine<S> {
         let root_spaces: HashSet<String> = roots.iter().flat_map(|r| r.values().cloned()).collect();
         let spaces = self.sync_spaces(run, &root_spaces, report).await?;
         report.spaces = spaces.len();
+        self.tell(|p| {
+            p.phase = "content";
+            p.spaces_total = Some(spaces.len());
+        });
+        self.learn_group_names().await?;
         // Spaces are independent: several at a time, so that latency to
         // Confluence is paid in parallel. Each writes its own checkpoints.
         // (The futures are collected first: a stream that maps with a
@@ -379,6 +516,7 @@ impl<S: SyncState> Engine<S> {
             futures::stream::iter(jobs).buffer_unordered(self.options.space_concurrency.max(1));
         while let Some(space_report) = per_space.next().await {
             report.add(&space_report?);
+            self.tell(|p| p.spaces_done += 1);
         }
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
@@ -482,7 +620,7 @@ impl<S: SyncState> Engine<S> {
             spaces.retain(|s| ids.contains(&s.space_id));
             return Ok(spaces);
         }
-        self.tell("spaces", 0);
+        self.tell(|p| p.phase = "spaces");
         // With pages chosen, the spaces synced are the chosen spaces and
         // the spaces of the chosen pages.
         let by_pages = !self.options.pages.is_empty();
@@ -613,6 +751,16 @@ impl<S: SyncState> Engine<S> {
         let conn = self.connection_id.as_str();
         let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
         let step = format!("step:{file_kind}:{}", space.space_id);
+        let wanted = if blog {
+            self.options.content.blogposts
+        } else {
+            self.options.content.pages
+        };
+        if !wanted {
+            return self
+                .drop_kind(run, file_kind, Some(space), &step, report)
+                .await;
+        }
         // Restrictions of unchanged content are swept unless this is the
         // space's first sync (which read every restriction with its labels).
         let mut sweep = true;
@@ -636,6 +784,7 @@ impl<S: SyncState> Engine<S> {
             }
         };
         let mut processed = 0u64;
+        let mut told = 0u64;
         while let Some(current) = url {
             let (items, next) = match self.client.listing::<Content>(&current).await {
                 Ok(page) => page,
@@ -666,7 +815,14 @@ impl<S: SyncState> Engine<S> {
             };
             self.write_content(run, space, file_kind, items, &step, mark, report)
                 .await?;
-            self.tell(&format!("{} {}", space.key, file_kind), processed);
+            let listed = processed - std::mem::replace(&mut told, processed);
+            self.tell(|p| {
+                if blog {
+                    p.blogposts += listed;
+                } else {
+                    p.pages += listed;
+                }
+            });
             url = next;
         }
         if sweep && self.settings.lock().enforce_permissions {
@@ -733,6 +889,10 @@ impl<S: SyncState> Engine<S> {
                 Err(error) if error.is_retryable() => return Err(error.into()),
                 other => other,
             };
+            if let Ok(bodies) = &bodies {
+                self.learn_names(bodies.values().filter_map(Content::storage))
+                    .await?;
+            }
             for item in &changed {
                 let is_new = !known.contains_key(&item.id);
                 // Labels not read keep what is stored; a restriction not
@@ -872,16 +1032,117 @@ impl<S: SyncState> Engine<S> {
         }
     }
 
+    /// Learns the names of the accounts these bodies mention that this
+    /// run does not know yet: from the store's cache, else from
+    /// Confluence's user API (100 a request), remembered in the store.
+    /// Names are a nicety: a failure is logged and the mention reads
+    /// "@user", never failing the sync.
+    async fn learn_names<'a>(&self, bodies: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut mentioned = HashSet::new();
+        for body in bodies {
+            mentioned_accounts(body, &mut mentioned);
+        }
+        let unknown: Vec<String> = {
+            let names = self.names.lock();
+            mentioned
+                .into_iter()
+                .filter(|id| !names.contains_key(*id))
+                .map(str::to_string)
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let _learning = self.learning.lock().await;
+        // Another space may have learnt them while this one waited.
+        let unknown: Vec<String> = {
+            let names = self.names.lock();
+            unknown
+                .into_iter()
+                .filter(|id| !names.contains_key(id))
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let cached = self
+            .store
+            .principal_names(&self.connection_id, "user", &unknown)
+            .await?;
+        let missing: Vec<String> = unknown
+            .iter()
+            .filter(|id| !cached.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut found = Vec::new();
+        if !missing.is_empty() {
+            match self.client.users(&missing).await {
+                Ok(users) => {
+                    found = users
+                        .iter()
+                        .filter_map(|u| Some((u.id()?.to_string(), u.name()?.to_string())))
+                        .collect();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, accounts = missing.len(), "could not read the names of mentioned accounts; they read as @user");
+                }
+            }
+            self.store
+                .set_principal_names(&self.connection_id, "user", &found)
+                .await?;
+        }
+        let mut names = self.names.lock();
+        for id in unknown {
+            names.insert(id, None);
+        }
+        names.extend(cached.into_iter().map(|(id, name)| (id, Some(name))));
+        names.extend(found.into_iter().map(|(id, name)| (id, Some(name))));
+        Ok(())
+    }
+
+    /// The names of the site's groups, so that an operator can search as
+    /// a group by its name: one listing a run (200 a request), only for a
+    /// connection that applies Confluence's permissions. A failure is
+    /// logged, never failing the sync.
+    async fn learn_group_names(&self) -> Result<()> {
+        if !self.settings.lock().enforce_permissions {
+            return Ok(());
+        }
+        let mut groups = Vec::new();
+        let mut listing = std::pin::pin!(self
+            .client
+            .stream::<confluence::model::V1Group>(self.client.v1("/group?limit=200")));
+        while let Some(group) = listing.next().await {
+            match group {
+                Ok(confluence::model::V1Group {
+                    id: Some(id),
+                    name: Some(name),
+                }) => groups.push((id, name)),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not list the site's groups; search by group name may miss some");
+                    return Ok(());
+                }
+            }
+        }
+        self.store
+            .set_principal_names(&self.connection_id, "group", &groups)
+            .await?;
+        Ok(())
+    }
+
     /// A storage-format body to Markdown and chunks.
     fn convert(&self, storage: &str, space_key: &str, page_id: &str) -> (String, Vec<NewChunk>) {
         let site = match &self.options.link_base {
             Some(base) => base.clone(),
             None => self.client.resolve(""),
         };
+        let names = self.names.lock();
         let resolver = SiteResolver {
             site: site.trim_end_matches('/'),
             space_key,
             page_id,
+            names: &names,
         };
         let markdown = storage_format::to_markdown(storage, &resolver).output;
         let chunks = to_chunks(&markdown, &self.settings.lock().chunk);
@@ -907,9 +1168,39 @@ impl<S: SyncState> Engine<S> {
         Ok(out)
     }
 
+    /// A kind of content the connection does not sync: nothing is
+    /// listed, and what the store holds of it is removed.
+    async fn drop_kind(
+        &self,
+        run: i64,
+        file_kind: &'static str,
+        space: Option<&SpaceRow>,
+        step: &str,
+        report: &mut Report,
+    ) -> Result<()> {
+        let deleted = self
+            .store
+            .delete_unseen_files(
+                &self.connection_id,
+                file_kind,
+                space.map(|s| s.space_id.as_str()),
+                run,
+                Some((step, DONE)),
+            )
+            .await?;
+        self.committed();
+        report.counts(file_kind).deleted += deleted;
+        Ok(())
+    }
+
     async fn sync_attachments(&self, run: i64, report: &mut Report) -> Result<()> {
         let conn = self.connection_id.as_str();
         let step = "step:attachments";
+        if !self.options.content.attachments {
+            return self
+                .drop_kind(run, kind::ATTACHMENT, None, step, report)
+                .await;
+        }
         let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
             Some(DONE) => return Ok(()),
             Some(LISTED) => None,
@@ -917,6 +1208,7 @@ impl<S: SyncState> Engine<S> {
             None => Some(self.client.attachments_url()),
         };
         let mut processed = 0u64;
+        let mut told = 0u64;
         let concurrency = self.options.download_concurrency.max(1);
         while let Some(current) = url {
             let (items, next) = self.client.listing::<Attachment>(&current).await?;
@@ -1014,7 +1306,11 @@ impl<S: SyncState> Engine<S> {
                 .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
                 .await?;
             self.committed();
-            self.tell("attachments", processed);
+            let listed = processed - std::mem::replace(&mut told, processed);
+            self.tell(|p| {
+                p.phase = "attachments";
+                p.attachments += listed;
+            });
             url = next;
         }
         let deleted = self
@@ -1102,6 +1398,9 @@ impl<S: SyncState> Engine<S> {
     async fn sync_comments(&self, run: i64, report: &mut Report) -> Result<()> {
         let conn = self.connection_id.as_str();
         let step = "step:comments";
+        if !self.options.content.comments {
+            return self.drop_kind(run, kind::COMMENT, None, step, report).await;
+        }
         let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
             Some(DONE) => return Ok(()),
             Some(LISTED) => None,
@@ -1117,6 +1416,7 @@ impl<S: SyncState> Engine<S> {
             .map(|s| (s.space_id, s.key))
             .collect();
         let mut processed = 0u64;
+        let mut told = 0u64;
         while let Some(current) = url {
             let (items, next) = self.client.listing::<FooterComment>(&current).await?;
             processed += items.len() as u64;
@@ -1129,6 +1429,8 @@ impl<S: SyncState> Engine<S> {
             let known = self.store.file_states(conn, kind::COMMENT, &ids).await?;
             let mut seen = Vec::new();
             let mut upserts = Vec::new();
+            self.learn_names(items.iter().filter_map(FooterComment::storage))
+                .await?;
             for comment in items {
                 let Some(container) = comment.container_id().and_then(|c| containers.get(c)) else {
                     continue;
@@ -1191,7 +1493,11 @@ impl<S: SyncState> Engine<S> {
                 .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
                 .await?;
             self.committed();
-            self.tell("comments", processed);
+            let listed = processed - std::mem::replace(&mut told, processed);
+            self.tell(|p| {
+                p.phase = "comments";
+                p.comments += listed;
+            });
             url = next;
         }
         let deleted = self

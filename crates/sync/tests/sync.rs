@@ -677,3 +677,90 @@ async fn chosen_pages_sync_with_their_descendants_only() {
         }
     }
 }
+
+/// Issue 16: mentions read as the person's name, asked of Confluence's
+/// user API once per account and connection (then from the store), and
+/// only the kinds a connection syncs are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_name_people_at_one_request_per_hundred_accounts() {
+    use store::IndexSource;
+    let sim = simulator(12, 3, 300).await;
+    let email = "admin@example.com";
+    let fixture = fixture("mentions", email).await;
+    sim.reset_stats();
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    let bulk = |sim: &RunningSimulator| {
+        sim.stats()
+            .operations
+            .get("GET /wiki/rest/api/user/bulk")
+            .copied()
+            .unwrap_or(0)
+    };
+    let names: Vec<String> =
+        sim.with_site(|s| s.users.iter().map(|u| u.display_name.clone()).collect());
+    assert!(
+        bulk(&sim) >= 1 && bulk(&sim) <= 2,
+        "{} user/bulk requests",
+        bulk(&sim)
+    );
+    let (mut named, mut unnamed) = (0, 0);
+    for id in fixture.store.file_ids(0, 100_000).await.unwrap() {
+        let Some(content) = fixture.store.file_content(id).await.unwrap() else {
+            continue;
+        };
+        let markdown = content.markdown.unwrap_or_default();
+        unnamed += markdown.matches("@user").count();
+        named += names
+            .iter()
+            .map(|n| markdown.matches(&format!("@{n}")).count())
+            .sum::<usize>();
+    }
+    assert_eq!(unnamed, 0, "mentions left as @user");
+    assert!(named > 10, "only {named} mentions by name");
+
+    // A new page mentioning a known person: its name comes from the store.
+    sim.random_changes(9, 5);
+    sim.reset_stats();
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(bulk(&sim), 0, "names asked for again");
+}
+
+/// Issue 16: progress is the run's running totals, summed over the spaces
+/// synced at once: it never goes back (no flicker between spaces) and
+/// ends with every space done and every item listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_one_running_total() {
+    let sim = simulator(13, 4, 400).await;
+    let email = "admin@example.com";
+    let fixture = fixture("progress", email).await;
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<sync::Progress>::new()));
+    let record = seen.clone();
+    let report = engine(&fixture, api_client(&sim, email))
+        .with_progress(Arc::new(move |p| record.lock().push(p)))
+        .run()
+        .await
+        .unwrap();
+    let seen = seen.lock();
+    for pair in seen.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            b.spaces_done >= a.spaces_done
+                && b.pages >= a.pages
+                && b.blogposts >= a.blogposts
+                && b.attachments >= a.attachments
+                && b.comments >= a.comments,
+            "went back: {a:?} then {b:?}"
+        );
+    }
+    let last = seen.last().unwrap();
+    assert_eq!(last.spaces_total, Some(report.spaces));
+    assert_eq!(last.spaces_done, report.spaces);
+    assert_eq!(last.pages, report.pages.added);
+    assert_eq!(last.blogposts, report.blogposts.added);
+}

@@ -116,6 +116,8 @@ pub(crate) async fn serve(
         .route("/rest/api/space/{key}", get(v1::space_one))
         .route("/rest/api/user", get(v1::user))
         .route("/rest/api/user/current", get(v1::current_user))
+        .route("/rest/api/user/bulk", get(v1::user_bulk))
+        .route("/rest/api/group", get(v1::groups))
         .route("/rest/api/user/memberof", get(v1::member_of))
         .route(
             "/download/attachments/{container}/{filename}",
@@ -195,7 +197,18 @@ async fn gateway_rewrite(
     next.run(request).await
 }
 
-async fn not_found(request: Request) -> Response {
+/// A path no operation serves: counted like any request (a client that
+/// calls a wrong path pays for it on Confluence too), under one name so
+/// that the stats stay small whatever is asked.
+async fn not_found(State(shared): State<AppState>, request: Request) -> Response {
+    {
+        let mut stats = shared.stats.lock();
+        stats.total += 1;
+        *stats
+            .operations
+            .entry(format!("{} (no such path)", request.method()))
+            .or_default() += 1;
+    }
     ApiError::not_found(Api::of(request.uri().path())).into_response()
 }
 

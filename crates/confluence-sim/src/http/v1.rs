@@ -300,7 +300,7 @@ fn content_json(
                     "atlas_doc_format" => {
                         json!({"type": "doc", "version": 1, "content": []}).to_string()
                     }
-                    _ => crate::body::view_from_storage(&storage),
+                    _ => crate::body::view_from_storage(&storage, &site.users),
                 };
                 body.insert(
                     representation.into(),
@@ -472,7 +472,7 @@ fn run_cql(site: &Site, viewer: Viewer, params: &Params, limit: usize) -> Result
         .ok_or_else(|| ApiError::bad_request(API, "The 'cql' parameter is required"))?;
     let query = cql::parse(cql_text).map_err(|e| ApiError::bad_request(API, e.to_string()))?;
     let user = &site.users[viewer.0 as usize];
-    let body_text = |c: &Content| crate::body::plain_text(&site.storage_of(c));
+    let body_text = |c: &Content| crate::body::plain_text(&site.storage_of(c), &site.users);
     let ctx = cql::EvalContext {
         site,
         utc_offset_minutes: user.utc_offset_minutes,
@@ -598,7 +598,7 @@ pub(crate) async fn search(
         .filter_map(|id| site.content.get(id))
         .map(|c| {
             let space = site.spaces.get(&c.space_id);
-            let text = crate::body::plain_text(&site.storage_of(c));
+            let text = crate::body::plain_text(&site.storage_of(c), &site.users);
             let excerpt: String = text.chars().take(200).collect();
             json!({
                 "content": content_json(&site, c, &expand, &base, None),
@@ -1075,6 +1075,62 @@ pub(crate) async fn user(
         .user_by_account_id(account)
         .ok_or_else(|| ApiError::not_found(API))?;
     Ok(Json(user_json(&site, user, &base)).into_response())
+}
+
+/// `GET /rest/api/user/bulk`: the users among the ids asked for (repeated
+/// or comma-separated), at most 100 (the rest are dropped, as Cloud
+/// says); ids of no user are left out.
+pub(crate) async fn user_bulk(
+    State(shared): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let params = Params::parse(raw.as_deref());
+    let ids = params.list("accountId");
+    if ids.is_empty() {
+        return Err(ApiError::bad_request(
+            API,
+            "The 'accountId' parameter is required",
+        ));
+    }
+    let base = base(&shared);
+    let site = shared.site.read();
+    let results: Vec<Value> = ids
+        .iter()
+        .take(100)
+        .filter_map(|id| site.user_by_account_id(id))
+        .map(|user| user_json(&site, user, &base))
+        .collect();
+    let size = results.len();
+    Ok(Json(json!({
+        "results": results, "start": 0, "limit": 100, "size": size,
+        "_links": list_links(&base, None),
+    }))
+    .into_response())
+}
+
+/// `GET /rest/api/group`: every group, by name, offset-paged.
+pub(crate) async fn groups(
+    State(shared): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let params = Params::parse(raw.as_deref());
+    let base = base(&shared);
+    let site = shared.site.read();
+    let mut order: Vec<u16> = (0..site.groups.len() as u16).collect();
+    order.sort_by(|a, b| {
+        site.groups[*a as usize]
+            .name
+            .cmp(&site.groups[*b as usize].name)
+    });
+    let (page, start, limit, more) = offset_page(order.into_iter(), &params, 200, 1000)?;
+    let results: Vec<Value> = page.iter().map(|g| group_json(&site, *g, &base)).collect();
+    let size = results.len();
+    let next = more.then(|| offset_next("/rest/api/group", &params, start, limit));
+    Ok(Json(json!({
+        "results": results, "start": start, "limit": limit, "size": size,
+        "_links": list_links(&base, next),
+    }))
+    .into_response())
 }
 
 pub(crate) async fn current_user(

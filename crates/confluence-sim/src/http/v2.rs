@@ -77,7 +77,7 @@ fn body_format(params: &Params, single: bool) -> Result<Option<BodyFormat>> {
     }
 }
 
-fn body_json(storage: String, format: Option<BodyFormat>) -> Value {
+fn body_json(site: &Site, storage: String, format: Option<BodyFormat>) -> Value {
     match format {
         None => json!({}),
         Some(BodyFormat::Storage) => {
@@ -85,14 +85,14 @@ fn body_json(storage: String, format: Option<BodyFormat>) -> Value {
         }
         Some(BodyFormat::View) => json!({"view": {
             "representation": "view",
-            "value": crate::body::view_from_storage(&storage)
+            "value": crate::body::view_from_storage(&storage, &site.users)
         }}),
         Some(BodyFormat::AtlasDoc) => {
             let doc = json!({
                 "type": "doc",
                 "version": 1,
                 "content": [{"type": "paragraph", "content": [
-                    {"type": "text", "text": crate::body::plain_text(&storage)}
+                    {"type": "text", "text": crate::body::plain_text(&storage, &site.users)}
                 ]}]
             });
             json!({"atlas_doc_format": {"representation": "atlas_doc_format", "value": doc.to_string()}})
@@ -110,6 +110,7 @@ fn content_json(site: &Site, content: &Content, format: Option<BodyFormat>) -> V
         "createdAt": iso(content.created_at),
         "version": version_json(site, content.version, content.modified_at, content.version_author),
         "body": body_json(
+            site,
             if format.is_some() { site.storage_of(content) } else { String::new() },
             format,
         ),
@@ -875,6 +876,7 @@ fn comment_json(site: &Site, comment: &Comment, format: Option<BodyFormat>) -> V
         "title": title,
         "version": version_json(site, comment.version, comment.modified_at, comment.author),
         "body": body_json(
+            site,
             if format.is_some() { site.comment_storage(comment) } else { String::new() },
             format,
         ),

@@ -496,3 +496,89 @@ async fn cql_dates_are_minute_granular_in_the_accounts_time_zone() {
         .await
     );
 }
+
+#[tokio::test]
+async fn space_keys_are_unique_and_each_user_has_one_personal_space() {
+    // Thirty spaces ask for six personal ones; there are five users
+    // besides the admin, so the sixth is a global space.
+    let t = start(5, 30, 300).await;
+    let (keys, personal) = t.sim.with_site(|site| {
+        let keys: Vec<String> = site.spaces.values().map(|s| s.key.clone()).collect();
+        let personal: Vec<String> = site
+            .spaces
+            .values()
+            .filter(|s| s.key.starts_with('~'))
+            .map(|s| s.name.clone())
+            .collect();
+        (keys, personal)
+    });
+    let unique: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "duplicate space keys: {keys:?}");
+    let owners: BTreeSet<&String> = personal.iter().collect();
+    assert_eq!(personal.len(), 5, "{personal:?}");
+    assert_eq!(owners.len(), 5, "one personal space per user: {personal:?}");
+    // Going space by key finds every space once.
+    for key in &keys {
+        let reply = t.get(&format!("/wiki/api/v2/spaces?keys={key}")).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body["results"].as_array().unwrap().len(), 1, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn view_renders_code_in_pre_mentions_as_names_and_keeps_words_apart() {
+    use confluence_sim::model::User;
+    let users = vec![User {
+        account_id: "5b10ac8d82e05b22cc7d4ef5".into(),
+        email: "cleo@example.com".into(),
+        display_name: "Cleo Writer".into(),
+        api_token: String::new(),
+        groups: vec![],
+        time_zone: "UTC",
+        utc_offset_minutes: 0,
+    }];
+    let storage = concat!(
+        "<p>before<ac:structured-macro ac:name=\"info\"><ac:parameter ac:name=\"title\">T</ac:parameter>",
+        "<ac:rich-text-body><p>inside</p></ac:rich-text-body></ac:structured-macro>after</p>",
+        "<ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">rust</ac:parameter>",
+        "<ac:plain-text-body><![CDATA[fn a() -> u8 { 1 < 2 }]]></ac:plain-text-body></ac:structured-macro>",
+        "<p>Owner: <ac:link><ri:user ri:account-id=\"5b10ac8d82e05b22cc7d4ef5\" /></ac:link>.</p>",
+        "<p>See<ac:link><ri:page ri:content-title=\"Runbook\" /><ac:plain-text-link-body><![CDATA[the runbook]]></ac:plain-text-link-body></ac:link>now",
+        " and <ac:link><ri:page ri:content-title=\"Glossary\" /></ac:link>.</p>",
+        "<ac:task-list><ac:task><ac:task-id>1</ac:task-id><ac:task-status>incomplete</ac:task-status>",
+        "<ac:task-body>ship it</ac:task-body></ac:task></ac:task-list>",
+    );
+    let view = confluence_sim::body::view_from_storage(storage, &users);
+    assert!(
+        view.contains("<pre class=\"syntaxhighlighter-pre\">fn a() -&gt; u8 { 1 &lt; 2 }</pre>"),
+        "{view}"
+    );
+    assert!(view.contains("Owner: <a>Cleo Writer</a>."), "{view}");
+    assert!(
+        view.contains("<a>the runbook</a>"),
+        "link body, not the title: {view}"
+    );
+    assert!(!view.contains("Runbook"), "{view}");
+    assert!(view.contains("<a>Glossary</a>"), "{view}");
+    assert!(
+        !view.contains("incomplete") && !view.contains(">T<"),
+        "{view}"
+    );
+    let text = confluence_sim::body::plain_text(storage, &users);
+    for joined in ["beforeinside", "insideafter", "Seethe", "runbooknow"] {
+        assert!(!text.contains(joined), "{joined} in {text}");
+    }
+    assert!(text.contains("ship it"), "{text}");
+}
+
+#[tokio::test]
+async fn stats_count_requests_to_paths_that_do_not_exist() {
+    let t = start(3, 2, 20).await;
+    t.sim.reset_stats();
+    assert_eq!(t.get("/wiki/api/v2/no-such-operation").await.status, 404);
+    assert_eq!(t.get("/wiki/rest/api/nothing/here").await.status, 404);
+    assert_eq!(t.get("/wiki/api/v2/pages?limit=1").await.status, 200);
+    let stats = t.sim.stats();
+    assert_eq!(stats.total, 3, "{:?}", stats.operations);
+    assert_eq!(stats.operations.get("GET (no such path)"), Some(&2));
+}

@@ -166,6 +166,8 @@ async fn every_implemented_operation_matches_the_documents() {
         v1("/wiki/rest/api/user", format!("/wiki/rest/api/user?accountId={account}"), false),
         v1("/wiki/rest/api/user/current", "/wiki/rest/api/user/current".into(), false),
         v1("/wiki/rest/api/user/memberof", format!("/wiki/rest/api/user/memberof?accountId={account}"), true),
+        v1("/wiki/rest/api/user/bulk", format!("/wiki/rest/api/user/bulk?accountId={account}&accountId=nobody"), true),
+        v1("/wiki/rest/api/group", "/wiki/rest/api/group?limit=3".into(), true),
     ];
     // A blog post need not have attachments, comments or labels.
     let cases: Vec<_> = cases

@@ -254,3 +254,100 @@ mod access;
 mod changes;
 mod hybrid;
 mod recovery;
+
+/// Issue 16: a long page that matches everywhere takes one place of k
+/// when results are capped per file; a title-only match ranks the page's
+/// first chunk, with a snippet; nothing is highlighted inside a URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_result_per_page_title_matches_and_snippets_outside_urls() {
+    let sim = simulator(21, 2, 40).await;
+    let space_id = sim.with_site(|s| s.spaces.keys().next().unwrap().to_string());
+    // A page long enough for many chunks, every one saying "zephyrine",
+    // and one link whose address says "quokkas".
+    let paragraph = "<p>The zephyrine turbine needs a calibration pass before every shift; \
+        operators log the zephyrine readings in the shared ledger and compare them \
+        with the previous week's figures to catch drift early.</p>";
+    let long_body = format!(
+        "{}<p>See <a href=\"https://example.com/quokkas/zephyrine-guide\">the guide</a>.</p>",
+        paragraph.repeat(120)
+    );
+    sim.apply(Change::Create {
+        id: None,
+        space_id: space_id.clone(),
+        parent_id: None,
+        title: "Turbine handbook".into(),
+        blog_post: false,
+        body: Some(long_body),
+    })
+    .unwrap();
+    sim.apply(Change::Create {
+        id: None,
+        space_id: space_id.clone(),
+        parent_id: None,
+        title: "Zephyrine overview".into(),
+        blog_post: false,
+        body: Some("<p>A short note on the plant's schedule.</p>".into()),
+    })
+    .unwrap();
+    let f = fixture(sim, false, None).await;
+    sync(&f).await;
+    let viewer = Viewer::default();
+    let search_with = |query: &str, per_file: Option<usize>| {
+        let mut request = request(&f, &viewer, query, 5);
+        request.per_file = per_file;
+        request
+    };
+    // Uncapped (Carbon's k chunks): the long page fills the results.
+    let uncapped = f
+        .index
+        .search(&f.store, &search_with("zephyrine", None))
+        .await
+        .unwrap();
+    assert_eq!(uncapped.len(), 5);
+    let files: BTreeSet<i64> = uncapped.iter().map(|h| h.file_id).collect();
+    assert!(files.len() < 5, "{files:?}");
+    // Capped at one: each page once.
+    let capped = f
+        .index
+        .search(&f.store, &search_with("zephyrine", Some(1)))
+        .await
+        .unwrap();
+    let titles: Vec<&str> = capped.iter().map(|h| h.title.as_str()).collect();
+    let files: BTreeSet<i64> = capped.iter().map(|h| h.file_id).collect();
+    assert_eq!(files.len(), capped.len(), "{titles:?}");
+    assert!(
+        titles.contains(&"Turbine handbook") && titles.contains(&"Zephyrine overview"),
+        "{titles:?}"
+    );
+    // The title-only match: the page's first chunk, with a snippet.
+    let overview = capped
+        .iter()
+        .find(|h| h.title == "Zephyrine overview")
+        .unwrap();
+    assert_eq!(overview.chunk_index, 0);
+    assert!(
+        overview.snippet.contains("short note"),
+        "{}",
+        overview.snippet
+    );
+    for hit in &capped {
+        assert!(!hit.snippet.is_empty(), "{hit:?}");
+        assert!(
+            !hit.snippet.contains("/<mark>"),
+            "highlight in a URL: {}",
+            hit.snippet
+        );
+    }
+    let in_url = f
+        .index
+        .search(&f.store, &search_with("quokkas", Some(1)))
+        .await
+        .unwrap();
+    for hit in &in_url {
+        assert!(
+            !hit.snippet.contains("<mark>quokkas"),
+            "highlight in a URL: {}",
+            hit.snippet
+        );
+    }
+}

@@ -933,6 +933,7 @@ async fn connect_org(
         tags: Default::default(),
         enforce_permissions: None,
         sync_source_items: false,
+        content_kinds: None,
     };
     finish_connect(
         app,
@@ -970,6 +971,7 @@ async fn add_content(
             &connection.id,
             &scope.to_json(),
             keys,
+            None,
             None,
             &[],
             Some(store::Actor::from(admin)),
@@ -1585,25 +1587,19 @@ async fn preview_page(
                         viewer,
                         query: query_text.clone(),
                         query_vector: None,
-                        // Passages: several may be one page's.
-                        k: 50,
+                        k: 10,
                         filters: index::Filters {
                             connection_ids: own,
                             ..Default::default()
                         },
                         hybrid: None,
                         include_vectors: false,
+                        // A preview of what readers find: ten pages, each
+                        // once, at its best passage.
+                        per_file: Some(1),
                     };
                     match app.index.search(&app.store, &request).await {
-                        // A page once, at its best passage.
-                        Ok(found) => {
-                            let mut seen = std::collections::HashSet::new();
-                            hits = found
-                                .into_iter()
-                                .filter(|hit| seen.insert(hit.file_id))
-                                .take(10)
-                                .collect();
-                        }
+                        Ok(found) => hits = found,
                         Err(index::Error::Invalid(reason)) => {
                             notice = Some(format!("The search could not run: {reason}."))
                         }

@@ -139,6 +139,10 @@ pub struct ConnectSettings {
     /// List the site's item tree after the connect (a picker shows it).
     #[serde(default = "yes")]
     pub sync_source_items: bool,
+    /// The kinds of content it syncs (`None`: all for a new connection,
+    /// unchanged for an existing one).
+    #[serde(default)]
+    pub content_kinds: Option<String>,
 }
 
 pub(crate) fn yes() -> bool {
@@ -224,6 +228,7 @@ pub fn connection_settings(
     tags: Option<BTreeMap<String, Value>>,
     enforce_permissions: Option<bool>,
     sync_source_items: Option<bool>,
+    file_sync_config: Option<&FileSyncConfigInput>,
 ) -> ApiResult<ConnectSettings> {
     let (chunk_size, chunk_overlap) = check_chunking(chunk_size, chunk_overlap)?;
     let tags = tags.unwrap_or_default();
@@ -235,6 +240,7 @@ pub fn connection_settings(
         tags,
         enforce_permissions,
         sync_source_items: sync_source_items.unwrap_or(true),
+        content_kinds: file_sync_config.and_then(FileSyncConfigInput::content_kinds),
     })
 }
 
@@ -267,26 +273,45 @@ pub(crate) async fn current_account(
         .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
-        .map_err(|_| {
+        .map_err(|error| {
+            // The cause is the operator's to see (the caller gets the
+            // site and the kind of failure, not this server's network).
+            let cause = error_chain(&error);
+            tracing::warn!(site = %site_url, %cause, "connect: the Confluence site could not be reached");
             ApiError::bad_gateway(
                 "confluence_unreachable",
-                "the Confluence site could not be reached",
+                format!("the Confluence site {site_url} could not be reached"),
             )
         })?;
-    if matches!(response.status().as_u16(), 401 | 403) {
+    let status = response.status();
+    if matches!(status.as_u16(), 401 | 403) {
         return Err(ApiError::bad_request(
             "invalid_credentials",
             "Confluence refused these credentials",
         ));
     }
-    if !response.status().is_success() {
+    if status.as_u16() == 404 {
+        tracing::warn!(%url, "connect: no Confluence REST API there (404); check the site's context path");
         return Err(ApiError::bad_gateway(
-            "confluence_error",
-            format!("Confluence answered {}", response.status()),
+            "confluence_not_found",
+            format!(
+                "no Confluence REST API at {site_url}{context} (404): the site's address or context path is wrong"
+            ),
         ));
     }
-    let user: Value = response.json().await.map_err(|_| {
-        ApiError::bad_gateway("confluence_error", "Confluence's answer was not understood")
+    if !status.is_success() {
+        tracing::warn!(%url, %status, "connect: Confluence answered with an error");
+        return Err(ApiError::bad_gateway(
+            "confluence_error",
+            format!("Confluence answered {status}"),
+        ));
+    }
+    let user: Value = response.json().await.map_err(|error| {
+        tracing::warn!(%url, cause = %error_chain(&error), "connect: Confluence's answer was not JSON");
+        ApiError::bad_gateway(
+            "confluence_error",
+            format!("{site_url}{context} did not answer as Confluence's REST API does"),
+        )
     })?;
     let account = ["accountId", "userKey", "username"]
         .iter()
@@ -299,6 +324,19 @@ pub(crate) async fn current_account(
         .find_map(|k| user[*k].as_str().filter(|v| !v.trim().is_empty()))
         .map(|v| v.chars().take(255).collect::<String>());
     Ok((account.to_string(), label))
+}
+
+/// An error with its causes, innermost last ("connection refused", a DNS
+/// failure, a certificate refused).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// Whose a new connection is: an API customer's, or the organisation's
@@ -362,6 +400,7 @@ pub async fn finish_connect(
                 chunk_overlap: settings.chunk_overlap,
                 tags: &tags,
                 enforce_permissions: settings.enforce_permissions,
+                content_kinds: settings.content_kinds.as_deref(),
                 new_scope: &new_scope,
                 reconnect,
                 list_items: settings.sync_source_items,

@@ -177,6 +177,8 @@ pub async fn embeddings(
         filters,
         hybrid,
         include_vectors: request.include_vectors.unwrap_or(false),
+        // Carbon's k chunks, several of one file if they rank so.
+        per_file: None,
     };
     let hits = app
         .index

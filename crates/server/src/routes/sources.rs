@@ -37,6 +37,7 @@ pub async fn connect(
         options.data_source_tags.clone(),
         options.enforce_permissions,
         options.sync_source_items,
+        options.file_sync_config.as_ref(),
     )?;
     let connection = match (&auth.username, &auth.refresh_token) {
         (Some(email), _) => {
@@ -279,6 +280,11 @@ pub async fn files_sync(
             &scope.to_json(),
             &chosen,
             chunking,
+            request
+                .file_sync_config
+                .as_ref()
+                .and_then(FileSyncConfigInput::content_kinds)
+                .as_deref(),
             &[events::body(
                 events::EventKind::Update,
                 &user.customer_id,

@@ -743,3 +743,70 @@ async fn every_answer_is_carbons() {
     }
     running.stop().await;
 }
+
+/// Issue 16: Carbon's `file_sync_config.sync_attachments` chooses whether
+/// a data source syncs attachments, at connect and again with files/sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_sync_config_chooses_whether_attachments_sync() {
+    let sim = simulator(3, 60).await;
+    let dir = TempDir::new("kinds");
+    let running = start(config(&sim, &dir)).await;
+    let org = Api::new(&running, "org").await;
+    let api = org.customer("pages-only");
+    let creds = sim.credentials();
+    let connected = api
+        .ok(
+            "/integrations/connect",
+            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
+                "username": creds.email, "access_token": creds.api_token},
+                "sync_options": {"sync_files_on_connection": true,
+                    "file_sync_config": {"sync_attachments": false, "split_rows": true}}}),
+        )
+        .await;
+    let source = connected["data_source"]["id"].as_i64().unwrap();
+    let kinds = |files: &[Value]| -> std::collections::BTreeSet<String> {
+        files
+            .iter()
+            .map(|f| f["file_metadata"]["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let files = api.wait_ready(source).await;
+    let without = kinds(&files);
+    assert!(
+        without.contains("page") && without.contains("comment"),
+        "{without:?}"
+    );
+    assert!(!without.contains("attachment"), "{without:?}");
+    assert!(
+        !sim.stats()
+            .operations
+            .contains_key("GET /wiki/api/v2/attachments"),
+        "attachments were listed"
+    );
+
+    // Chosen again with attachments: they come.
+    let space = sim.with_site(|s| s.spaces.values().next().unwrap().key.clone());
+    api.ok(
+        "/integrations/files/sync",
+        json!({"data_source_id": source, "ids": [space],
+            "file_sync_config": {"sync_attachments": true}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    loop {
+        let files = api.wait_ready(source).await;
+        if kinds(&files).contains("attachment") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no attachments came"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let connection = api.connection(&running, source).await;
+    assert_eq!(
+        connection.content_kinds,
+        "pages,blogposts,comments,attachments"
+    );
+}

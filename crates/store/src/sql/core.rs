@@ -68,6 +68,7 @@ impl Store {
             account_label: row.col("account_label"),
             context_path: row.col("context_path"),
             site_link: row.col("site_link"),
+            content_kinds: row.col("content_kinds"),
             revoked: row.col("revoked"),
             auto_sync: row.col("auto_sync"),
             next_sync_at: row.col("next_sync_at"),
@@ -143,6 +144,108 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Replaces what a connection syncs, on purpose (the command line's
+    /// `--replace-scope`): its scope, personal spaces and content kinds.
+    pub async fn replace_scope(
+        &self,
+        connection_id: &str,
+        scope: &serde_json::Value,
+        allow_personal_spaces: bool,
+        content_kinds: &str,
+    ) -> Result<()> {
+        query(
+            "UPDATE connections SET scope = ?::jsonb, allow_personal_spaces = ?, content_kinds = ?, \
+             updated_at = ?::timestamptz WHERE id = ?",
+        )
+        .bind(scope.to_string())
+        .bind(allow_personal_spaces)
+        .bind(content_kinds)
+        .bind(now())
+        .bind(connection_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The kinds of content a connection syncs (see `Connection::content_kinds`).
+    pub async fn set_content_kinds(&self, connection_id: &str, kinds: &str) -> Result<()> {
+        query("UPDATE connections SET content_kinds = ? WHERE id = ?")
+            .bind(kinds)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Names known for these users or groups (`kind`), by id; those not
+    /// known are absent.
+    pub async fn principal_names(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>> {
+        let mut names = HashMap::new();
+        for batch in ids.chunks(500) {
+            let placeholders = vec!["?"; batch.len()].join(", ");
+            let sql = format!(
+                "SELECT principal_id, name FROM principal_names \
+                 WHERE connection_id = ? AND kind = ? AND principal_id IN ({placeholders})"
+            );
+            let sql = dynamic(&sql);
+            let mut q = sqlx::query(&sql).bind(connection_id).bind(kind);
+            for id in batch {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                names.insert(row.col("principal_id"), row.col("name"));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Remembers the names of users or groups (a newer name replaces an
+    /// older one).
+    pub async fn set_principal_names(
+        &self,
+        connection_id: &str,
+        kind: &str,
+        names: &[(String, String)],
+    ) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for (id, name) in names {
+            query(
+                "INSERT INTO principal_names (connection_id, kind, principal_id, name) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (connection_id, kind, principal_id) DO UPDATE SET name = excluded.name",
+            )
+            .bind(connection_id)
+            .bind(kind)
+            .bind(id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ids of the groups with this name, in any connection (an operator
+    /// searching as a group names it as people do).
+    pub async fn group_ids_named(&self, name: &str) -> Result<Vec<String>> {
+        let rows = query(
+            "SELECT DISTINCT principal_id FROM principal_names WHERE kind = 'group' AND name = ? \
+             ORDER BY principal_id",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.col("principal_id")).collect())
     }
 
     pub async fn set_connection_status(

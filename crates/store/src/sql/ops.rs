@@ -112,7 +112,8 @@ impl Store {
         query(
             "UPDATE connections SET end_user_id = ?, context_path = ?, site_link = ?, chunk_size = ?, \
              chunk_overlap = ?, data_source_tags = ?::jsonb, revoked = FALSE, auto_sync = TRUE, next_sync_at = ?::timestamptz, \
-             last_sync_action = 'ADD', account_label = COALESCE(?, account_label), updated_at = ?::timestamptz WHERE id = ?",
+             last_sync_action = 'ADD', account_label = COALESCE(?, account_label), \
+             content_kinds = COALESCE(?, content_kinds), updated_at = ?::timestamptz WHERE id = ?",
         )
         .bind(&user_id)
         .bind(op.context_path)
@@ -122,6 +123,7 @@ impl Store {
         .bind(op.tags.to_string())
         .bind(op.next_sync_at)
         .bind(op.account_label)
+        .bind(op.content_kinds)
         .bind(at)
         .bind(&id)
         .execute(&mut *tx)
@@ -195,7 +197,7 @@ impl Store {
     }
 
     /// Adds to what a connection syncs (its new scope, and chunk settings
-    /// if given), with its events and the sync that fetches it: one
+    /// and content kinds if given), with its events and the sync that fetches it: one
     /// transaction.
     #[allow(clippy::too_many_arguments)] // the operation's whole input, from the API and the console
     pub async fn choose_scope(
@@ -205,16 +207,19 @@ impl Store {
         scope: &Value,
         chosen: &[String],
         chunking: Option<(i64, i64)>,
+        content_kinds: Option<&str>,
         events: &[Event],
         actor: Option<Actor<'_>>,
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         query(
-            "UPDATE connections SET scope = ?::jsonb, last_sync_action = 'UPDATE', updated_at = ?::timestamptz \
+            "UPDATE connections SET scope = ?::jsonb, last_sync_action = 'UPDATE', \
+             content_kinds = COALESCE(?, content_kinds), updated_at = ?::timestamptz \
              WHERE id = ? AND organisation_id = ?",
         )
         .bind(scope.to_string())
+        .bind(content_kinds)
         .bind(now())
         .bind(connection_id)
         .bind(organisation_id)

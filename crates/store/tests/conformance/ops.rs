@@ -37,6 +37,7 @@ pub fn connect<'a>(
         chunk_overlap: 20,
         tags,
         enforce_permissions: None,
+        content_kinds: None,
         new_scope: scope,
         reconnect,
         list_items: false,
@@ -103,6 +104,10 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
         .unwrap();
     assert!(!again.created);
     assert_eq!(again.connection.id, connection.id);
+    assert_eq!(
+        again.connection.content_kinds, "pages,blogposts,comments,attachments",
+        "every kind by default"
+    );
     assert_eq!(outbox(store).await.len(), 1);
 
     // A reconnect of a data source that is not the customer's writes
@@ -178,6 +183,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
             &json!({"all": false, "spaces": ["ENG"], "pages": []}),
             &["ENG".to_string()],
             Some((800, 10)),
+            Some("pages,blogposts"),
             &[event(EventKind::Update, "scope")],
             None,
         )
@@ -186,6 +192,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
     let chosen = store.connection(&connection.id).await.unwrap();
     assert_eq!(chosen.scope["spaces"], json!(["ENG"]));
     assert_eq!((chosen.chunk_size, chosen.chunk_overlap), (800, 10));
+    assert_eq!(chosen.content_kinds, "pages,blogposts");
     assert_eq!(
         store.sync_state(&connection.id).await.unwrap(),
         (true, false)
@@ -502,6 +509,7 @@ pub async fn console_operations_are_the_organisations_own_and_recorded(store: &S
             &connection.id,
             &scope,
             &["ENG".to_string()],
+            None,
             None,
             &[],
             None,
