@@ -24,6 +24,7 @@ pub mod model;
 pub mod mutate;
 pub mod oauth;
 pub mod text;
+pub mod webhooks;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     pub stats: Mutex<Stats>,
     pub base_url: RwLock<String>,
     pub expired_token_quirk: bool,
+    /// Data Center's webhooks, as registered through the API.
+    pub webhooks: Mutex<Vec<webhooks::Webhook>>,
 }
 
 /// A handle on a simulated site; cheap to clone.
@@ -146,6 +149,7 @@ impl Simulator {
                 stats: Mutex::new(Stats::default()),
                 base_url: RwLock::new(String::new()),
                 expired_token_quirk: config.expired_token_quirk,
+                webhooks: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -215,14 +219,45 @@ impl Simulator {
     }
 
     pub fn apply(&self, change: Change) -> Result<Change, MutateError> {
-        self.shared.site.write().apply(change, now_millis())
+        let now = now_millis();
+        let (applied, events) = {
+            let mut site = self.shared.site.write();
+            let applied = site.apply(change, now)?;
+            let events = webhooks::events_of(&site, &applied, now);
+            (applied, events)
+        };
+        webhooks::send(self.shared.webhooks.lock().clone(), events);
+        Ok(applied)
     }
 
     pub fn random_changes(&self, seed: u64, count: usize) -> Vec<Change> {
-        self.shared
-            .site
-            .write()
-            .random_changes(seed, count, now_millis())
+        let now = now_millis();
+        let (applied, events) = {
+            let mut site = self.shared.site.write();
+            let applied = site.random_changes(seed, count, now);
+            let events: Vec<_> = applied
+                .iter()
+                .flat_map(|change| webhooks::events_of(&site, change, now))
+                .collect();
+            (applied, events)
+        };
+        webhooks::send(self.shared.webhooks.lock().clone(), events);
+        applied
+    }
+
+    /// Registers a webhook, as an administrator does in Data Center.
+    pub fn add_webhook(&self, new: webhooks::NewWebhook) -> webhooks::Webhook {
+        let mut hooks = self.shared.webhooks.lock();
+        let hook = webhooks::Webhook {
+            id: hooks.len() as u64 + 1,
+            name: new.name,
+            url: new.url,
+            events: new.events,
+            secret: new.configuration.and_then(|c| c.secret),
+            active: new.active,
+        };
+        hooks.push(hook.clone());
+        hook
     }
 
     pub fn set_faults(&self, config: FaultConfig) {

@@ -339,6 +339,14 @@ impl Client {
         ))
     }
 
+    /// CQL over content with versions expanded: what a poll compares.
+    pub fn cql_versions_url(&self, cql: &str) -> String {
+        self.v1(&format!(
+            "/content/search?limit=250&expand=version&cql={}",
+            encode(cql)
+        ))
+    }
+
     /// CQL over content with only read restrictions expanded.
     pub fn cql_restrictions_url(&self, cql: &str) -> String {
         self.v1(&format!(

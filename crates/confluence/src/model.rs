@@ -156,10 +156,21 @@ impl FooterComment {
 #[derive(Clone, Debug, Deserialize)]
 pub struct V1Content {
     pub id: String,
+    /// `page`, `blogpost`, `comment` or `attachment`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// With `expand=version`.
+    #[serde(default)]
+    pub version: Option<V1Version>,
     #[serde(default)]
     pub metadata: Option<V1Metadata>,
     #[serde(default)]
     pub restrictions: Option<V1Restrictions>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct V1Version {
+    pub number: u64,
 }
 
 /// `restrictions` as v1 expands it (`restrictions.read.restrictions.user`

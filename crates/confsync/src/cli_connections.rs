@@ -98,6 +98,13 @@ pub async fn run(command: ConnectionsCommand) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&serde_json::json!({
                     "connection": connection,
                     "files": counts,
+                    // For a Data Center site: register a webhook in
+                    // Confluence to this path of `confsync serve`, with
+                    // this secret, for edits to arrive at once.
+                    "confluence_webhook": {
+                        "path": format!("/webhooks/confluence/{}", connection.id),
+                        "secret": server::pushes::secret_for(&store, &connection.id),
+                    },
                 }))?
             );
         }

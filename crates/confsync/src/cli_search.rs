@@ -171,7 +171,10 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
 /// its name (as people know it), which the synced sites' group lists
 /// turn into its id. A name no site has is kept as given (it may be an
 /// id), and said.
-async fn with_group_ids(mut viewer: Viewer, store: &store::Store) -> anyhow::Result<Viewer> {
+pub(crate) async fn with_group_ids(
+    mut viewer: Viewer,
+    store: &store::Store,
+) -> anyhow::Result<Viewer> {
     let mut groups = Vec::new();
     for group in std::mem::take(&mut viewer.confluence_groups) {
         let ids = store.group_ids_named(&group).await?;

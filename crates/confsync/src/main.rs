@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli_connections;
+mod cli_mcp;
 mod cli_search;
 mod cli_serve;
 mod cli_sync;
@@ -44,6 +45,8 @@ enum Command {
     Connections(cli_connections::ConnectionsCommand),
     /// Search the synced content as a viewer
     Search(cli_search::SearchArgs),
+    /// Serve the synced content to an AI agent over MCP (stdio)
+    Mcp(cli_mcp::McpArgs),
     /// Convert a storage-format page to Markdown, text or chunks (JSON lines)
     Convert(ConvertArgs),
     /// Serve a simulated Confluence Cloud site (for tests, benchmarks and the demo)
@@ -355,5 +358,6 @@ fn run() -> anyhow::Result<()> {
         Command::Status(args) => runtime.block_on(cli_sync::status(args)),
         Command::Connections(command) => runtime.block_on(cli_connections::run(command)),
         Command::Search(args) => runtime.block_on(cli_search::search(args)),
+        Command::Mcp(args) => runtime.block_on(cli_mcp::mcp(args)),
     }
 }

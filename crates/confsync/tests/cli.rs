@@ -731,3 +731,61 @@ async fn status_shows_the_last_error_and_search_takes_group_names() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// Issue 17: `confsync mcp` serves a data directory to an agent over
+/// stdio; the official Python SDK (PyPI `mcp`) initialises, lists the
+/// tools, searches, fetches and lists resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reaches_a_data_directory_over_stdio_mcp() {
+    let sim = common::simulated_site(47, 2, 40, 0).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-mcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/clients/mcp_agent.py"))
+        .arg("stdio")
+        .arg(env!("CARGO_BIN_EXE_confsync"))
+        .arg(&data_dir)
+        .arg("the")
+        .arg("first")
+        .output()
+        .expect("run scripts/test, which installs .venv");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["server"], "confsync");
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["fetch", "list_spaces", "search"])
+    );
+    assert!(seen["results"].as_array().unwrap().len() > 3, "{seen}");
+    assert_eq!(seen["fetch"]["error"], false, "{seen}");
+    let title = seen["results"][0]["title"].as_str().unwrap();
+    assert!(seen["fetch"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("# {title}")));
+    assert_eq!(seen["spaces"].as_array().unwrap().len(), 2, "{seen}");
+    // 40 pages, their blog posts, comments and attachments: one page of
+    // 100 resources at most.
+    let listed = seen["resources"].as_array().unwrap().len();
+    assert!(listed > 40 && listed <= 100, "{listed} resources");
+    assert!(
+        seen["resource_text"].as_str().unwrap().starts_with("# "),
+        "{seen}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

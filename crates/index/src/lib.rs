@@ -933,6 +933,59 @@ impl Index {
         Ok(hits)
     }
 
+    /// Which of these files `viewer` may read, among the organisation's
+    /// (one customer's only, when given): those with a chunk that a
+    /// search as that viewer could return. A file without chunks is never
+    /// readable here.
+    pub async fn readable(
+        &self,
+        store: &impl Audiences,
+        organisation_id: &str,
+        customer_id: Option<&str>,
+        viewer: &Viewer,
+        file_ids: &[i64],
+    ) -> Result<HashSet<i64>> {
+        let mut out = HashSet::new();
+        if file_ids.is_empty() {
+            return Ok(out);
+        }
+        let scopes = store.scopes(organisation_id, customer_id).await?;
+        let segments = store.segments(organisation_id).await?;
+        let allowed: HashSet<u64> = scopes
+            .iter()
+            .filter(|s| viewer.may_read_space(s, &segments))
+            .map(|s| scope_key(&s.connection_id, &s.space_id, s.enforce_permissions))
+            .collect();
+        if allowed.is_empty() {
+            return Ok(out);
+        }
+        let searcher = self.reader.searcher();
+        let admission = Arc::new(admit::Admission::new(
+            &searcher,
+            organisation_id,
+            customer_id,
+            allowed,
+            self.exclusions(&searcher, viewer)?,
+        )?);
+        for id in file_ids {
+            let query = TermQuery::new(
+                Term::from_field_u64(self.fields.file_id, *id as u64),
+                IndexRecordOption::Basic,
+            );
+            let found = searcher.search(
+                &query,
+                &admit::TopAdmitted {
+                    limit: 1,
+                    admission: admission.clone(),
+                },
+            )?;
+            if !found.is_empty() {
+                out.insert(*id);
+            }
+        }
+        Ok(out)
+    }
+
     fn text_query(&self, query: &str) -> Option<Box<dyn Query>> {
         if query.trim().is_empty() {
             return None;

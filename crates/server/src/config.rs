@@ -29,6 +29,12 @@ pub struct Config {
     pub sync_interval_hours: u32,
     /// How often the scheduler looks for due connections, in seconds.
     pub scheduler_tick_secs: u64,
+    /// Minutes between polls of each synced connection for recent changes
+    /// (one CQL request when nothing changed); 0 turns polling off.
+    pub poll_interval_minutes: u64,
+    /// The poll interval in seconds instead, when set (finer than a
+    /// minute: for tests and benchmarks).
+    pub poll_interval_secs: Option<u64>,
     /// How long a node holds a claimed sync job without renewing its
     /// lease (renewed every third of it): a node that dies holds its jobs
     /// this long, then another node takes them over.
@@ -191,6 +197,8 @@ impl Default for Config {
             workers: 2,
             sync_interval_hours: 24,
             scheduler_tick_secs: 30,
+            poll_interval_minutes: 5,
+            poll_interval_secs: None,
             job_lease_secs: 30,
             max_body_bytes: 1 << 20,
             oauth_state_ttl_secs: 15 * 60,
@@ -282,6 +290,14 @@ impl Config {
         Ok(config)
     }
 
+    /// How often each connection is polled for changes; `None`: never.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        let secs = self
+            .poll_interval_secs
+            .unwrap_or(self.poll_interval_minutes.saturating_mul(60));
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+
     /// Settings that are allowed but probably not what was meant, said at
     /// start so that they are not found out at a user's first connect.
     pub fn warnings(&self) -> Vec<String> {
@@ -323,6 +339,12 @@ impl Config {
         }
         if !(1..=24 * 30).contains(&self.sync_interval_hours) {
             return Err("sync_interval_hours must be between 1 and 720".into());
+        }
+        if self.poll_interval_minutes > 24 * 60 {
+            return Err("poll_interval_minutes must be between 0 (off) and 1440".into());
+        }
+        if self.poll_interval_secs == Some(0) {
+            return Err("poll_interval_secs must be at least 1 (poll_interval_minutes = 0 turns polling off)".into());
         }
         if self.workers == 0 {
             return Err("workers must be at least 1".into());

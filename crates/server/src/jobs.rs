@@ -102,6 +102,30 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         Err(store::Error::NotFound(_)) => return Ok(()),
         Err(error) => return Err(error),
     };
+    if job.kind == JobKind::Poll {
+        let organisation_id = connection.organisation_id.clone();
+        let (status, error, bodies) = match poll(app, &connection).await {
+            Ok(bodies) => (JobStatus::Done, None, bodies),
+            Err(error) => {
+                tracing::warn!(job = job.id, connection = %connection.id, %error, "poll failed; the next poll or the full sync retries");
+                (JobStatus::Failed, Some(error), Vec::new())
+            }
+        };
+        store
+            .finish_sync_job(
+                &job,
+                status,
+                error.as_deref(),
+                &organisation_id,
+                &bodies,
+                None,
+            )
+            .await?;
+        if !bodies.is_empty() {
+            app.outbox_ready.notify_one();
+        }
+        return Ok(());
+    }
     if job.kind == JobKind::Items {
         let organisation_id = connection.organisation_id.clone();
         let (status, error) = if connection.revoked {
@@ -452,10 +476,17 @@ pub fn auto_sync_allowed(sources: Option<&serde_json::Value>) -> bool {
 
 /// The scheduler: queues a sync of every connection that is due.
 pub async fn scheduler(app: Arc<App>) {
-    let tick = Duration::from_secs(app.config.scheduler_tick_secs.max(1));
+    let mut tick = Duration::from_secs(app.config.scheduler_tick_secs.max(1));
+    // A poll interval finer than the tick is kept.
+    if let Some(poll) = app.config.poll_interval() {
+        tick = tick.min(poll.max(Duration::from_millis(200)));
+    }
     loop {
         if let Err(error) = schedule_due(&app).await {
             tracing::error!(%error, "scheduling failed");
+        }
+        if let Err(error) = schedule_polls(&app).await {
+            tracing::error!(%error, "scheduling polls failed");
         }
         tokio::time::sleep(tick).await;
     }
@@ -481,6 +512,149 @@ pub async fn schedule_due(app: &App) -> Result<usize, store::Error> {
         app.jobs_ready.notify_waiters();
     }
     Ok(queued)
+}
+
+/// Minutes a poll looks back beyond its last: Confluence's dates are
+/// minute-granular, and its clock is not ours.
+const POLL_OVERLAP_MINUTES: i64 = 2;
+
+/// A poll for recent changes: from where the last poll looked (or the
+/// last full sync started), less an overlap. One CQL request when nothing
+/// changed; what changed is synced and announced as a sync's changes are.
+/// Returns the events to deliver.
+async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<store::Event>, String> {
+    let store = &app.store;
+    let fail = |e: store::Error| e.to_string();
+    if connection.revoked || !Scope::wants_sync(connection) {
+        return Ok(Vec::new());
+    }
+    let since = match &connection.polled_at {
+        Some(at) => Some(at.clone()),
+        None => store
+            .jobs(&connection.id, 1)
+            .await
+            .map_err(fail)?
+            .first()
+            .map(|run| run.started_at.clone()),
+    };
+    let Some(since) = since.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok()) else {
+        // Never synced: the full sync comes first.
+        return Ok(Vec::new());
+    };
+    let started = chrono::Utc::now();
+    let minutes = (started - since.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0)
+        / 60
+        + 1
+        + POLL_OVERLAP_MINUTES;
+    let scope = Scope::of(connection)?;
+    let client = client_for(app, connection).await?;
+    let (spaces, pages) = if scope.all {
+        (Vec::new(), Vec::new())
+    } else {
+        (scope.spaces, scope.pages)
+    };
+    let options = sync::SyncOptions {
+        spaces,
+        pages,
+        allow_personal_spaces: connection.allow_personal_spaces,
+        download_concurrency: 8,
+        space_concurrency: 2,
+        link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
+        content: content_kinds(connection),
+    };
+    let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
+        .with_commit_hook(app.follower.hook());
+    // Found first: a poll that finds nothing reads and writes nothing more.
+    let found = engine
+        .find_changes(minutes as u64)
+        .await
+        .map_err(|e| e.to_string())?;
+    let customer = match &connection.end_user_id {
+        Some(id) => store
+            .end_user_by_id(id)
+            .await
+            .map_err(fail)?
+            .map(|u| u.customer_id),
+        None => None,
+    }
+    .unwrap_or_default();
+    let before: Snapshot = if found.is_empty() {
+        Snapshot::new()
+    } else {
+        store
+            .file_versions(&connection.id)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|(id, version, status)| (id, (version, status)))
+            .collect()
+    };
+    let polled = engine
+        .apply_changes(found)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        connection = %connection.id,
+        minutes,
+        candidates = polled.candidates,
+        changed = polled.changed,
+        requests = polled.requests,
+        skipped = polled.skipped,
+        "poll finished"
+    );
+    if polled.skipped {
+        return Ok(Vec::new());
+    }
+    store
+        .set_polled_at(
+            &connection.id,
+            &started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .await
+        .map_err(fail)?;
+    if polled.changed == 0 {
+        return Ok(Vec::new());
+    }
+    crate::metrics::record_sync(&polled.report);
+    if let Err(error) = app.follower.flush().await {
+        tracing::warn!(%error, "index not caught up after a poll; the next change retries");
+    }
+    let after: Snapshot = store
+        .file_versions(&connection.id)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|(id, version, status)| (id, (version, status)))
+        .collect();
+    Ok(file_events(
+        &before,
+        &after,
+        &customer,
+        connection.data_source_id,
+    ))
+}
+
+/// Queues a poll of each connection that is due one, every
+/// `poll_interval` (polling off: nothing).
+async fn schedule_polls(app: &App) -> Result<usize, store::Error> {
+    let Some(interval) = app.config.poll_interval() else {
+        return Ok(0);
+    };
+    let now = chrono::Utc::now();
+    let next = now + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::minutes(5));
+    let queued = app
+        .store
+        .enqueue_due_polls(
+            &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            &next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .await?;
+    if !queued.is_empty() {
+        app.jobs_ready.notify_waiters();
+    }
+    Ok(queued.len())
 }
 
 /// The kinds of content a connection syncs. The store holds only what

@@ -20,10 +20,12 @@ pub mod error;
 pub mod events;
 mod extract;
 pub mod jobs;
+pub mod mcp;
 mod metrics;
 pub mod model;
 mod oauth;
 pub mod openapi;
+pub mod pushes;
 mod routes;
 pub mod webhooks;
 
@@ -67,6 +69,9 @@ pub struct App {
     cancel_asked: tokio::sync::Notify,
     /// The admin console's sign-in limits and pending consents.
     console: console::ConsoleState,
+    /// Digests of the Confluence webhooks received in the last minutes
+    /// (when): a repeat is done once.
+    pub(crate) pushes_seen: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 pub type AppState = Arc<App>;
@@ -295,6 +300,7 @@ pub async fn start(
         cancelled: Default::default(),
         cancel_asked: Default::default(),
         console: console::ConsoleState::new(&config_console),
+        pushes_seen: Default::default(),
     });
     use tracing::Instrument;
     let mut tasks = Vec::new();
@@ -396,10 +402,15 @@ pub fn router(app: AppState) -> Router {
         // an API operation, as Carbon's presigned URLs are not).
         .route("/file_contents/{file_id}/{part}", get(content::download))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/webhooks/confluence/{connection}",
+            axum::routing::post(pushes::receive),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::render))
         .merge(console::routes())
+        .merge(mcp::routes(app.clone()))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
         })

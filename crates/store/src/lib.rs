@@ -124,6 +124,9 @@ pub struct Connection {
     pub revoked: bool,
     pub auto_sync: bool,
     pub next_sync_at: Option<String>,
+    /// Where its last poll for changes looked from.
+    #[serde(default)]
+    pub polled_at: Option<String>,
     pub data_source_tags: serde_json::Value,
     pub last_sync_action: String,
     pub source_items_synced_at: Option<String>,
@@ -503,6 +506,12 @@ delegate! {
     /// Queues a listing of a connection's item tree (a queued one absorbs
     /// it). Returns the job's id and whether it is new.
     async fn enqueue_items(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
+    /// Queues a poll of every connection whose poll is due and sets its next.
+    async fn enqueue_due_polls(&self, at: &str, next_at: &str) -> Result<Vec<String>>;
+    /// Queues a poll of a connection now (a pushed event).
+    async fn enqueue_poll(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
+    /// Records where a connection's last poll looked from.
+    async fn set_polled_at(&self, connection_id: &str, at: &str) -> Result<()>;
     /// Cancels a connection's item listing: a queued one is dropped; the
     /// running one's id is returned, for its worker to stop.
     async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>>;
@@ -619,6 +628,8 @@ delegate! {
     /// files, its checkpoints and its runs.
     trait SyncState {
         async fn connection(&self, id: &str) -> Result<Connection>;
+        /// The id of a connection's latest run.
+        async fn last_run(&self, connection_id: &str) -> Result<Option<i64>>;
         /// Names known for these users or groups (`kind`: "user" or
         /// "group"), by id; those not known are absent.
         async fn principal_names(&self, connection_id: &str, kind: &str, ids: &[String]) -> Result<HashMap<String, String>>;

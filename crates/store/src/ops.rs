@@ -104,6 +104,8 @@ pub enum JobKind {
     Sync,
     /// Lists the site's item tree (spaces and pages) for a picker.
     Items,
+    /// Looks for recent changes and syncs only those.
+    Poll,
 }
 
 impl JobKind {
@@ -111,12 +113,14 @@ impl JobKind {
         match self {
             JobKind::Sync => "sync",
             JobKind::Items => "items",
+            JobKind::Poll => "poll",
         }
     }
 
     pub fn parse(text: &str) -> JobKind {
         match text {
             "items" => JobKind::Items,
+            "poll" => JobKind::Poll,
             _ => JobKind::Sync,
         }
     }

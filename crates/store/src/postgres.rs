@@ -146,6 +146,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator",
         include_str!("../migrations/postgres/0003_operator.sql"),
     ),
+    (
+        4,
+        "polling",
+        include_str!("../migrations/postgres/0004_polling.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

@@ -32,6 +32,13 @@ pub struct FileContent {
     pub external_id: String,
     pub title: String,
     pub media_type: Option<String>,
+    /// Where a person opens it in Confluence.
+    pub url: Option<String>,
+    pub labels: Vec<String>,
+    /// When the store last changed it (a sync that saw a new version).
+    pub updated_at: String,
+    pub space_key: Option<String>,
+    pub space_name: Option<String>,
     pub body: Option<String>,
     pub markdown: Option<String>,
 }

@@ -58,6 +58,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator",
         include_str!("../migrations/0008_operator.sql"),
     ),
+    (9, "polling", include_str!("../migrations/0009_polling.sql")),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

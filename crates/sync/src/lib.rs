@@ -239,6 +239,38 @@ impl Report {
     }
 }
 
+/// What a poll found changed (by id), before anything is written.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// A full sync was unfinished: the poll leaves the change to it.
+    pub skipped: bool,
+    /// Content modified in the window, changed or not.
+    pub candidates: usize,
+    pub pages: Vec<String>,
+    pub blogposts: Vec<String>,
+    /// Requests the finding took.
+    pub requests: u64,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty() && self.blogposts.is_empty()
+    }
+}
+
+/// What a poll for recent changes found and did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PollReport {
+    /// A full sync was unfinished: the poll left the change to it.
+    pub skipped: bool,
+    /// Content modified in the window, changed or not.
+    pub candidates: usize,
+    /// Content written because it changed.
+    pub changed: usize,
+    pub requests: u64,
+    pub report: Report,
+}
+
 /// What a progress display is told: the run's totals so far, summed over
 /// the spaces synced at once (so that a display shows one steady line,
 /// not each space's in turn).
@@ -425,13 +457,9 @@ impl<S: SyncState> Engine<S> {
         }
     }
 
-    /// Runs a sync to the end, resuming an unfinished one if there is one.
-    pub async fn run(&self) -> Result<Report> {
-        let started = Instant::now();
-        let requests_before = self.client.requests();
-        let retries_before = self.client.retries();
-        let conn = self.connection_id.as_str();
-        let connection = self.store.connection(conn).await?;
+    /// The connection's settings, read at the start of a run.
+    async fn load_settings(&self) -> Result<()> {
+        let connection = self.store.connection(&self.connection_id).await?;
         *self.settings.lock() = RunSettings {
             enforce_permissions: connection.enforce_permissions,
             chunk: ChunkOptions {
@@ -439,6 +467,164 @@ impl<S: SyncState> Engine<S> {
                 overlap: connection.chunk_overlap.max(0) as usize,
             },
         };
+        Ok(())
+    }
+
+    /// Looks for pages and blog posts modified in the last `minutes`, and
+    /// syncs only those that changed: one CQL request when nothing did
+    /// (`lastmodified >= now("-Nm")`, relative to Confluence's own clock, so
+    /// that no time zone enters), then one fetch of the changed bodies and
+    /// one of their labels a 250. What comes back is compared by version
+    /// with the store. New content is taken in the spaces synced whole, and
+    /// under pages already held; what a poll cannot see (deletions,
+    /// restriction changes, comments and attachments) waits for the full
+    /// sync. Does nothing while a full sync is unfinished: it will see the
+    /// change, and the two must not write the same files at once.
+    pub async fn poll(&self, minutes: u64) -> Result<PollReport> {
+        let found = self.find_changes(minutes).await?;
+        self.apply_changes(found).await
+    }
+
+    /// A poll's first half: what changed in the last `minutes`, without
+    /// writing anything (see `poll`).
+    pub async fn find_changes(&self, minutes: u64) -> Result<Changes> {
+        let conn = self.connection_id.as_str();
+        let requests_before = self.client.requests();
+        let mut out = Changes::default();
+        if self.store.checkpoint(conn, "run").await?.is_some() {
+            out.skipped = true;
+            return Ok(out);
+        }
+        let types = match (self.options.content.pages, self.options.content.blogposts) {
+            (true, true) => "page, blogpost",
+            (true, false) => "page",
+            (false, true) => "blogpost",
+            (false, false) => return Ok(out),
+        };
+        let cql = format!(
+            "type in ({types}) and lastmodified >= now(\"-{}m\") order by lastmodified",
+            minutes.max(1)
+        );
+        let mut candidates: Vec<(bool, String, i64)> = Vec::new();
+        let mut url = Some(self.client.cql_versions_url(&cql));
+        while let Some(current) = url {
+            let (items, next) = self.client.listing::<V1Content>(&current).await?;
+            for item in items {
+                let blog = item.kind.as_deref() == Some("blogpost");
+                let version = item.version.as_ref().map_or(0, |v| v.number as i64);
+                candidates.push((blog, item.id, version));
+            }
+            url = next;
+        }
+        out.candidates = candidates.len();
+        for blog in [false, true] {
+            let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
+            let ids: Vec<String> = candidates
+                .iter()
+                .filter(|(b, _, _)| *b == blog)
+                .map(|(_, id, _)| id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let known = self.store.file_states(conn, file_kind, &ids).await?;
+            let changed = candidates.iter().filter(|(b, id, version)| {
+                *b == blog
+                    && known
+                        .get(id)
+                        .is_none_or(|state| state.version != *version || state.status != READY)
+            });
+            for (_, id, _) in changed {
+                if blog {
+                    out.blogposts.push(id.clone());
+                } else {
+                    out.pages.push(id.clone());
+                }
+            }
+        }
+        out.requests = self.client.requests() - requests_before;
+        Ok(out)
+    }
+
+    /// A poll's second half: fetches what `find_changes` found changed,
+    /// with labels and restrictions, and writes it.
+    pub async fn apply_changes(&self, found: Changes) -> Result<PollReport> {
+        let conn = self.connection_id.as_str();
+        let requests_before = self.client.requests();
+        let mut out = PollReport {
+            skipped: found.skipped,
+            candidates: found.candidates,
+            requests: found.requests,
+            ..Default::default()
+        };
+        if found.is_empty() {
+            return Ok(out);
+        }
+        self.load_settings().await?;
+        let spaces: HashMap<String, SpaceRow> = self
+            .store
+            .spaces(conn)
+            .await?
+            .into_iter()
+            .map(|s| (s.space_id.clone(), s))
+            .collect();
+        let run = self.store.last_run(conn).await?.unwrap_or(0);
+        let mut report = Report::default();
+        for (blog, changed) in [(false, &found.pages), (true, &found.blogposts)] {
+            if changed.is_empty() {
+                continue;
+            }
+            let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
+            // The changed content with its bodies, by id.
+            let mut fetched: Vec<Content> = Vec::new();
+            for chunk in changed.chunks(250) {
+                let (items, _) = self
+                    .client
+                    .listing::<Content>(&self.client.content_by_ids_url(blog, chunk))
+                    .await?;
+                fetched.extend(items);
+            }
+            let ids: Vec<String> = fetched.iter().map(|c| c.id.clone()).collect();
+            let known = self.store.file_states(conn, file_kind, &ids).await?;
+            let parents: Vec<String> = fetched.iter().filter_map(|c| c.parent_id.clone()).collect();
+            let held_parents = self.store.file_states(conn, kind::PAGE, &parents).await?;
+            let mut by_space: HashMap<String, Vec<Content>> = HashMap::new();
+            for item in fetched {
+                // Outside the spaces held: the full sync decides.
+                let Some(space) = spaces.get(&item.space_id) else {
+                    continue;
+                };
+                let whole =
+                    self.options.pages.is_empty() || self.options.spaces.contains(&space.key);
+                let under_held = item
+                    .parent_id
+                    .as_ref()
+                    .is_some_and(|p| held_parents.contains_key(p));
+                if whole || known.contains_key(&item.id) || under_held {
+                    by_space
+                        .entry(item.space_id.clone())
+                        .or_default()
+                        .push(item);
+                }
+            }
+            for (space_id, items) in by_space {
+                out.changed += items.len();
+                self.write_content(run, &spaces[&space_id], file_kind, items, None, &mut report)
+                    .await?;
+            }
+        }
+        out.requests += self.client.requests() - requests_before;
+        out.report = report;
+        Ok(out)
+    }
+
+    /// Runs a sync to the end, resuming an unfinished one if there is one.
+    pub async fn run(&self) -> Result<Report> {
+        let started = Instant::now();
+        let requests_before = self.client.requests();
+        let retries_before = self.client.retries();
+        let conn = self.connection_id.as_str();
+        self.load_settings().await?;
         let mut report = Report::default();
         let run = match self.store.checkpoint(conn, "run").await? {
             Some(run) => {
@@ -813,7 +999,7 @@ impl<S: SyncState> Engine<S> {
                     .collect(),
                 None => items,
             };
-            self.write_content(run, space, file_kind, items, &step, mark, report)
+            self.write_content(run, space, file_kind, items, Some((&step, mark)), report)
                 .await?;
             let listed = processed - std::mem::replace(&mut told, processed);
             self.tell(|p| {
@@ -843,15 +1029,13 @@ impl<S: SyncState> Engine<S> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // the state of one listing page; a struct would only rename it
     async fn write_content(
         &self,
         run: i64,
         space: &SpaceRow,
         file_kind: &'static str,
         items: Vec<Content>,
-        step: &str,
-        mark: &str,
+        checkpoint: Option<(&str, &str)>,
         report: &mut Report,
     ) -> Result<()> {
         let conn = self.connection_id.as_str();
@@ -934,7 +1118,7 @@ impl<S: SyncState> Engine<S> {
             }
         }
         self.store
-            .write_batch(conn, run, &upserts, &seen, Some((step, mark)))
+            .write_batch(conn, run, &upserts, &seen, checkpoint)
             .await?;
         self.committed();
         Ok(())

@@ -118,6 +118,10 @@ pub(crate) async fn serve(
         .route("/rest/api/user/current", get(v1::current_user))
         .route("/rest/api/user/bulk", get(v1::user_bulk))
         .route("/rest/api/group", get(v1::groups))
+        .route(
+            "/rest/api/webhooks",
+            get(v1::list_webhooks).post(v1::create_webhook),
+        )
         .route("/rest/api/user/memberof", get(v1::member_of))
         .route(
             "/download/attachments/{container}/{filename}",

@@ -1166,3 +1166,61 @@ pub(crate) async fn member_of(
     }))
     .into_response())
 }
+
+/// `POST /rest/api/webhooks` (Data Center): registers a webhook. Confluence
+/// administrators only.
+pub(crate) async fn create_webhook(
+    State(shared): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let admin = {
+        let site = shared.site.read();
+        site.users.get(viewer.0 as usize).is_some_and(|u| {
+            u.groups
+                .iter()
+                .any(|g| site.groups[*g as usize].name == "site-admins")
+        })
+    };
+    if !admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            API,
+            "FORBIDDEN",
+            "Only Confluence administrators can manage webhooks",
+        ));
+    }
+    let new: crate::webhooks::NewWebhook = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(API, format!("Invalid webhook: {e}")))?;
+    let url_ok = url::Url::parse(&new.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    if !url_ok || new.name.trim().is_empty() || new.events.is_empty() {
+        return Err(ApiError::bad_request(
+            API,
+            "A webhook needs a name, an http(s) url and at least one event",
+        ));
+    }
+    if let Some(unknown) = new
+        .events
+        .iter()
+        .find(|e| !crate::webhooks::EVENTS.contains(&e.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            API,
+            format!("Unknown event: {unknown}"),
+        ));
+    }
+    let hook = crate::Simulator {
+        shared: shared.clone(),
+    }
+    .add_webhook(new);
+    Ok((StatusCode::CREATED, Json(hook.json())).into_response())
+}
+
+/// `GET /rest/api/webhooks` (Data Center): the registered webhooks.
+pub(crate) async fn list_webhooks(State(shared): State<AppState>) -> Result<Response> {
+    let hooks: Vec<Value> = shared.webhooks.lock().iter().map(|h| h.json()).collect();
+    Ok(
+        Json(json!({"results": hooks, "start": 0, "limit": hooks.len(), "size": hooks.len()}))
+            .into_response(),
+    )
+}

@@ -10,6 +10,7 @@ mod credentials;
 mod flow;
 mod isolation;
 mod malformed;
+mod mcp;
 mod oauth;
 mod picker;
 mod schedule;

@@ -200,3 +200,231 @@ async fn webhooks_wait_out_a_stopped_server_and_a_refusing_receiver() {
     assert_eq!(add.1["object"]["object_id"], source);
     running.stop().await;
 }
+
+/// Issue 17: between full syncs each connection is polled for recent
+/// changes: an edit becomes searchable within a poll interval and the time
+/// to sync it, and a poll that finds nothing costs one CQL request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polls_make_an_edit_searchable_within_the_interval() {
+    let sim = simulator(2, 40).await;
+    let dir = TempDir::new("poll");
+    let mut config = config(&sim, &dir);
+    config.poll_interval_secs = Some(1);
+    let running = start(config).await;
+    let api = Api::new(&running, "org").await.customer("c1");
+    let source = api.connect(&sim, true).await;
+    api.wait_ready(source).await;
+    let search = |query: &'static str| {
+        let api = api.clone();
+        async move {
+            api.ok("/embeddings", json!({"query": query, "k": 5})).await["documents"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(search("quokkaquartz").await, 0);
+
+    // Nothing changes: the polls cost one CQL request each, nothing else.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    sim.reset_stats();
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let stats = sim.stats();
+    let polls = stats
+        .operations
+        .get("GET /wiki/rest/api/content/search")
+        .copied()
+        .unwrap_or(0);
+    assert!(polls >= 2, "{:?}", stats.operations);
+    assert_eq!(
+        stats.total, polls,
+        "a poll that found nothing made other requests: {:?}",
+        stats.operations
+    );
+
+    // An edit: searchable within the interval and a sync of one page.
+    let page = sim.with_site(|s| {
+        s.content
+            .values()
+            .find(|c| {
+                c.kind == confluence_sim::model::ContentKind::Page
+                    && c.status == confluence_sim::model::Status::Current
+            })
+            .unwrap()
+            .id
+            .to_string()
+    });
+    sim.apply(Change::Edit {
+        id: page,
+        body: Some("<p>The quokkaquartz calibration moved to Tuesday.</p>".into()),
+    })
+    .unwrap();
+    sim.reset_stats();
+    let edited = std::time::Instant::now();
+    while search("quokkaquartz").await == 0 {
+        assert!(
+            edited.elapsed() < Duration::from_secs(30),
+            "the edit never became searchable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = sim.stats();
+    assert!(
+        !stats
+            .operations
+            .keys()
+            .any(|op| op.contains("/spaces/{id}/pages")),
+        "a poll listed a space: {:?}",
+        stats.operations
+    );
+    running.stop().await;
+}
+
+/// Issue 17: a Data Center site pushes its changes. The simulator sends
+/// signed webhooks, as Confluence does once an administrator registers one;
+/// an edit becomes searchable without waiting for a poll. A forged event
+/// (a wrong signature) and a replayed one (a stale timestamp, or a repeat)
+/// queue nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushed_events_sync_at_once_and_forged_or_replayed_ones_do_nothing() {
+    let sim = simulator(2, 30).await;
+    let dir = TempDir::new("push");
+    let mut config = config(&sim, &dir);
+    config.poll_interval_minutes = 0;
+    let running = start(config).await;
+    let api = Api::new(&running, "org").await.customer("c1");
+    let source = api.connect(&sim, true).await;
+    api.wait_ready(source).await;
+    let connection = api.connection(&running, source).await;
+    let secret = server::pushes::secret_for(&running.app.store, &connection.id);
+    let url = format!("{}/webhooks/confluence/{}", api.base, connection.id);
+    // Registered as an administrator does, through Data Center's API.
+    let creds = sim.credentials();
+    let http = reqwest::Client::new();
+    let registered = http
+        .post(format!("{}/wiki/rest/api/webhooks", creds.base_url))
+        .basic_auth(&creds.email, Some(&creds.api_token))
+        .json(
+            &json!({"name": "confsync", "url": url, "events": ["page_updated", "page_created"],
+            "configuration": {"secret": secret}, "active": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+
+    let search = |query: &'static str| {
+        let api = api.clone();
+        async move {
+            api.ok("/embeddings", json!({"query": query, "k": 5})).await["documents"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    let page = sim.with_site(|s| {
+        s.content
+            .values()
+            .find(|c| {
+                c.kind == confluence_sim::model::ContentKind::Page
+                    && c.status == confluence_sim::model::Status::Current
+            })
+            .unwrap()
+            .id
+            .to_string()
+    });
+    sim.apply(Change::Edit {
+        id: page.clone(),
+        body: Some("<p>The wombatwhistle rota changed.</p>".into()),
+    })
+    .unwrap();
+    let edited = std::time::Instant::now();
+    while search("wombatwhistle").await == 0 {
+        assert!(
+            edited.elapsed() < Duration::from_secs(30),
+            "the pushed edit never became searchable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Forged: signed with another secret, or not at all.
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = json!({"timestamp": now, "event": "page_removed", "page": {"id": page}}).to_string();
+    let jobs_before = running.app.store.sync_job_counts().await.unwrap();
+    for signature in [
+        Some(confluence_sim::webhooks::signature(
+            "guessed",
+            body.as_bytes(),
+        )),
+        None,
+    ] {
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature", signature);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), 401);
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["code"], "invalid_signature");
+    }
+    // An unknown connection answers the same.
+    let answer = http
+        .post(format!("{}/webhooks/confluence/conn_nope", api.base))
+        .header(
+            "x-hub-signature",
+            confluence_sim::webhooks::signature(&secret, body.as_bytes()),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    // Replayed: an old event, validly signed, is refused; a repeat of a
+    // fresh one is done once.
+    let stale =
+        json!({"timestamp": now - 3_600_000, "event": "page_removed", "page": {"id": page}})
+            .to_string();
+    let answer = http
+        .post(&url)
+        .header(
+            "x-hub-signature",
+            confluence_sim::webhooks::signature(&secret, stale.as_bytes()),
+        )
+        .body(stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert_eq!(
+        running.app.store.sync_job_counts().await.unwrap(),
+        jobs_before,
+        "a refused event queued work"
+    );
+    let fresh =
+        json!({"timestamp": now, "event": "page_updated", "page": {"id": page}}).to_string();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let answer = http
+            .post(&url)
+            .header(
+                "x-hub-signature",
+                confluence_sim::webhooks::signature(&secret, fresh.as_bytes()),
+            )
+            .body(fresh.clone())
+            .send()
+            .await
+            .unwrap();
+        answers.push((
+            answer.status().as_u16(),
+            answer.json::<Value>().await.unwrap(),
+        ));
+    }
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert_eq!(answers[1], (200, json!({"duplicate": true})));
+    // The store still says what Confluence says: the page is there.
+    assert!(search("wombatwhistle").await > 0);
+    running.stop().await;
+}

@@ -72,6 +72,7 @@ impl Store {
             revoked: row.col("revoked"),
             auto_sync: row.col("auto_sync"),
             next_sync_at: row.col("next_sync_at"),
+            polled_at: row.col("polled_at"),
             data_source_tags: serde_json::from_str(row.col::<&str>("data_source_tags"))
                 .unwrap_or_default(),
             last_sync_action: row.col("last_sync_action"),
@@ -733,6 +734,15 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The id of a connection's latest run (its files were seen in it).
+    pub async fn last_run(&self, connection_id: &str) -> Result<Option<i64>> {
+        let row = query("SELECT MAX(id) AS id FROM jobs WHERE connection_id = ?")
+            .bind(connection_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.col("id"))
     }
 
     pub async fn jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<Job>> {

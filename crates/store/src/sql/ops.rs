@@ -362,6 +362,59 @@ impl Store {
         Ok(queued)
     }
 
+    /// Queues a poll of every connection whose poll is due (synced, not
+    /// revoked, syncing on schedule), and sets its next one: one
+    /// transaction, so that of several nodes each due poll is queued once.
+    /// Returns the connections queued.
+    pub async fn enqueue_due_polls(&self, at: &str, next_at: &str) -> Result<Vec<String>> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        // A connection polled for the first time is polled one interval on.
+        query(
+            "UPDATE connections SET next_poll_at = ?::timestamptz WHERE next_poll_at IS NULL \
+             AND auto_sync = TRUE AND revoked = FALSE AND status = 'READY'",
+        )
+        .bind(next_at)
+        .execute(&mut *tx)
+        .await?;
+        let rows = query(
+            "UPDATE connections SET next_poll_at = ?::timestamptz WHERE id IN (\
+             SELECT id FROM connections WHERE auto_sync = TRUE AND revoked = FALSE AND status = 'READY' \
+             AND next_poll_at <= ?::timestamptz ORDER BY next_poll_at LIMIT 500) \
+             RETURNING id",
+        )
+        .bind(next_at)
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.col("id")).collect();
+        for id in &ids {
+            enqueue_kind_in(&mut tx, id, JobKind::Poll, "poll").await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Queues a poll of a connection now (a pushed event); a queued poll
+    /// absorbs it.
+    pub async fn enqueue_poll(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let queued = enqueue_kind_in(&mut tx, connection_id, JobKind::Poll, reason).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Records where a connection's last poll looked from.
+    pub async fn set_polled_at(&self, connection_id: &str, at: &str) -> Result<()> {
+        query("UPDATE connections SET polled_at = ?::timestamptz WHERE id = ?")
+            .bind(at)
+            .bind(connection_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Cancels a connection's item listing: a queued one is dropped; the
     /// running one's id is returned, for its worker to stop.
     pub async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>> {

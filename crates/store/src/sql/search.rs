@@ -372,8 +372,11 @@ impl Store {
     /// and its Markdown; None for a file that is gone.
     pub async fn file_content(&self, file_id: i64) -> Result<Option<FileContent>> {
         let row = query(
-            "SELECT f.connection_id, f.kind, f.external_id, f.title, f.media_type, c.body, c.markdown \
-             FROM files f LEFT JOIN file_contents c ON c.file_id = f.id WHERE f.id = ?",
+            "SELECT f.connection_id, f.kind, f.external_id, f.title, f.media_type, f.url, f.labels, \
+             f.updated_at, s.space_key, s.name AS space_name, c.body, c.markdown \
+             FROM files f LEFT JOIN file_contents c ON c.file_id = f.id \
+             LEFT JOIN spaces s ON s.connection_id = f.connection_id AND s.space_id = f.space_id \
+             WHERE f.id = ?",
         )
         .bind(file_id)
         .fetch_optional(&self.pool)
@@ -384,6 +387,11 @@ impl Store {
             external_id: row.col("external_id"),
             title: row.col("title"),
             media_type: row.col("media_type"),
+            url: row.col("url"),
+            labels: serde_json::from_str(row.col::<&str>("labels")).unwrap_or_default(),
+            updated_at: row.col("updated_at"),
+            space_key: row.col("space_key"),
+            space_name: row.col("space_name"),
             body: row.col("body"),
             markdown: row.col("markdown"),
         }))
