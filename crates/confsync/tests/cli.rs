@@ -23,6 +23,31 @@ fn sync_command(base: &str, email: &str, token: &str, data_dir: &std::path::Path
     command
 }
 
+/// A simulated site synced by `confsync sync` (with `extra` flags) into a
+/// fresh data directory of its own.
+async fn synced_site(
+    seed: u64,
+    spaces: u32,
+    pages: u32,
+    name: &str,
+    extra: &[&str],
+) -> (confluence_sim::RunningSimulator, std::path::PathBuf) {
+    let sim = common::simulated_site(seed, spaces, pages, 0).await;
+    let creds = sim.credentials();
+    let data_dir = std::env::temp_dir().join(format!("confsync-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    (sim, data_dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_at_20_random_points_ends_equal_to_the_truth() {
     // Slow enough that a run spans many kill points.
@@ -401,18 +426,8 @@ async fn a_sync_beside_a_running_server_becomes_searchable() {
 /// from search; the right one stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_listed_shown_and_removed() {
-    let sim = common::simulated_site(43, 2, 40, 0).await;
+    let (sim, data_dir) = synced_site(43, 2, 40, "conns", &[]).await;
     let creds = sim.credentials();
-    let data_dir = std::env::temp_dir().join(format!("confsync-conns-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        synced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&synced.stderr)
-    );
 
     let list = confsync(&["connections", "list", "--json"], &data_dir);
     assert!(
@@ -669,19 +684,7 @@ fn convert_refuses_binary_input() {
 /// its status; `--as` takes Confluence groups by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_last_error_and_search_takes_group_names() {
-    let sim = common::simulated_site(46, 4, 80, 0).await;
-    let creds = sim.credentials();
-    let data_dir = std::env::temp_dir().join(format!("confsync-groups-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
-        .arg("--enforce-permissions")
-        .output()
-        .unwrap();
-    assert!(
-        synced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&synced.stderr)
-    );
+    let (sim, data_dir) = synced_site(46, 4, 80, "groups", &["--enforce-permissions"]).await;
 
     // A group by its name finds what the same group by its id finds, and
     // more than nobody does.
@@ -737,18 +740,7 @@ async fn status_shows_the_last_error_and_search_takes_group_names() {
 /// tools, searches, fetches and lists resources.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_reaches_a_data_directory_over_stdio_mcp() {
-    let sim = common::simulated_site(47, 2, 40, 0).await;
-    let creds = sim.credentials();
-    let data_dir = std::env::temp_dir().join(format!("confsync-mcp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let synced = sync_command(&creds.base_url, &creds.email, &creds.api_token, &data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        synced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&synced.stderr)
-    );
+    let (_sim, data_dir) = synced_site(47, 2, 40, "mcp", &[]).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("tests/clients/mcp_agent.py"))

@@ -171,12 +171,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     {
         Some(snapshot) => snapshot,
         None => {
-            let snapshot: Snapshot = store
-                .file_versions(&connection.id)
-                .await?
-                .into_iter()
-                .map(|(id, version, status)| (id, (version, status)))
-                .collect();
+            let snapshot = snapshot(store, &connection.id).await?;
             // Files asked for again (resync_file) are syncing now: the
             // snapshot and those events are written together.
             let syncing: Vec<store::Event> = snapshot
@@ -234,20 +229,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         }
         Ok(Some((scope, client))) => {
             let tags = scope.tags.clone();
-            let (spaces, pages) = if scope.all {
-                (Vec::new(), Vec::new())
-            } else {
-                (scope.spaces, scope.pages)
-            };
-            let options = sync::SyncOptions {
-                spaces,
-                pages,
-                allow_personal_spaces: connection.allow_personal_spaces,
-                download_concurrency: 8,
-                space_concurrency: 2,
-                link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
-                content: content_kinds(&connection),
-            };
+            let options = sync_options(&connection, scope);
             let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
                 .with_commit_hook(app.follower.hook());
             let synced = match engine.run().await {
@@ -292,12 +274,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     if let Err(error) = app.follower.flush().await {
         tracing::warn!(%error, "index not caught up after a sync; the next change retries");
     }
-    let after: Snapshot = store
-        .file_versions(&connection.id)
-        .await?
-        .into_iter()
-        .map(|(id, version, status)| (id, (version, status)))
-        .collect();
+    let after = snapshot(store, &connection.id).await?;
     let mut bodies = file_events(&before, &after, &customer, connection.data_source_id);
     if outcome.is_ok() {
         bodies.push(events::body(
@@ -550,22 +527,13 @@ async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<stor
         + POLL_OVERLAP_MINUTES;
     let scope = Scope::of(connection)?;
     let client = client_for(app, connection).await?;
-    let (spaces, pages) = if scope.all {
-        (Vec::new(), Vec::new())
-    } else {
-        (scope.spaces, scope.pages)
-    };
-    let options = sync::SyncOptions {
-        spaces,
-        pages,
-        allow_personal_spaces: connection.allow_personal_spaces,
-        download_concurrency: 8,
-        space_concurrency: 2,
-        link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
-        content: content_kinds(connection),
-    };
-    let engine = sync::Engine::new(client, store.clone(), &connection.id, options)
-        .with_commit_hook(app.follower.hook());
+    let engine = sync::Engine::new(
+        client,
+        store.clone(),
+        &connection.id,
+        sync_options(connection, scope),
+    )
+    .with_commit_hook(app.follower.hook());
     // Found first: a poll that finds nothing reads and writes nothing more.
     let found = engine
         .find_changes(minutes as u64)
@@ -583,13 +551,7 @@ async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<stor
     let before: Snapshot = if found.is_empty() {
         Snapshot::new()
     } else {
-        store
-            .file_versions(&connection.id)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|(id, version, status)| (id, (version, status)))
-            .collect()
+        snapshot(store, &connection.id).await.map_err(fail)?
     };
     let polled = engine
         .apply_changes(found)
@@ -621,13 +583,7 @@ async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<stor
     if let Err(error) = app.follower.flush().await {
         tracing::warn!(%error, "index not caught up after a poll; the next change retries");
     }
-    let after: Snapshot = store
-        .file_versions(&connection.id)
-        .await
-        .map_err(fail)?
-        .into_iter()
-        .map(|(id, version, status)| (id, (version, status)))
-        .collect();
+    let after = snapshot(store, &connection.id).await.map_err(fail)?;
     Ok(file_events(
         &before,
         &after,
@@ -655,6 +611,36 @@ async fn schedule_polls(app: &App) -> Result<usize, store::Error> {
         app.jobs_ready.notify_waiters();
     }
     Ok(queued.len())
+}
+
+/// What a connection's sync or poll works from: its scope, settings and
+/// content kinds.
+fn sync_options(connection: &store::Connection, scope: Scope) -> sync::SyncOptions {
+    let (spaces, pages) = if scope.all {
+        (Vec::new(), Vec::new())
+    } else {
+        (scope.spaces, scope.pages)
+    };
+    sync::SyncOptions {
+        spaces,
+        pages,
+        allow_personal_spaces: connection.allow_personal_spaces,
+        download_concurrency: 8,
+        space_concurrency: 2,
+        link_base: connection.site_link.as_ref().map(|l| format!("{l}/wiki")),
+        content: content_kinds(connection),
+    }
+}
+
+/// Every file of a connection with its version and status: what file
+/// events are computed from, before and after a run.
+async fn snapshot(store: &store::Store, connection_id: &str) -> Result<Snapshot, store::Error> {
+    Ok(store
+        .file_versions(connection_id)
+        .await?
+        .into_iter()
+        .map(|(id, version, status)| (id, (version, status)))
+        .collect())
 }
 
 /// The kinds of content a connection syncs. The store holds only what

@@ -753,17 +753,13 @@ async fn file_sync_config_chooses_whether_attachments_sync() {
     let running = start(config(&sim, &dir)).await;
     let org = Api::new(&running, "org").await;
     let api = org.customer("pages-only");
-    let creds = sim.credentials();
-    let connected = api
-        .ok(
-            "/integrations/connect",
-            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
-                "username": creds.email, "access_token": creds.api_token},
-                "sync_options": {"sync_files_on_connection": true,
-                    "file_sync_config": {"sync_attachments": false, "split_rows": true}}}),
+    let source = api
+        .connect_with(
+            &sim,
+            json!({"sync_files_on_connection": true,
+                "file_sync_config": {"sync_attachments": false, "split_rows": true}}),
         )
         .await;
-    let source = connected["data_source"]["id"].as_i64().unwrap();
     let kinds = |files: &[Value]| -> std::collections::BTreeSet<String> {
         files
             .iter()

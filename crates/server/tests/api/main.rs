@@ -221,13 +221,20 @@ impl Api {
 
     /// Connects the simulator's site with an API token.
     pub async fn connect(&self, sim: &RunningSimulator, sync_all: bool) -> i64 {
+        self.connect_with(sim, json!({"sync_files_on_connection": sync_all}))
+            .await
+    }
+
+    /// Connects the simulator's site with an API token and these
+    /// `sync_options`.
+    pub async fn connect_with(&self, sim: &RunningSimulator, sync_options: Value) -> i64 {
         let creds = sim.credentials();
         let answer = self
             .ok(
                 "/integrations/connect",
                 json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
                     "username": creds.email, "access_token": creds.api_token},
-                    "sync_options": {"sync_files_on_connection": sync_all}}),
+                    "sync_options": sync_options}),
             )
             .await;
         answer["data_source"]["id"].as_i64().unwrap()

@@ -37,16 +37,12 @@ async fn an_agent_searches_and_fetches_over_mcp_as_its_viewer() {
     let running = start(config(&sim, &dir)).await;
     let org = Api::new(&running, "org").await;
     let api = org.customer("c");
-    let creds = sim.credentials();
-    let connected = api
-        .ok(
-            "/integrations/connect",
-            json!({"authentication": {"source": "CONFLUENCE", "subdomain": "acme",
-                "username": creds.email, "access_token": creds.api_token},
-                "sync_options": {"sync_files_on_connection": true, "enforce_permissions": true}}),
+    let source = api
+        .connect_with(
+            &sim,
+            json!({"sync_files_on_connection": true, "enforce_permissions": true}),
         )
         .await;
-    let source = connected["data_source"]["id"].as_i64().unwrap();
     api.wait_ready(source).await;
 
     // The admin (every group) through the API key, and Eli (no group)
