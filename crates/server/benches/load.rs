@@ -3,8 +3,9 @@
 //! customer's full sync of the same site writes to the store and index;
 //! then /user_files_v2 (a page of 100 files) alone.
 //!
-//! cargo bench -p server --bench load [-- PAGES CLIENTS SECONDS]
-//! (defaults: 5000 pages, 16 clients, 10 seconds a phase)
+//! cargo bench -p server --bench load [-- PAGES CLIENTS SECONDS [quick]]
+//! (defaults: 5000 pages, 16 clients, 10 seconds a phase; `quick` leaves
+//! out the phase during a second full sync)
 //! With CONFSYNC_BENCH_BACKEND=postgres the store is PostgreSQL (a fresh
 //! database on CONFSYNC_TEST_POSTGRES's server, dropped afterwards).
 //!
@@ -177,6 +178,8 @@ fn main() {
     let pages: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let clients: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    // `quick`: no searching during a second full sync (the longest phase).
+    let quick = args.get(3).is_some_and(|a| a == "quick");
     let postgres = std::env::var("CONFSYNC_BENCH_BACKEND").is_ok_and(|b| b == "postgres");
     if postgres && std::env::var("CONFSYNC_SECRET_KEY").is_err() {
         // Before any thread starts: the key the server seals with.
@@ -257,6 +260,16 @@ fn main() {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let idle = load(&base, &key, queries.clone(), clients, move || Instant::now() > deadline, "searches alone", search).await;
 
+        if quick {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let listing = load(&base, &key, queries, clients, move || Instant::now() > deadline, "user_files_v2 alone", list_files).await;
+            println!("clients: {clients}");
+            report(&idle);
+            report(&listing);
+            running.stop().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
         // Phase 2: searching while another customer's full sync runs.
         let writer = post(&http, &base, &key, "writer", "/integrations/connect", json!({"authentication": auth})).await;
         let writer_id = writer["data_source"]["id"].as_i64().unwrap();

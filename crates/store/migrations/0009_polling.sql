@@ -3,3 +3,8 @@
 ALTER TABLE connections ADD COLUMN next_poll_at TEXT;
 ALTER TABLE connections ADD COLUMN polled_at TEXT;
 CREATE INDEX connections_by_poll ON connections (next_poll_at);
+
+-- A page of a customer's files in date order (Carbon's default orders)
+-- read from an index, without reading every file's row (issue 18).
+CREATE INDEX files_by_created ON files (connection_id, created_at, id);
+CREATE INDEX files_by_updated ON files (connection_id, updated_at, id);
