@@ -458,12 +458,22 @@ pub async fn scheduler(app: Arc<App>) {
     if let Some(poll) = app.config.poll_interval() {
         tick = tick.min(poll.max(Duration::from_millis(200)));
     }
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
         if let Err(error) = schedule_due(&app).await {
             tracing::error!(%error, "scheduling failed");
         }
         if let Err(error) = schedule_polls(&app).await {
             tracing::error!(%error, "scheduling polls failed");
+        }
+        // Polls ended a day ago are forgotten, once an hour.
+        if pruned.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            pruned = Some(std::time::Instant::now());
+            let day_ago = (chrono::Utc::now() - chrono::Duration::days(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            if let Err(error) = app.store.prune_polls(&day_ago).await {
+                tracing::warn!(%error, "forgetting old polls failed");
+            }
         }
         tokio::time::sleep(tick).await;
     }

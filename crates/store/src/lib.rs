@@ -510,6 +510,8 @@ delegate! {
     async fn enqueue_due_polls(&self, at: &str, next_at: &str) -> Result<Vec<String>>;
     /// Queues a poll of a connection now (a pushed event).
     async fn enqueue_poll(&self, connection_id: &str, reason: &str) -> Result<(i64, bool)>;
+    /// Forgets the polls that ended before `before`; returns how many.
+    async fn prune_polls(&self, before: &str) -> Result<u64>;
     /// Records where a connection's last poll looked from.
     async fn set_polled_at(&self, connection_id: &str, at: &str) -> Result<()>;
     /// Cancels a connection's item listing: a queued one is dropped; the

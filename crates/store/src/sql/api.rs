@@ -674,9 +674,11 @@ impl Store {
     /// SYNCING while it lists its source items, and Carbon Connect offers
     /// to cancel that listing only then).
     pub async fn sync_state(&self, connection_id: &str) -> Result<(bool, bool)> {
+        // Polls are the background's: a data source is not "syncing" every
+        // few minutes because it is looked at.
         let rows = query(
             "SELECT DISTINCT status FROM sync_jobs WHERE connection_id = ? \
-             AND status IN ('QUEUED', 'RUNNING')",
+             AND status IN ('QUEUED', 'RUNNING') AND kind <> 'poll'",
         )
         .bind(connection_id)
         .fetch_all(&self.pool)

@@ -405,6 +405,20 @@ impl Store {
         Ok(queued)
     }
 
+    /// Forgets the polls that ended before `before` (a connection is
+    /// polled hundreds of times a day); returns how many.
+    pub async fn prune_polls(&self, before: &str) -> Result<u64> {
+        let _writing = self.writer.lock().await;
+        Ok(query(
+            "DELETE FROM sync_jobs WHERE kind = 'poll' AND status IN ('DONE', 'FAILED', 'CANCELLED') \
+             AND finished_at < ?::timestamptz",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Records where a connection's last poll looked from.
     pub async fn set_polled_at(&self, connection_id: &str, at: &str) -> Result<()> {
         query("UPDATE connections SET polled_at = ?::timestamptz WHERE id = ?")

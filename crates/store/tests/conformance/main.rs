@@ -60,6 +60,7 @@ macro_rules! conformance {
 conformance! {
     crate::ops::each_operation_writes_its_change_events_and_job_together => operations_are_whole,
     crate::ops::console_operations_are_the_organisations_own_and_recorded => console_operations,
+    crate::ops::polls_are_background_work => polls,
     crate::suite::tenants_see_only_their_own => tenant_scoping,
     crate::suite::files_sync_and_the_index_log_follows => index_log,
     crate::suite::the_queue_runs_one_job_per_connection => queue,

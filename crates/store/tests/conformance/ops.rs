@@ -557,3 +557,72 @@ pub async fn console_operations_are_the_organisations_own_and_recorded(store: &S
     );
     assert!(store.admin_actions(&other.id, 10).await.unwrap().is_empty());
 }
+
+/// Issue 17: a connection's polls are queued once each interval, only
+/// once it has synced; they are not "syncing" in its data source's state;
+/// they are forgotten once they have ended a while ago.
+pub async fn polls_are_background_work(store: &Store) {
+    let org = store.create_organisation("polls").await.unwrap();
+    let (all, tags) = (json!({"all": true}), json!({}));
+    let connection = store
+        .connect(
+            connect(&org.id, "c", "acct-poll", None, &all, &tags),
+            |_, _| Vec::new(),
+            |_| false,
+        )
+        .await
+        .unwrap()
+        .connection;
+    let at = |minute: u32| format!("2030-01-01T00:{minute:02}:00.000Z");
+    // Never synced: no poll.
+    assert!(store
+        .enqueue_due_polls(&at(0), &at(5))
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .set_connection_status(&connection.id, store::ConnectionStatus::Ready, None, true)
+        .await
+        .unwrap();
+    // Synced: its first poll comes one interval on, then once an interval.
+    assert!(store
+        .enqueue_due_polls(&at(1), &at(6))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.enqueue_due_polls(&at(6), &at(11)).await.unwrap(),
+        vec![connection.id.clone()]
+    );
+    assert!(store
+        .enqueue_due_polls(&at(7), &at(12))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.sync_state(&connection.id).await.unwrap(),
+        (false, false)
+    );
+    let job = store
+        .claim_sync_job("n", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.kind, store::JobKind::Poll);
+    assert_eq!(
+        store.sync_state(&connection.id).await.unwrap(),
+        (false, false)
+    );
+    store
+        .finish_sync_job(&job, JobStatus::Done, None, &org.id, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune_polls("2000-01-01T00:00:00.000Z").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.prune_polls("2999-01-01T00:00:00.000Z").await.unwrap(),
+        1
+    );
+}
