@@ -291,6 +291,23 @@ pub struct SearchRequest {
     pub per_file: Option<usize>,
 }
 
+/// The spaces of an organisation (one customer's only, when given) that
+/// `viewer` may read: what a search and a readability check admit from.
+pub async fn readable_scopes(
+    store: &impl Audiences,
+    organisation_id: &str,
+    customer_id: Option<&str>,
+    viewer: &Viewer,
+) -> Result<Vec<store::ScopeRow>> {
+    let segments = store.segments(organisation_id).await?;
+    Ok(store
+        .scopes(organisation_id, customer_id)
+        .await?
+        .into_iter()
+        .filter(|s| viewer.may_read_space(s, &segments))
+        .collect())
+}
+
 /// The most candidates a capped search ranks before it settles for fewer
 /// than k results.
 const MAX_CANDIDATES: usize = 20_000;
@@ -797,10 +814,13 @@ impl Index {
                 ));
             }
         }
-        let scopes = store
-            .scopes(&request.organisation_id, request.customer_id.as_deref())
-            .await?;
-        let segments = store.segments(&request.organisation_id).await?;
+        let scopes = readable_scopes(
+            store,
+            &request.organisation_id,
+            request.customer_id.as_deref(),
+            &request.viewer,
+        )
+        .await?;
         let mut space_keys: HashMap<String, String> = HashMap::new();
         let allowed: HashSet<u64> = scopes
             .iter()
@@ -812,7 +832,6 @@ impl Index {
                 request.filters.space_keys.is_empty()
                     || request.filters.space_keys.contains(&s.space_key)
             })
-            .filter(|s| request.viewer.may_read_space(s, &segments))
             .map(|s| {
                 let term = scope_term(&s.connection_id, &s.space_id);
                 space_keys.insert(term.clone(), s.space_key.clone());
@@ -949,11 +968,9 @@ impl Index {
         if file_ids.is_empty() {
             return Ok(out);
         }
-        let scopes = store.scopes(organisation_id, customer_id).await?;
-        let segments = store.segments(organisation_id).await?;
-        let allowed: HashSet<u64> = scopes
+        let allowed: HashSet<u64> = readable_scopes(store, organisation_id, customer_id, viewer)
+            .await?
             .iter()
-            .filter(|s| viewer.may_read_space(s, &segments))
             .map(|s| scope_key(&s.connection_id, &s.space_id, s.enforce_permissions))
             .collect();
         if allowed.is_empty() {

@@ -154,11 +154,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             .await;
     }
     let organisation = store.organisation(&connection.organisation_id).await?;
-    let customer = match &connection.end_user_id {
-        Some(id) => store.end_user_by_id(id).await?.map(|u| u.customer_id),
-        None => None,
-    }
-    .unwrap_or_default();
+    let customer = customer_of(store, &connection).await?;
     if connection.revoked {
         return store
             .finish_sync_job(&job, JobStatus::Done, None, &organisation.id, &[], None)
@@ -549,15 +545,7 @@ async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<stor
         .find_changes(minutes as u64)
         .await
         .map_err(|e| e.to_string())?;
-    let customer = match &connection.end_user_id {
-        Some(id) => store
-            .end_user_by_id(id)
-            .await
-            .map_err(fail)?
-            .map(|u| u.customer_id),
-        None => None,
-    }
-    .unwrap_or_default();
+    let customer = customer_of(store, connection).await.map_err(fail)?;
     let before: Snapshot = if found.is_empty() {
         Snapshot::new()
     } else {
@@ -621,6 +609,19 @@ async fn schedule_polls(app: &App) -> Result<usize, store::Error> {
         app.jobs_ready.notify_waiters();
     }
     Ok(queued.len())
+}
+
+/// Carbon's customer id of a connection's end user (empty for the
+/// organisation's own connections): whom its events are for.
+async fn customer_of(
+    store: &store::Store,
+    connection: &store::Connection,
+) -> Result<String, store::Error> {
+    Ok(match &connection.end_user_id {
+        Some(id) => store.end_user_by_id(id).await?.map(|u| u.customer_id),
+        None => None,
+    }
+    .unwrap_or_default())
 }
 
 /// What a connection's sync or poll works from: its scope, settings and

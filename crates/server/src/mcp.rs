@@ -239,20 +239,19 @@ impl Knowledge {
     }
 
     async fn list_spaces(&self, audience: &Audience) -> Result<Value, McpError> {
-        use store::{Audiences, SyncState};
+        use store::SyncState;
         let mut spaces = Vec::new();
         for organisation in &audience.organisations {
-            let scopes = self
-                .store
-                .scopes(organisation, audience.customer_id.as_deref())
-                .await
-                .map_err(internal)?;
-            let segments = self.store.segments(organisation).await.map_err(internal)?;
+            let scopes = index::readable_scopes(
+                &self.store,
+                organisation,
+                audience.customer_id.as_deref(),
+                &audience.viewer,
+            )
+            .await
+            .map_err(internal)?;
             let mut names = std::collections::HashMap::new();
-            for scope in scopes
-                .iter()
-                .filter(|s| audience.viewer.may_read_space(s, &segments))
-            {
+            for scope in &scopes {
                 if !names.contains_key(&scope.connection_id) {
                     let rows = self
                         .store

@@ -6,6 +6,19 @@ use super::*;
 use confluence_sim::Change;
 use store::SyncState;
 
+/// The id of a current page of the simulated site.
+fn current_page(sim: &RunningSimulator) -> String {
+    use confluence_sim::model::{ContentKind, Status};
+    sim.with_site(|s| {
+        s.content
+            .values()
+            .find(|c| c.kind == ContentKind::Page && c.status == Status::Current)
+            .unwrap()
+            .id
+            .to_string()
+    })
+}
+
 fn hours_until(at: &str) -> f64 {
     let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds() as f64 / 3600.0
@@ -214,16 +227,7 @@ async fn polls_make_an_edit_searchable_within_the_interval() {
     let api = Api::new(&running, "org").await.customer("c1");
     let source = api.connect(&sim, true).await;
     api.wait_ready(source).await;
-    let search = |query: &'static str| {
-        let api = api.clone();
-        async move {
-            api.ok("/embeddings", json!({"query": query, "k": 5})).await["documents"]
-                .as_array()
-                .unwrap()
-                .len()
-        }
-    };
-    assert_eq!(search("quokkaquartz").await, 0);
+    assert_eq!(api.search("quokkaquartz", 5).await.len(), 0);
 
     // Nothing changes: the polls cost one CQL request each, nothing else.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
@@ -243,17 +247,7 @@ async fn polls_make_an_edit_searchable_within_the_interval() {
     );
 
     // An edit: searchable within the interval and a sync of one page.
-    let page = sim.with_site(|s| {
-        s.content
-            .values()
-            .find(|c| {
-                c.kind == confluence_sim::model::ContentKind::Page
-                    && c.status == confluence_sim::model::Status::Current
-            })
-            .unwrap()
-            .id
-            .to_string()
-    });
+    let page = current_page(&sim);
     sim.apply(Change::Edit {
         id: page,
         body: Some("<p>The quokkaquartz calibration moved to Tuesday.</p>".into()),
@@ -261,7 +255,7 @@ async fn polls_make_an_edit_searchable_within_the_interval() {
     .unwrap();
     sim.reset_stats();
     let edited = std::time::Instant::now();
-    while search("quokkaquartz").await == 0 {
+    while api.search("quokkaquartz", 5).await.is_empty() {
         assert!(
             edited.elapsed() < Duration::from_secs(30),
             "the edit never became searchable"
@@ -313,33 +307,14 @@ async fn pushed_events_sync_at_once_and_forged_or_replayed_ones_do_nothing() {
         .unwrap();
     assert_eq!(registered.status(), 201);
 
-    let search = |query: &'static str| {
-        let api = api.clone();
-        async move {
-            api.ok("/embeddings", json!({"query": query, "k": 5})).await["documents"]
-                .as_array()
-                .unwrap()
-                .len()
-        }
-    };
-    let page = sim.with_site(|s| {
-        s.content
-            .values()
-            .find(|c| {
-                c.kind == confluence_sim::model::ContentKind::Page
-                    && c.status == confluence_sim::model::Status::Current
-            })
-            .unwrap()
-            .id
-            .to_string()
-    });
+    let page = current_page(&sim);
     sim.apply(Change::Edit {
         id: page.clone(),
         body: Some("<p>The wombatwhistle rota changed.</p>".into()),
     })
     .unwrap();
     let edited = std::time::Instant::now();
-    while search("wombatwhistle").await == 0 {
+    while api.search("wombatwhistle", 5).await.is_empty() {
         assert!(
             edited.elapsed() < Duration::from_secs(30),
             "the pushed edit never became searchable"
@@ -425,6 +400,6 @@ async fn pushed_events_sync_at_once_and_forged_or_replayed_ones_do_nothing() {
     assert_eq!(answers[0].0, 202, "{answers:?}");
     assert_eq!(answers[1], (200, json!({"duplicate": true})));
     // The store still says what Confluence says: the page is there.
-    assert!(search("wombatwhistle").await > 0);
+    assert!(!api.search("wombatwhistle", 5).await.is_empty());
     running.stop().await;
 }
