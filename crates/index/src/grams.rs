@@ -24,7 +24,9 @@ const COMMON: &[&str] = &[
 ];
 
 pub fn is_common(word: &str) -> bool {
-    COMMON.binary_search(&word).is_ok()
+    // Every common word is 1 to 5 bytes: most words are decided by their
+    // length alone, before any comparison (this runs once per token).
+    word.len() <= 5 && COMMON.binary_search(&word).is_ok()
 }
 
 /// For indexing: every word, and the grams.
@@ -69,9 +71,13 @@ impl<T: Tokenizer> Tokenizer for CommonGramsFilter<T> {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
         CommonGramsStream {
             tail: self.inner.token_stream(text),
-            previous: None,
+            previous: Token::default(),
+            previous_common: false,
+            has_previous: false,
             current: Token::default(),
-            pending: None,
+            word: Token::default(),
+            word_common: false,
+            pending: false,
             query: self.query.then(Vec::new),
             read: false,
         }
@@ -83,11 +89,16 @@ pub struct CommonGramsStream<S> {
     query: Option<Vec<Token>>,
     read: bool,
     tail: S,
-    /// The last word read, to join with the next.
-    previous: Option<Token>,
+    /// The last word read, to join with the next (when `has_previous`).
+    previous: Token,
+    previous_common: bool,
+    has_previous: bool,
     current: Token,
-    /// A word read while a gram was being emitted.
-    pending: Option<Token>,
+    /// A word read while a gram was being emitted, given next (when
+    /// `pending`).
+    word: Token,
+    word_common: bool,
+    pending: bool,
 }
 
 impl<S: TokenStream> CommonGramsStream<S> {
@@ -140,33 +151,55 @@ impl<S: TokenStream> TokenStream for CommonGramsStream<S> {
     }
 }
 
+/// Copies a token into another, reusing the text's buffer (this runs once
+/// or twice per token indexed: a clone would allocate each time).
+fn copy_token(to: &mut Token, from: &Token) {
+    to.offset_from = from.offset_from;
+    to.offset_to = from.offset_to;
+    to.position = from.position;
+    to.position_length = from.position_length;
+    to.text.clear();
+    to.text.push_str(&from.text);
+}
+
 impl<S: TokenStream> CommonGramsStream<S> {
     fn advance_index(&mut self) -> bool {
-        if let Some(word) = self.pending.take() {
-            self.current = word.clone();
-            self.previous = Some(word);
+        // The second word of a gram just given: now the word itself.
+        if self.pending {
+            self.pending = false;
+            copy_token(&mut self.current, &self.word);
+            std::mem::swap(&mut self.previous, &mut self.word);
+            self.previous_common = self.word_common;
+            self.has_previous = true;
             return true;
         }
         if !self.tail.advance() {
             return false;
         }
-        let word = self.tail.token().clone();
-        if let Some(previous) = self.previous.take() {
-            let adjacent = word.position == previous.position + 1;
-            if adjacent && (is_common(&previous.text) || is_common(&word.text)) {
-                self.current = Token {
-                    offset_from: previous.offset_from,
-                    offset_to: word.offset_to,
-                    position: previous.position,
-                    text: format!("{}_{}", previous.text, word.text),
-                    position_length: 2,
-                };
-                self.pending = Some(word);
+        let word = self.tail.token();
+        let common = is_common(&word.text);
+        if std::mem::take(&mut self.has_previous) {
+            let adjacent = word.position == self.previous.position + 1;
+            if adjacent && (self.previous_common || common) {
+                let gram = &mut self.current;
+                gram.offset_from = self.previous.offset_from;
+                gram.offset_to = word.offset_to;
+                gram.position = self.previous.position;
+                gram.position_length = 2;
+                gram.text.clear();
+                gram.text.push_str(&self.previous.text);
+                gram.text.push('_');
+                gram.text.push_str(&word.text);
+                copy_token(&mut self.word, word);
+                self.word_common = common;
+                self.pending = true;
                 return true;
             }
         }
-        self.current = word.clone();
-        self.previous = Some(word);
+        copy_token(&mut self.current, word);
+        copy_token(&mut self.previous, word);
+        self.previous_common = common;
+        self.has_previous = true;
         true
     }
 }
@@ -212,8 +245,10 @@ mod tests {
     }
 
     #[test]
-    fn the_list_is_sorted_for_binary_search() {
+    fn the_list_is_sorted_for_binary_search_and_short() {
         assert!(COMMON.windows(2).all(|w| w[0] < w[1]));
+        // is_common decides longer words by their length alone.
+        assert!(COMMON.iter().all(|w| (1..=5).contains(&w.len())));
     }
 
     #[test]

@@ -77,6 +77,8 @@ const SCHEMA_VERSION: u32 = 5;
 const TOKENIZER: &str = "confsync";
 /// Log entries applied per index commit.
 const BATCH: i64 = 2_000;
+/// How long a catch-up goes between commits while changes keep coming.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Memory for the indexing threads (tantivy's arena, split between them).
 const WRITER_ARENA: usize = 96_000_000;
 /// How often a replica prunes the log (below every live replica's cursor).
@@ -531,6 +533,8 @@ impl Index {
             let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
             *applied = (*applied).max(position);
         }
+        let mut last_commit = std::time::Instant::now();
+        let mut pending = false;
         loop {
             let changes = store.index_changes(position, BATCH).await?;
             let Some(last) = changes.last() else {
@@ -540,12 +544,18 @@ impl Index {
             let mut ids: Vec<i64> = Vec::new();
             let mut seen = HashSet::new();
             for change in &changes {
-                let expanded = if change.subtree {
-                    store.subtree(change.file_id).await?
-                } else {
-                    Vec::new()
-                };
-                for id in std::iter::once(change.file_id).chain(expanded) {
+                if seen.insert(change.file_id) {
+                    ids.push(change.file_id);
+                }
+            }
+            // Whose readers changed with these: the subtrees, in one query.
+            let roots: Vec<i64> = changes
+                .iter()
+                .filter(|c| c.subtree)
+                .map(|c| c.file_id)
+                .collect();
+            if !roots.is_empty() {
+                for id in store.subtree(&roots).await? {
                     if seen.insert(id) {
                         ids.push(id);
                     }
@@ -554,6 +564,18 @@ impl Index {
             report.changes += changes.len() as u64;
             self.reindex(writer, store, &ids, &mut report).await?;
             position = last_position;
+            pending = true;
+            // A commit waits for the indexing threads to drain and writes
+            // new segments: at most one every COMMIT_EVERY while a sync
+            // keeps writing (changes become searchable within it), so
+            // that the threads index while the next batch is read.
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit(writer, position)?;
+                last_commit = std::time::Instant::now();
+                pending = false;
+            }
+        }
+        if pending {
             self.commit(writer, position)?;
         }
         report.position = position;

@@ -704,9 +704,10 @@ delegate! {
         async fn prune_index_log(&self, live: std::time::Duration) -> Result<LogPosition>;
         /// Ids of every file, in id order, `limit` at a time after `after`.
         async fn file_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>>;
-        /// The file and everything whose readers follow from it: the pages
-        /// below it, and the attachments and comments of all of them.
-        async fn subtree(&self, file_id: i64) -> Result<Vec<i64>>;
+        /// The files and everything whose readers follow from them: the
+        /// pages below them, and the attachments and comments of all of
+        /// them (each id once).
+        async fn subtree(&self, file_ids: &[i64]) -> Result<Vec<i64>>;
         /// What the index needs of these files; files that no longer exist
         /// are absent from the answer.
         async fn indexable(&self, file_ids: &[i64]) -> Result<Vec<IndexableFile>>;

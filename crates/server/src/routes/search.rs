@@ -115,7 +115,7 @@ pub async fn embeddings(
             if request.include_all_children {
                 children.extend(
                     app.store
-                        .subtree(*parent)
+                        .subtree(&[*parent])
                         .await?
                         .into_iter()
                         .filter(|id| id != parent),

@@ -1,5 +1,5 @@
 use super::*;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 use std::collections::HashMap;
 
 impl Store {
@@ -435,6 +435,8 @@ impl Store {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let at = now();
+        let mut contents: Vec<(i64, &str, Option<&str>)> = Vec::with_capacity(files.len());
+        let mut chunked: Vec<(i64, &[NewChunk])> = Vec::with_capacity(files.len());
         for file in files {
             let labels = file
                 .labels
@@ -503,28 +505,35 @@ impl Store {
             };
             let file_id: i64 = row.col("id");
             if let Some(body) = &file.body {
-                query(
-                    "INSERT INTO file_contents (file_id, body, markdown) VALUES (?, ?, ?) \
-                     ON CONFLICT (file_id) DO UPDATE SET body = excluded.body, markdown = excluded.markdown",
-                )
-                .bind(file_id)
-                .bind(body)
-                .bind(&file.markdown)
-                .execute(&mut *tx)
-                .await?;
+                contents.push((file_id, body.as_str(), file.markdown.as_deref()));
             }
             if let Some(chunks) = &file.chunks {
-                super::search::replace_chunks(&mut tx, file_id, chunks).await?;
+                chunked.push((file_id, chunks.as_slice()));
             }
         }
+        // Bodies, chunks and what was seen unchanged go in a few multi-row
+        // statements: one per row cost a round trip each, most of a
+        // sync's time in the store.
+        super::search::write_contents(&mut tx, &contents).await?;
+        super::search::replace_chunks(&mut tx, &chunked).await?;
+        let mut by_kind: HashMap<&str, Vec<&str>> = HashMap::new();
         for (kind, id) in seen {
-            query("UPDATE files SET seen_run = ? WHERE connection_id = ? AND kind = ? AND external_id = ?")
-                .bind(run)
-                .bind(connection_id)
-                .bind(*kind)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            by_kind.entry(*kind).or_default().push(id.as_str());
+        }
+        for (kind, ids) in by_kind {
+            for group in ids.chunks(500) {
+                let mut b = QueryBuilder::<Db>::new("UPDATE files SET seen_run = ");
+                b.push_bind(run)
+                    .push(" WHERE connection_id = ")
+                    .push_bind(connection_id)
+                    .push(" AND kind = ")
+                    .push_bind(kind)
+                    .push(" AND external_id IN ");
+                b.push_tuples(group, |mut t, id| {
+                    t.push_bind(*id);
+                });
+                b.build().execute(&mut *tx).await?;
+            }
         }
         if let Some((name, value)) = checkpoint {
             set_checkpoint(&mut tx, connection_id, name, value).await?;

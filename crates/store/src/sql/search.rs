@@ -1,32 +1,134 @@
 use super::*;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 use std::collections::{BTreeMap, HashMap};
 
-pub(crate) async fn replace_chunks(
-    tx: &mut Tx<'_>,
-    file_id: i64,
-    chunks: &[NewChunk],
-) -> Result<()> {
-    query("DELETE FROM chunks WHERE file_id = ?")
-        .bind(file_id)
-        .execute(&mut **tx)
-        .await?;
-    for (idx, chunk) in chunks.iter().enumerate() {
-        query(
-            "INSERT INTO chunks (file_id, idx, text, heading_path, start_offset, end_offset, tokens) \
-             VALUES (?, ?, ?, ?::jsonb, ?, ?, ?)",
-        )
-        .bind(file_id)
-        .bind(idx as i64)
-        .bind(&chunk.text)
-        .bind(serde_json::to_string(&chunk.heading_path).unwrap_or_else(|_| "[]".into()))
-        .bind(chunk.start as i64)
-        .bind(chunk.end as i64)
-        .bind(chunk.tokens as i64)
-        .execute(&mut **tx)
-        .await?;
+/// Rows a multi-row statement carries at most (7 binds each for chunks:
+/// far below SQLite's 32,766 and PostgreSQL's 65,535 parameters).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Replaces the chunks of each file given, in a few multi-row statements
+/// rather than one per chunk (each statement is a round trip to the
+/// database's thread or server). A file given twice keeps its last chunks.
+pub(crate) async fn replace_chunks(tx: &mut Tx<'_>, files: &[(i64, &[NewChunk])]) -> Result<()> {
+    let mut last: HashMap<i64, &[NewChunk]> = HashMap::with_capacity(files.len());
+    for (file_id, chunks) in files {
+        last.insert(*file_id, chunks);
+    }
+    let ids: Vec<i64> = last.keys().copied().collect();
+    for group in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut b = QueryBuilder::<Db>::new("DELETE FROM chunks WHERE file_id IN ");
+        b.push_tuples(group, |mut t, id| {
+            t.push_bind(*id);
+        });
+        b.build().execute(&mut **tx).await?;
+    }
+    let rows: Vec<(i64, usize, &NewChunk)> = files
+        .iter()
+        .filter(|(id, chunks)| std::ptr::eq(last[id], *chunks))
+        .flat_map(|(id, chunks)| chunks.iter().enumerate().map(move |(i, c)| (*id, i, c)))
+        .collect();
+    for group in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut b = QueryBuilder::<Db>::new(
+            "INSERT INTO chunks (file_id, idx, text, heading_path, start_offset, end_offset, tokens) ",
+        );
+        b.push_values(group, |mut v, (file_id, idx, chunk)| {
+            v.push_bind(*file_id)
+                .push_bind(*idx as i64)
+                .push_bind(chunk.text.as_str())
+                .push_bind(
+                    serde_json::to_string(&chunk.heading_path).unwrap_or_else(|_| "[]".into()),
+                );
+            if PG {
+                v.push_unseparated("::jsonb");
+            }
+            v.push_bind(chunk.start as i64)
+                .push_bind(chunk.end as i64)
+                .push_bind(chunk.tokens as i64);
+        });
+        b.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// Stores the bodies and Markdown of files, in multi-row statements.
+pub(crate) async fn write_contents(
+    tx: &mut Tx<'_>,
+    contents: &[(i64, &str, Option<&str>)],
+) -> Result<()> {
+    // One row per file in a statement (PostgreSQL refuses to update a row
+    // twice in one): the last given wins.
+    let mut last: HashMap<i64, usize> = HashMap::with_capacity(contents.len());
+    for (i, (file_id, _, _)) in contents.iter().enumerate() {
+        last.insert(*file_id, i);
+    }
+    let rows: Vec<&(i64, &str, Option<&str>)> = contents
+        .iter()
+        .enumerate()
+        .filter(|(i, (id, _, _))| last[id] == *i)
+        .map(|(_, row)| row)
+        .collect();
+    for group in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut b = QueryBuilder::<Db>::new("INSERT INTO file_contents (file_id, body, markdown) ");
+        b.push_values(group, |mut v, (file_id, body, markdown)| {
+            v.push_bind(*file_id).push_bind(*body).push_bind(*markdown);
+        });
+        b.push(
+            " ON CONFLICT (file_id) DO UPDATE SET body = excluded.body, markdown = excluded.markdown",
+        );
+        b.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Pages and blog posts by (connection, external id), as `ancestry` read
+/// them, with the walks a file's restrictions follow.
+#[derive(Default)]
+struct Ancestry {
+    nodes: HashMap<(String, String), Node>,
+    looked_up: std::collections::HashSet<(String, String)>,
+}
+
+struct Node {
+    is_page: bool,
+    parent_id: Option<String>,
+    restriction: ReadRestriction,
+}
+
+impl Ancestry {
+    /// A page's restriction and its ancestors', nearest first, ending with
+    /// Unknown when the chain does not reach a root (an ancestor not
+    /// stored, or deeper than MAX_DEPTH: a cycle).
+    fn page_chain(&self, connection_id: &str, page_id: &str) -> Vec<ReadRestriction> {
+        let mut chain = Vec::new();
+        let mut current = page_id.to_string();
+        for _ in 0..=MAX_DEPTH {
+            match self.nodes.get(&(connection_id.to_string(), current)) {
+                Some(node) if node.is_page => {
+                    chain.push(node.restriction.clone());
+                    match &node.parent_id {
+                        None => return chain,
+                        Some(parent) => current = parent.clone(),
+                    }
+                }
+                _ => break,
+            }
+        }
+        chain.push(ReadRestriction::Unknown);
+        chain
+    }
+
+    /// What an attachment or comment follows: its blog post's restriction,
+    /// or its page's chain.
+    fn container_chain(&self, connection_id: &str, container_id: &str) -> Vec<ReadRestriction> {
+        match self
+            .nodes
+            .get(&(connection_id.to_string(), container_id.to_string()))
+        {
+            None => vec![ReadRestriction::Unknown],
+            Some(node) if !node.is_page => vec![node.restriction.clone()],
+            Some(_) => self.page_chain(connection_id, container_id),
+        }
+    }
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -122,6 +224,10 @@ impl Store {
 
     /// Records where an index replica (a node) has applied the log to.
     pub async fn set_index_cursor(&self, node_id: &str, position: LogPosition) -> Result<()> {
+        // In turn with the other writers: outside the queue SQLite's busy
+        // handler sleeps and retries, and a catch-up waited 1.5 s here
+        // behind a sync's batches while indexing nothing.
+        let _writing = self.writer.lock().await;
         query(
             "INSERT INTO index_cursors (node_id, tx, seq, seen_at) VALUES (?, ?, ?, ?::timestamptz) \
              ON CONFLICT (node_id) DO UPDATE SET tx = excluded.tx, seq = excluded.seq, seen_at = excluded.seen_at",
@@ -192,45 +298,65 @@ impl Store {
 
     /// The file and everything whose readers follow from it: the pages
     /// below it, and the attachments and comments of all of them.
-    pub async fn subtree(&self, file_id: i64) -> Result<Vec<i64>> {
-        // On PostgreSQL each step is a LATERAL lookup (OFFSET 0 keeps the
-        // planner from flattening it into a join): an index probe per
-        // node whatever the statistics say. Planned as a join, a table
-        // grown since its last ANALYZE (a first sync) was scanned whole
-        // for every node: 16 ms a page at 17,000 files, against 0.05.
-        let rows = query(if PG {
-            "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
-               SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
-               UNION \
-               SELECT c.id, c.connection_id, c.external_id, tree.depth + 1 FROM tree CROSS JOIN LATERAL ( \
-                 SELECT f.id, f.connection_id, f.external_id FROM files f \
-                 WHERE f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
-                   AND f.kind = 'page' OFFSET 0) c \
-               WHERE tree.depth < ? \
-             ) \
-             SELECT id FROM tree \
-             UNION \
-             SELECT c.id FROM tree CROSS JOIN LATERAL ( \
-               SELECT f.id FROM files f WHERE f.connection_id = tree.connection_id \
-                 AND f.container_id = tree.external_id OFFSET 0) c"
-        } else {
-            "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
-               SELECT id, connection_id, external_id, 0 FROM files WHERE id = ? \
-               UNION \
-               SELECT f.id, f.connection_id, f.external_id, tree.depth + 1 FROM files f JOIN tree \
-                 ON f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
-                 AND f.kind = 'page' WHERE tree.depth < ? \
-             ) \
-             SELECT id FROM tree \
-             UNION \
-             SELECT f.id FROM files f JOIN tree ON f.connection_id = tree.connection_id \
-               AND f.container_id = tree.external_id"
-        })
-        .bind(file_id)
-        .bind(MAX_DEPTH)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.col("id")).collect())
+    pub async fn subtree(&self, file_ids: &[i64]) -> Result<Vec<i64>> {
+        // Seeded with many files at once: an index catch-up asks for the
+        // subtrees of every page a sync inserted, and one query per page
+        // cost more than indexing it.
+        let mut out: Vec<i64> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for seeds in file_ids.chunks(500) {
+            let placeholders = vec!["?"; seeds.len()].join(",");
+            // On PostgreSQL each step is a LATERAL lookup (OFFSET 0 keeps
+            // the planner from flattening it into a join): an index probe
+            // per node whatever the statistics say. Planned as a join, a
+            // table grown since its last ANALYZE (a first sync) was
+            // scanned whole for every node: 16 ms a page at 17,000 files,
+            // against 0.05.
+            let sql = if PG {
+                format!(
+                    "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
+                       SELECT id, connection_id, external_id, 0 FROM files WHERE id IN ({placeholders}) \
+                       UNION \
+                       SELECT c.id, c.connection_id, c.external_id, tree.depth + 1 FROM tree CROSS JOIN LATERAL ( \
+                         SELECT f.id, f.connection_id, f.external_id FROM files f \
+                         WHERE f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
+                           AND f.kind = 'page' OFFSET 0) c \
+                       WHERE tree.depth < ? \
+                     ) \
+                     SELECT id FROM tree \
+                     UNION \
+                     SELECT c.id FROM tree CROSS JOIN LATERAL ( \
+                       SELECT f.id FROM files f WHERE f.connection_id = tree.connection_id \
+                         AND f.container_id = tree.external_id OFFSET 0) c"
+                )
+            } else {
+                format!(
+                    "WITH RECURSIVE tree(id, connection_id, external_id, depth) AS ( \
+                       SELECT id, connection_id, external_id, 0 FROM files WHERE id IN ({placeholders}) \
+                       UNION \
+                       SELECT f.id, f.connection_id, f.external_id, tree.depth + 1 FROM files f JOIN tree \
+                         ON f.connection_id = tree.connection_id AND f.parent_id = tree.external_id \
+                         AND f.kind = 'page' WHERE tree.depth < ? \
+                     ) \
+                     SELECT id FROM tree \
+                     UNION \
+                     SELECT f.id FROM files f JOIN tree ON f.connection_id = tree.connection_id \
+                       AND f.container_id = tree.external_id"
+                )
+            };
+            let sql = dynamic(&sql);
+            let mut query = sqlx::query(&sql);
+            for id in seeds {
+                query = query.bind(id);
+            }
+            for row in query.bind(MAX_DEPTH).fetch_all(&self.pool).await? {
+                let id: i64 = row.col("id");
+                if seen.insert(id) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// What the index needs of these files; files that no longer exist
@@ -252,6 +378,21 @@ impl Store {
             }
             let rows = query.fetch_all(&self.pool).await?;
             let mut chunks = self.chunks_of(chunk).await?;
+            // The pages and blog posts the files' restrictions follow
+            // from, read level by level for the whole batch.
+            let mut wanted: Vec<(String, String)> = Vec::new();
+            for row in &rows {
+                let connection_id: String = row.col("connection_id");
+                let start = match row.col::<&str>("kind") {
+                    crate::kind::PAGE => row.col::<Option<String>>("parent_id"),
+                    crate::kind::BLOG_POST => None,
+                    _ => row.col::<Option<String>>("container_id"),
+                };
+                if let Some(start) = start {
+                    wanted.push((connection_id, start));
+                }
+            }
+            let tree = self.ancestry(wanted).await?;
             for row in rows {
                 let file_id: i64 = row.col("id");
                 let connection_id: String = row.col("connection_id");
@@ -263,13 +404,13 @@ impl Store {
                     crate::kind::PAGE => {
                         let mut chain = vec![own];
                         if let Some(parent) = row.col::<Option<String>>("parent_id") {
-                            chain.extend(self.page_chain(&connection_id, &parent).await?);
+                            chain.extend(tree.page_chain(&connection_id, &parent));
                         }
                         chain
                     }
                     crate::kind::BLOG_POST => vec![own],
                     _ => match row.col::<Option<String>>("container_id") {
-                        Some(container) => self.container_chain(&connection_id, &container).await?,
+                        Some(container) => tree.container_chain(&connection_id, &container),
                         None => vec![ReadRestriction::Unknown],
                     },
                 };
@@ -399,72 +540,53 @@ impl Store {
 
     /// The restrictions of a page and its ancestors, the page first. A
     /// link to a page the store does not hold ends the chain in Unknown.
-    async fn page_chain(&self, connection_id: &str, page_id: &str) -> Result<Vec<ReadRestriction>> {
-        // LATERAL on PostgreSQL, as in `subtree`: one index probe a step.
-        let rows = query(if PG {
-            "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
-               SELECT external_id, parent_id, read_restriction, 0 FROM files \
-                 WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
-               UNION ALL \
-               SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM chain CROSS JOIN LATERAL ( \
-                 SELECT external_id, parent_id, read_restriction FROM files \
-                 WHERE connection_id = ? AND kind = 'page' AND external_id = chain.parent_id LIMIT 1) f \
-               WHERE chain.depth < ? \
-             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth"
-        } else {
-            "WITH RECURSIVE chain(external_id, parent_id, read_restriction, depth) AS ( \
-               SELECT external_id, parent_id, read_restriction, 0 FROM files \
-                 WHERE connection_id = ? AND kind = 'page' AND external_id = ? \
-               UNION ALL \
-               SELECT f.external_id, f.parent_id, f.read_restriction, chain.depth + 1 FROM files f JOIN chain \
-                 ON f.connection_id = ? AND f.kind = 'page' AND f.external_id = chain.parent_id \
-                 WHERE chain.depth < ? \
-             ) SELECT parent_id, read_restriction, depth FROM chain ORDER BY depth"
-        })
-        .bind(connection_id)
-        .bind(page_id)
-        .bind(connection_id)
-        .bind(MAX_DEPTH)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut chain: Vec<ReadRestriction> = rows
-            .iter()
-            .map(|r| ReadRestriction::from_column(r.col("read_restriction")))
-            .collect();
-        // The chain must end at a root: a page without a parent.
-        let complete = rows
-            .last()
-            .is_some_and(|r| r.col::<Option<String>>("parent_id").is_none());
-        if !complete {
-            chain.push(ReadRestriction::Unknown);
+    /// The pages and blog posts these (connection, external id) pairs
+    /// name, and all the ancestors of those pages: one query per level of
+    /// the tree for all of them, rather than a recursive query per file.
+    async fn ancestry(&self, wanted: Vec<(String, String)>) -> Result<Ancestry> {
+        let mut tree = Ancestry::default();
+        let mut frontier: Vec<(String, String)> = wanted;
+        let mut depth = 0;
+        while !frontier.is_empty() && depth <= MAX_DEPTH {
+            depth += 1;
+            frontier.sort();
+            frontier.dedup();
+            frontier.retain(|key| tree.looked_up.insert(key.clone()));
+            let mut next = Vec::new();
+            let mut by_connection: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (connection, id) in &frontier {
+                by_connection.entry(connection).or_default().push(id);
+            }
+            for (connection, ids) in by_connection {
+                for group in ids.chunks(500) {
+                    let placeholders = vec!["?"; group.len()].join(",");
+                    let sql = dynamic(&format!(
+                        "SELECT external_id, kind, parent_id, read_restriction FROM files \
+                         WHERE connection_id = ? AND kind IN ('page', 'blogpost') \
+                         AND external_id IN ({placeholders})"
+                    ));
+                    let mut query = sqlx::query(&sql).bind(connection);
+                    for id in group {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        let node = Node {
+                            is_page: row.col::<&str>("kind") == crate::kind::PAGE,
+                            parent_id: row.col("parent_id"),
+                            restriction: ReadRestriction::from_column(row.col("read_restriction")),
+                        };
+                        if let (true, Some(parent)) = (node.is_page, &node.parent_id) {
+                            next.push((connection.to_string(), parent.clone()));
+                        }
+                        tree.nodes
+                            .insert((connection.to_string(), row.col("external_id")), node);
+                    }
+                }
+            }
+            frontier = next;
         }
-        Ok(chain)
+        Ok(tree)
     }
-
-    async fn container_chain(
-        &self,
-        connection_id: &str,
-        container_id: &str,
-    ) -> Result<Vec<ReadRestriction>> {
-        let row = query(
-            "SELECT kind, parent_id, read_restriction FROM files WHERE connection_id = ? \
-             AND kind IN ('page', 'blogpost') AND external_id = ?",
-        )
-        .bind(connection_id)
-        .bind(container_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(vec![ReadRestriction::Unknown]);
-        };
-        if row.col::<&str>("kind") == crate::kind::BLOG_POST {
-            return Ok(vec![ReadRestriction::from_column(
-                row.col("read_restriction"),
-            )]);
-        }
-        self.page_chain(connection_id, container_id).await
-    }
-
     /// Stores vectors computed for chunks: (file id, chunk index, vector).
     pub async fn set_vectors(&self, vectors: &[(i64, i64, Vec<f32>)]) -> Result<()> {
         let _writing = self.writer.lock().await;
