@@ -151,6 +151,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "polling",
         include_str!("../migrations/postgres/0004_polling.sql"),
     ),
+    (
+        5,
+        "counts",
+        include_str!("../migrations/postgres/0005_counts.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

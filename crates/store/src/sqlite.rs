@@ -59,6 +59,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_operator.sql"),
     ),
     (9, "polling", include_str!("../migrations/0009_polling.sql")),
+    (10, "counts", include_str!("../migrations/0010_counts.sql")),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key
@@ -74,7 +75,13 @@ pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
         // between checkpoints), which is the failure a sync must survive.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(std::time::Duration::from_secs(30));
+        .busy_timeout(std::time::Duration::from_secs(30))
+        // Reads straight from the file's pages, mapped, instead of copying
+        // each page a query touches into every connection's own cache
+        // (under 200 concurrent listings most of the store's time was
+        // those copies); the per-connection cache grows from 2 MB to 16 MB.
+        .pragma("mmap_size", "1073741824")
+        .pragma("cache_size", "-16000");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)

@@ -452,8 +452,8 @@ impl Store {
             let row = query(
                 "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
                  version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
-                 read_restriction) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?::jsonb, '[]'), ?, ?, ?, COALESCE(?::timestamptz, ?), ?, ?::jsonb \
+                 read_restriction, characters) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?::jsonb, '[]'), ?, ?, ?, COALESCE(?::timestamptz, ?), ?, ?::jsonb, ? \
                  WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
                  AND d.kind = ? AND d.external_id = ?) \
                  AND NOT EXISTS (SELECT 1 FROM removed_spaces r WHERE r.connection_id = ? AND r.space_id = ?) \
@@ -464,7 +464,7 @@ impl Store {
                  content_hash = COALESCE(?, files.content_hash), media_type = COALESCE(excluded.media_type, files.media_type), \
                  size_bytes = COALESCE(excluded.size_bytes, files.size_bytes), labels = COALESCE(?::jsonb, files.labels), \
                  status = excluded.status, error = excluded.error, seen_run = excluded.seen_run, \
-                 updated_at = excluded.updated_at \
+                 updated_at = excluded.updated_at, characters = COALESCE(excluded.characters, files.characters) \
                  RETURNING id",
             )
             .bind(connection_id)
@@ -489,6 +489,9 @@ impl Store {
             .bind(at)
             .bind(at)
             .bind(restriction)
+            // Characters as the API reports them, counted once here
+            // rather than by reading every Markdown on each listing.
+            .bind(file.markdown.as_ref().map(|m| m.chars().count() as i64))
             .bind(connection_id)
             .bind(file.kind)
             .bind(&file.external_id)

@@ -563,3 +563,104 @@ pub async fn times_and_json_read_back_as_written(store: &Store) {
     );
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
+
+/// A customer with two connections: the count kept by the store's triggers
+/// matches the files as they come and go, and pages in date order merge
+/// both connections' files whatever the offset.
+pub async fn counts_and_pages_span_a_customers_connections(store: &Store) {
+    let (org, first) = tenant(store, "a", "alice").await;
+    let (all, tags) = (json!({"all": true}), json!({}));
+    let second = store
+        .connect(
+            connect(&org, "alice", "acct-2", None, &all, &tags),
+            |_, _| Vec::new(),
+            |_| false,
+        )
+        .await
+        .unwrap();
+    let end_user = first.connection.end_user_id.clone().unwrap();
+    // Interleaved creation times: even minutes on the first connection,
+    // odd ones on the second.
+    let dated = |n: usize| {
+        let mut p = page(&format!("p{n:02}"), &format!("Page {n:02}"), "S");
+        p.created_at = Some(format!("2024-03-04T05:{n:02}:00.000Z"));
+        p
+    };
+    let even: Vec<FileUpsert> = (0..30).step_by(2).map(dated).collect();
+    let odd: Vec<FileUpsert> = (1..30).step_by(2).map(dated).collect();
+    store
+        .write_batch(&first.connection.id, 1, &even, &[], None)
+        .await
+        .unwrap();
+    store
+        .write_batch(&second.connection.id, 1, &odd, &[], None)
+        .await
+        .unwrap();
+    let by_date = |offset, descending| FileQuery {
+        order_by: store::FileOrder::CreatedAt,
+        descending,
+        limit: 7,
+        offset,
+        ..Default::default()
+    };
+    let every_status = FileQuery {
+        statuses: vec!["READY".into(), "SYNC_ERROR".into()],
+        limit: 1,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    for offset in (0..35).step_by(7) {
+        let (ids, total) = files_of(store, &org, &end_user, by_date(offset, false)).await;
+        assert_eq!(total, 30, "the kept count");
+        seen.extend(ids);
+    }
+    let expected: Vec<String> = (0..30).map(|n| format!("p{n:02}")).collect();
+    assert_eq!(
+        seen, expected,
+        "both connections' files, merged in date order"
+    );
+    let (newest, _) = files_of(store, &org, &end_user, by_date(3, true)).await;
+    assert_eq!(newest[0], "p26");
+    assert_eq!(
+        files_of(store, &org, &end_user, every_status.clone())
+            .await
+            .1,
+        30
+    );
+    // One data source alone.
+    let (_, one) = files_of(
+        store,
+        &org,
+        &end_user,
+        FileQuery {
+            data_source_ids: vec![second.connection.data_source_id],
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(one, 15);
+    // Files deleted by the caller and by a sync that no longer sees them.
+    let (files, _) = store
+        .api_files(&org, &end_user, &by_date(0, false))
+        .await
+        .unwrap();
+    store
+        .delete_files(&first.connection.id, &[files[0].id, files[2].id])
+        .await
+        .unwrap();
+    store
+        .write_batch(&second.connection.id, 2, &odd[..5], &[], None)
+        .await
+        .unwrap();
+    store
+        .delete_unseen_files(&second.connection.id, kind::PAGE, None, 2, None)
+        .await
+        .unwrap();
+    let (_, total) = files_of(store, &org, &end_user, by_date(0, false)).await;
+    assert_eq!(total, 15 - 2 + 5);
+    assert_eq!(
+        files_of(store, &org, &end_user, every_status).await.1,
+        total
+    );
+}
