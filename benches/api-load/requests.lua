@@ -1,0 +1,36 @@
+-- wrk script for benches/api-load/run: POSTs a Carbon API request with
+-- the API key and customer id from the environment. The body varies per
+-- request: /user_files_v2 walks pages of 100 files (offsets 0 to 4,900),
+-- /embeddings cycles through queries (words of the site's titles).
+local key = os.getenv("CONFSYNC_KEY")
+local customer = os.getenv("CONFSYNC_CUSTOMER")
+local kind = os.getenv("CONFSYNC_REQUEST")
+local words = {}
+for w in string.gmatch(os.getenv("CONFSYNC_QUERIES") or "", "[^,]+") do
+  table.insert(words, w)
+end
+local n = 0
+
+request = function()
+  n = n + 1
+  local body
+  if kind == "files" then
+    body = string.format(
+      '{"pagination": {"limit": 100, "offset": %d}, "order_by": "created_at"}', (n % 50) * 100)
+  else
+    body = string.format('{"query": "%s", "k": 10}', words[(n % #words) + 1])
+  end
+  return wrk.format("POST", nil, {
+    ["authorization"] = "Bearer " .. key,
+    ["customer-id"] = customer,
+    ["content-type"] = "application/json",
+  }, body)
+end
+
+local errors = 0
+response = function(status, headers, body)
+  if status ~= 200 then
+    errors = errors + 1
+    if errors <= 3 then io.stderr:write("HTTP " .. status .. ": " .. body .. "\n") end
+  end
+end
