@@ -307,8 +307,9 @@ pub struct Engine<S = Store> {
     /// Read from the connection at the start of a run.
     settings: parking_lot::Mutex<RunSettings>,
     /// Display names of the accounts bodies mention, as far as this run
-    /// knows them (`None`: Confluence does not know the account).
-    names: parking_lot::Mutex<HashMap<String, Option<String>>>,
+    /// knows them (`None`: Confluence does not know the account). Shared
+    /// with conversions running on other threads; copied on write.
+    names: parking_lot::Mutex<Arc<HashMap<String, Option<String>>>>,
     /// The run's progress so far.
     tally: parking_lot::Mutex<Progress>,
     /// Held while names are looked up, so that spaces synced at once do
@@ -329,6 +330,28 @@ struct SiteResolver<'a> {
     space_key: &'a str,
     page_id: &'a str,
     names: &'a HashMap<String, Option<String>>,
+}
+
+/// Converts storage format to Markdown and chunks with a run's site,
+/// names and chunk options, on whatever thread holds it.
+struct Converter {
+    site: String,
+    names: Arc<HashMap<String, Option<String>>>,
+    chunk: ChunkOptions,
+}
+
+impl Converter {
+    fn convert(&self, storage: &str, space_key: &str, page_id: &str) -> (String, Vec<NewChunk>) {
+        let resolver = SiteResolver {
+            site: self.site.trim_end_matches('/'),
+            space_key,
+            page_id,
+            names: &self.names,
+        };
+        let markdown = storage_format::to_markdown(storage, &resolver).output;
+        let chunks = to_chunks(&markdown, &self.chunk);
+        (markdown, chunks)
+    }
 }
 
 fn path_segment(text: &str) -> String {
@@ -1051,7 +1074,8 @@ impl<S: SyncState> Engine<S> {
                 {
                     if moved_or_renamed(state, &item) {
                         report.counts(file_kind).updated += 1;
-                        upserts.push(self.content_upsert(file_kind, &item, None, None, space));
+                        upserts
+                            .push(self.content_upsert(file_kind, &item, None, None, None, space));
                     } else {
                         seen.push((file_kind, item.id));
                     }
@@ -1077,6 +1101,13 @@ impl<S: SyncState> Engine<S> {
                 self.learn_names(bodies.values().filter_map(Content::storage))
                     .await?;
             }
+            let (bodies, mut converted) = match bodies {
+                Ok(bodies) => {
+                    let (bodies, converted) = self.convert_all(bodies, &space.key).await;
+                    (Ok(bodies), converted)
+                }
+                Err(error) => (Err(error), HashMap::new()),
+            };
             for item in &changed {
                 let is_new = !known.contains_key(&item.id);
                 // Labels not read keep what is stored; a restriction not
@@ -1098,6 +1129,7 @@ impl<S: SyncState> Engine<S> {
                                 file_kind,
                                 full,
                                 full.storage().map(str::to_string),
+                                converted.remove(&item.id),
                                 item_labels,
                                 space,
                             );
@@ -1107,7 +1139,8 @@ impl<S: SyncState> Engine<S> {
                     }
                     Err(error) => {
                         report.counts(file_kind).failed += 1;
-                        let mut failed = self.content_upsert(file_kind, item, None, None, space);
+                        let mut failed =
+                            self.content_upsert(file_kind, item, None, None, None, space);
                         failed.status = SYNC_ERROR;
                         failed.error = Some(error.to_string());
                         // Version 0: the next run tries again.
@@ -1182,16 +1215,18 @@ impl<S: SyncState> Engine<S> {
         file_kind: &'static str,
         item: &Content,
         body: Option<String>,
+        converted: Option<(String, Vec<NewChunk>)>,
         labels: Option<Vec<String>>,
         space: &SpaceRow,
     ) -> FileUpsert {
         let content_hash = body.as_ref().map(|b| sha256_hex(b.as_bytes()));
-        let (markdown, chunks) = match &body {
-            Some(storage) => {
+        let (markdown, chunks) = match (&body, converted) {
+            (Some(_), Some((markdown, chunks))) => (Some(markdown), Some(chunks)),
+            (Some(storage), None) => {
                 let (markdown, chunks) = self.convert(storage, &space.key, &item.id);
                 (Some(markdown), Some(chunks))
             }
-            None => (None, None),
+            (None, _) => (None, None),
         };
         FileUpsert {
             markdown,
@@ -1275,7 +1310,8 @@ impl<S: SyncState> Engine<S> {
                 .set_principal_names(&self.connection_id, "user", &found)
                 .await?;
         }
-        let mut names = self.names.lock();
+        let mut guard = self.names.lock();
+        let names = Arc::make_mut(&mut guard);
         for id in unknown {
             names.insert(id, None);
         }
@@ -1317,20 +1353,53 @@ impl<S: SyncState> Engine<S> {
 
     /// A storage-format body to Markdown and chunks.
     fn convert(&self, storage: &str, space_key: &str, page_id: &str) -> (String, Vec<NewChunk>) {
-        let site = match &self.options.link_base {
-            Some(base) => base.clone(),
-            None => self.client.resolve(""),
-        };
-        let names = self.names.lock();
-        let resolver = SiteResolver {
-            site: site.trim_end_matches('/'),
-            space_key,
-            page_id,
-            names: &names,
-        };
-        let markdown = storage_format::to_markdown(storage, &resolver).output;
-        let chunks = to_chunks(&markdown, &self.settings.lock().chunk);
-        (markdown, chunks)
+        self.converter().convert(storage, space_key, page_id)
+    }
+
+    /// What converting bodies needs, owned, for another thread.
+    fn converter(&self) -> Converter {
+        Converter {
+            site: match &self.options.link_base {
+                Some(base) => base.clone(),
+                None => self.client.resolve(""),
+            },
+            names: self.names.lock().clone(),
+            chunk: self.settings.lock().chunk.clone(),
+        }
+    }
+
+    /// Converts the bodies of a batch on a blocking thread, so that the
+    /// spaces synced at once convert on both cores while this task's
+    /// thread goes on fetching and writing (a run is one task: without
+    /// this every conversion took turns on one thread). Returns the
+    /// bodies with their Markdown and chunks by id.
+    async fn convert_all(
+        &self,
+        bodies: HashMap<String, Content>,
+        space_key: &str,
+    ) -> (
+        HashMap<String, Content>,
+        HashMap<String, (String, Vec<NewChunk>)>,
+    ) {
+        let converter = self.converter();
+        let space_key = space_key.to_string();
+        let converted = tokio::task::spawn_blocking(move || {
+            let converted = bodies
+                .iter()
+                .filter_map(|(id, content)| {
+                    let storage = content.storage()?;
+                    Some((id.clone(), converter.convert(storage, &space_key, id)))
+                })
+                .collect();
+            (bodies, converted)
+        })
+        .await;
+        match converted {
+            Ok(done) => done,
+            // The converter never panics (its own tests fuzz it); if it
+            // did, the run fails as it would have inline.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 
     /// Text (an attachment's) to chunks; the text is its own Markdown.
