@@ -55,7 +55,7 @@ pub async fn user_files(
     caller: CustomerCaller,
     request: Body<UserFilesRequest>,
 ) -> ApiResult<Json<Vec<UserFile>>> {
-    let Json(page) = user_files_v2(state, caller, request).await?;
+    let crate::routes::SizedJson(page, _) = user_files_v2(state, caller, request).await?;
     Ok(Json(page.results))
 }
 

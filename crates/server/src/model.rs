@@ -570,8 +570,8 @@ pub struct UserFile {
     pub sync_error_message: Option<String>,
     pub last_sync: Option<String>,
     pub tags: Option<Value>,
-    pub file_statistics: Option<Value>,
-    pub file_metadata: Option<Value>,
+    pub file_statistics: Option<FileStatistics>,
+    pub file_metadata: Option<FileMetadata>,
     pub embedding_properties: Option<Value>,
     pub chunk_size: Option<i64>,
     pub chunk_overlap: Option<i64>,
@@ -597,6 +597,27 @@ pub struct UserFile {
     pub embedding_storage_status: String,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Carbon's FileStatistics, as a type (a listing writes a hundred of them:
+/// no intermediate JSON values).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileStatistics {
+    pub file_format: Option<&'static str>,
+    pub file_size: i64,
+    pub num_characters: i64,
+    pub num_embeddings: i64,
+    pub mime_type: Option<String>,
+}
+
+/// What confsync tells of a file's Confluence item.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileMetadata {
+    /// page, blogpost, comment or attachment.
+    pub kind: String,
+    pub title: String,
+    pub version: i64,
+    pub media_type: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -196,19 +196,19 @@ pub(crate) fn user_file(
         sync_error_message: file.error.clone(),
         last_sync: Some(file.updated_at.clone()),
         tags: Some(file.tags.clone()),
-        file_statistics: Some(json!({
-            "file_format": file_format(&file.kind, file.media_type.as_deref(), &file.title),
-            "file_size": file.size_bytes.unwrap_or(file.characters),
-            "num_characters": file.characters,
-            "num_embeddings": file.chunks,
-            "mime_type": file.media_type,
-        })),
-        file_metadata: Some(json!({
-            "kind": file.kind,
-            "title": file.title,
-            "version": file.version,
-            "media_type": file.media_type,
-        })),
+        file_statistics: Some(FileStatistics {
+            file_format: file_format(&file.kind, file.media_type.as_deref(), &file.title),
+            file_size: file.size_bytes.unwrap_or(file.characters),
+            num_characters: file.characters,
+            num_embeddings: file.chunks,
+            mime_type: file.media_type.clone(),
+        }),
+        file_metadata: Some(FileMetadata {
+            kind: file.kind,
+            title: file.title.clone(),
+            version: file.version,
+            media_type: file.media_type,
+        }),
         embedding_properties: None,
         chunk_size: Some(file.chunk_size),
         chunk_overlap: Some(file.chunk_overlap),
@@ -245,14 +245,17 @@ pub async fn user_files_v2(
     State(app): State<AppState>,
     caller: CustomerCaller,
     Body(request): Body<UserFilesRequest>,
-) -> ApiResult<Json<UserFilesResponse>> {
+) -> ApiResult<SizedJson<UserFilesResponse>> {
     let (limit, offset) = page(&request.pagination)?;
     let query = file_query(&request.filters)?;
     let (Some(user), Some(mut query)) = (end_user(&app, &caller).await?, query) else {
-        return Ok(Json(UserFilesResponse {
-            results: Vec::new(),
-            count: 0,
-        }));
+        return Ok(SizedJson(
+            UserFilesResponse {
+                results: Vec::new(),
+                count: 0,
+            },
+            64,
+        ));
     };
     query.order_by = match request.order_by {
         FileOrderBy::CreatedAt => store::FileOrder::CreatedAt,
@@ -273,14 +276,16 @@ pub async fn user_files_v2(
         .store
         .pending_index(&ids, app.index.applied_position())
         .await?;
-    let results = files
+    let results: Vec<UserFile> = files
         .into_iter()
         .map(|file| {
             let status = visible_status(&file, &pending);
             user_file(file, status, &caller.organisation, &user)
         })
         .collect();
-    Ok(Json(UserFilesResponse { results, count }))
+    // A file is about 1.3 KB of JSON.
+    let size = 64 + results.len() * 1536;
+    Ok(SizedJson(UserFilesResponse { results, count }, size))
 }
 
 /// POST /resync_file: the file is fetched again by a sync of its data source.

@@ -708,56 +708,58 @@ impl Store {
         end_user_id: &str,
         query: &FileQuery,
     ) -> Result<(Vec<ApiFile>, i64)> {
-        fn filtered<'a>(
-            select: &str,
-            organisation_id: &'a str,
-            end_user_id: &'a str,
-            query: &'a FileQuery,
-            tags: &'a [(String, Vec<String>)],
-            name: &'a Option<String>,
-        ) -> QueryBuilder<'a, Db> {
-            let mut b = QueryBuilder::new("");
-            push_filtered(
-                &mut b,
-                select,
-                organisation_id,
-                end_user_id,
-                query,
-                tags,
-                name,
-                None,
-            );
-            b
+        /// Whose files a statement reads: the customer's (through their
+        /// connections), or one connection's, already known to be theirs
+        /// (no join: a walk of the files' own index).
+        #[derive(Clone, Copy)]
+        enum Scope<'a> {
+            Customer {
+                organisation_id: &'a str,
+                end_user_id: &'a str,
+            },
+            Connection(&'a str),
         }
-        #[allow(clippy::too_many_arguments)] // one statement's parts
         fn push_filtered<'a>(
             b: &mut QueryBuilder<'a, Db>,
             select: &str,
-            organisation_id: &'a str,
-            end_user_id: &'a str,
+            scope: Scope<'a>,
             query: &'a FileQuery,
             tags: &'a [(String, Vec<String>)],
             name: &'a Option<String>,
-            connection_id: Option<&'a str>,
         ) {
             b.push(select);
-            b.push(" FROM files f JOIN connections c ON c.id = f.connection_id ");
+            b.push(" FROM files f ");
+            if let Scope::Customer { .. } = scope {
+                b.push("JOIN connections c ON c.id = f.connection_id ");
+            }
             // The parent is joined only where it is asked for: counting and
             // ordering need only the file.
-            if !query.parent_file_ids.is_empty() || select.contains("p.") {
+            if !query.parent_file_ids.is_empty() {
                 b.push(
                     "LEFT JOIN files p ON p.connection_id = f.connection_id \
                      AND p.external_id = COALESCE(f.container_id, f.parent_id) \
                      AND p.kind IN ('page', 'blogpost') ",
                 );
             }
-            b.push("WHERE c.organisation_id = ");
-            b.push_bind(organisation_id);
-            b.push(" AND c.end_user_id = ");
-            b.push_bind(end_user_id);
-            if let Some(connection_id) = connection_id {
-                b.push(" AND f.connection_id = ");
-                b.push_bind(connection_id);
+            match scope {
+                Scope::Customer {
+                    organisation_id,
+                    end_user_id,
+                } => {
+                    b.push("WHERE c.organisation_id = ");
+                    b.push_bind(organisation_id);
+                    b.push(" AND c.end_user_id = ");
+                    b.push_bind(end_user_id);
+                    if !query.data_source_ids.is_empty() {
+                        b.push(" AND c.data_source_id IN ");
+                        push_in(b, &query.data_source_ids);
+                    }
+                }
+                // The connection was chosen by the data source filter.
+                Scope::Connection(connection_id) => {
+                    b.push("WHERE f.connection_id = ");
+                    b.push_bind(connection_id);
+                }
             }
             if !query.ids.is_empty() {
                 b.push(" AND f.id IN ");
@@ -770,10 +772,6 @@ impl Store {
             if !query.statuses.is_empty() {
                 b.push(" AND f.status IN ");
                 push_in(b, &query.statuses);
-            }
-            if !query.data_source_ids.is_empty() {
-                b.push(" AND c.data_source_id IN ");
-                push_in(b, &query.data_source_ids);
             }
             if !query.parent_file_ids.is_empty() {
                 b.push(" AND p.id IN ");
@@ -853,15 +851,16 @@ impl Store {
             "{column} {}, f.id ASC",
             if query.descending { "DESC" } else { "ASC" }
         );
-        // Two steps, so that a page costs its own files' work and not all
-        // of the customer's: the page's ids from the files' own columns
-        // (with the count), then what those files hold (their parent,
-        // Markdown length, chunks) for the page alone. In one statement
-        // the database computed every file's before sorting.
-        // The customer's connections (its data sources) the listing covers,
-        // with how many files each holds (kept by the store's triggers).
+        // Two statements, so that a page costs its own files' work and not
+        // all of the customer's: the customer's connections (their data
+        // sources, with how many files each holds, kept by the store's
+        // triggers); then the page's ids from the files' own index, the
+        // innermost part of a statement that joins what those files hold
+        // (their parent, chunks) to the page alone. Joined before the
+        // limit, the database computed every file's before sorting.
         let mut b = QueryBuilder::<Db>::new(
-            "SELECT id, file_count FROM connections WHERE organisation_id = ",
+            "SELECT id, file_count, data_source_id, chunk_size, chunk_overlap \
+             FROM connections WHERE organisation_id = ",
         );
         b.push_bind(organisation_id)
             .push(" AND end_user_id = ")
@@ -871,12 +870,25 @@ impl Store {
             push_in(&mut b, &query.data_source_ids);
         }
         b.push(" ORDER BY id");
-        let connections: Vec<(String, i64)> = b
+        struct Chosen {
+            id: String,
+            file_count: i64,
+            data_source_id: i64,
+            chunk_size: i64,
+            chunk_overlap: i64,
+        }
+        let connections: Vec<Chosen> = b
             .build()
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| (r.col("id"), r.col("file_count")))
+            .map(|r| Chosen {
+                id: r.col("id"),
+                file_count: r.col("file_count"),
+                data_source_id: r.col::<Option<i64>>("data_source_id").unwrap_or(0),
+                chunk_size: r.col("chunk_size"),
+                chunk_overlap: r.col("chunk_overlap"),
+            })
             .collect();
         if connections.is_empty() {
             return Ok((Vec::new(), 0));
@@ -890,20 +902,21 @@ impl Store {
             && name.is_none()
             && tags.is_empty();
         let count: i64 = if unfiltered {
-            connections.iter().map(|(_, n)| n).sum()
+            connections.iter().map(|c| c.file_count).sum()
         } else {
-            filtered(
+            let mut b = QueryBuilder::new("");
+            push_filtered(
+                &mut b,
                 "SELECT COUNT(*)",
-                organisation_id,
-                end_user_id,
+                Scope::Customer {
+                    organisation_id,
+                    end_user_id,
+                },
                 query,
                 &tags,
                 &name,
-            )
-            .build()
-            .fetch_one(&self.pool)
-            .await?
-            .get(0)
+            );
+            b.build().fetch_one(&self.pool).await?.get(0)
         };
         // The page's ids: each connection's first offset + limit files in
         // order (for the date orders a walk of an index on the connection
@@ -911,17 +924,22 @@ impl Store {
         // connections one index cannot give the order.
         let direction = if query.descending { "DESC" } else { "ASC" };
         let depth = query.offset.saturating_add(query.limit);
-        let mut b = QueryBuilder::<Db>::new("");
-        if let [(connection_id, _)] = connections.as_slice() {
+        // The page's files, with what they hold (their parent, chunks),
+        // joined to the page's ids alone: one statement, one snapshot.
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT f.id, f.connection_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
+             p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, \
+             f.updated_at, CAST(COALESCE(f.characters, 0) AS BIGINT) AS characters, \
+             (SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id) AS n_chunks FROM (",
+        );
+        if let [connection] = connections.as_slice() {
             push_filtered(
                 &mut b,
                 "SELECT f.id AS id",
-                organisation_id,
-                end_user_id,
+                Scope::Connection(&connection.id),
                 query,
                 &tags,
                 &name,
-                Some(connection_id.as_str()),
             );
             b.push(format!(" ORDER BY {order} LIMIT "));
             b.push_bind(query.limit);
@@ -929,7 +947,7 @@ impl Store {
             b.push_bind(query.offset);
         } else {
             b.push("SELECT id FROM (");
-            for (i, (connection_id, _)) in connections.iter().enumerate() {
+            for (i, connection) in connections.iter().enumerate() {
                 if i > 0 {
                     b.push(" UNION ALL ");
                 }
@@ -937,12 +955,10 @@ impl Store {
                 push_filtered(
                     &mut b,
                     &format!("SELECT f.id AS id, {column} AS k"),
-                    organisation_id,
-                    end_user_id,
+                    Scope::Connection(&connection.id),
                     query,
                     &tags,
                     &name,
-                    Some(connection_id.as_str()),
                 );
                 b.push(format!(" ORDER BY {order} LIMIT "));
                 b.push_bind(depth);
@@ -953,60 +969,41 @@ impl Store {
             b.push(" OFFSET ");
             b.push_bind(query.offset);
         }
-        let ids: Vec<i64> = b
-            .build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.col::<i64>("id"))
-            .collect();
-        if ids.is_empty() {
-            return Ok((Vec::new(), count));
-        }
-        let page = FileQuery {
-            ids,
-            limit: query.limit,
-            ..Default::default()
-        };
-        // The page's files alone (no count: the ids are the page).
-        let mut b = filtered(
-            "SELECT f.id, c.data_source_id, f.kind, f.external_id, f.url, f.status, f.error, f.title, \
-             p.id AS parent_file_id, f.tags, f.version, f.media_type, f.size_bytes, f.created_at, f.updated_at, \
-             c.chunk_size, c.chunk_overlap, \
-             CAST(COALESCE(f.characters, 0) AS BIGINT) AS characters, \
-             (SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id) AS n_chunks",
-            organisation_id,
-            end_user_id,
-            &page,
-            &[],
-            &None,
+        b.push(
+            ") AS page JOIN files f ON f.id = page.id \
+             LEFT JOIN files p ON p.connection_id = f.connection_id \
+             AND p.external_id = COALESCE(f.container_id, f.parent_id) \
+             AND p.kind IN ('page', 'blogpost') ORDER BY ",
         );
-        b.push(" ORDER BY ");
         b.push(&order);
         let rows = b.build().fetch_all(&self.pool).await?;
         let files = rows
             .iter()
-            .map(|r| ApiFile {
-                id: r.col("id"),
-                data_source_id: r.col::<Option<i64>>("data_source_id").unwrap_or(0),
-                kind: r.col("kind"),
-                external_id: r.col("external_id"),
-                url: r.col("url"),
-                status: r.col("status"),
-                error: r.col("error"),
-                title: r.col("title"),
-                parent_file_id: r.col("parent_file_id"),
-                tags: serde_json::from_str(r.col::<Option<&str>>("tags").unwrap_or("{}"))
-                    .unwrap_or_default(),
-                version: r.col("version"),
-                media_type: r.col("media_type"),
-                size_bytes: r.col("size_bytes"),
-                created_at: r.col("created_at"),
-                updated_at: r.col("updated_at"),
-                chunk_size: r.col("chunk_size"),
-                chunk_overlap: r.col("chunk_overlap"),
-                characters: r.col("characters"),
-                chunks: r.col("n_chunks"),
+            .filter_map(|r| {
+                let connection_id: &str = r.col("connection_id");
+                let connection = connections.iter().find(|c| c.id == connection_id)?;
+                Some(ApiFile {
+                    id: r.col("id"),
+                    data_source_id: connection.data_source_id,
+                    kind: r.col("kind"),
+                    external_id: r.col("external_id"),
+                    url: r.col("url"),
+                    status: r.col("status"),
+                    error: r.col("error"),
+                    title: r.col("title"),
+                    parent_file_id: r.col("parent_file_id"),
+                    tags: serde_json::from_str(r.col::<Option<&str>>("tags").unwrap_or("{}"))
+                        .unwrap_or_default(),
+                    version: r.col("version"),
+                    media_type: r.col("media_type"),
+                    size_bytes: r.col("size_bytes"),
+                    created_at: r.col("created_at"),
+                    updated_at: r.col("updated_at"),
+                    chunk_size: connection.chunk_size,
+                    chunk_overlap: connection.chunk_overlap,
+                    characters: r.col("characters"),
+                    chunks: r.col("n_chunks"),
+                })
             })
             .collect();
         Ok((files, count))
