@@ -84,6 +84,10 @@ pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
         .pragma("cache_size", "-16000");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // A connection to a file in this process does not drop the way a
+        // network one can: no ping (a round trip to the connection's
+        // thread, as costly as a small statement) before every statement.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     crate::migrator(MIGRATIONS).run(&pool).await?;

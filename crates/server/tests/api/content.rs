@@ -308,6 +308,11 @@ async fn content_links_chunks_and_carbons_schema() {
         .await;
     assert_eq!(found["count"], 1);
     assert_eq!(found["results"][0]["id"], page_id);
+    // The listing reads the file's tags back as they were set.
+    assert_eq!(
+        found["results"][0]["tags"],
+        json!({"team": "eng", "tier": 1})
+    );
     let untagged = api
         .ok(
             "/delete_user_file_tags",
