@@ -134,9 +134,11 @@ async function step(name) {
   console.log(`step ${shot}: ${name}`);
 }
 
-// A toast of the component's: its message, then dismissed.
+// A toast of the component's: its message, then dismissed. It follows a
+// request to confsync, which on a machine loaded by the rest of the suite
+// once took longer than the default 20 s (CI, 2026-12-01).
 async function toast(dialog, text, dismiss = true) {
-  await dialog.getByText(text).waitFor();
+  await dialog.getByText(text).waitFor({ timeout: 60_000 });
   if (dismiss) await dialog.getByText("Got It", { exact: true }).click();
 }
 
