@@ -558,7 +558,7 @@ pub struct ChunksResponse {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct UserFile {
     pub id: i64,
-    pub source: String,
+    pub source: &'static str,
     pub organization_id: i64,
     pub organization_user_id: Option<i64>,
     pub organization_supplied_user_id: String,
@@ -594,7 +594,7 @@ pub struct UserFile {
     pub file_contents_deleted: bool,
     pub supports_cold_storage: bool,
     pub hot_storage_time_to_live: Option<i64>,
-    pub embedding_storage_status: String,
+    pub embedding_storage_status: &'static str,
     pub created_at: String,
     pub updated_at: String,
 }

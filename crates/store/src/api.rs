@@ -173,6 +173,9 @@ pub struct ApiFile {
     pub chunk_overlap: i64,
     pub characters: i64,
     pub chunks: i64,
+    /// The index has a change to this file it has not applied (asked for
+    /// with `FileQuery::pending_after`; false otherwise).
+    pub pending_index: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -190,6 +193,9 @@ pub struct FileQuery {
     pub descending: bool,
     pub limit: i64,
     pub offset: i64,
+    /// Say of each file whether the index log holds a change to it after
+    /// this position (the index's applied one): `ApiFile::pending_index`.
+    pub pending_after: Option<crate::LogPosition>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

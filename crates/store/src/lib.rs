@@ -445,9 +445,6 @@ delegate! {
     /// Each file of a connection: id, version and status.
     async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>>;
     async fn api_files(&self, organisation_id: &str, end_user_id: &str, query: &FileQuery) -> Result<(Vec<ApiFile>, i64)>;
-    /// Which of these files have changes the index has not applied (log
-    /// entries after `applied`).
-    async fn pending_index(&self, file_ids: &[i64], applied: LogPosition) -> Result<std::collections::HashSet<i64>>;
     /// The connection holding a customer's file; `None` for anyone else's.
     async fn file_connection(&self, organisation_id: &str, end_user_id: &str, file_id: i64) -> Result<Option<Connection>>;
     async fn add_webhook(&self, organisation_id: &str, url: &str, signing_key: &[u8]) -> Result<WebhookRow>;

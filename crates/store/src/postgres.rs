@@ -156,6 +156,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "counts",
         include_str!("../migrations/postgres/0005_counts.sql"),
     ),
+    (
+        6,
+        "chunk counts",
+        include_str!("../migrations/postgres/0006_chunk_counts.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

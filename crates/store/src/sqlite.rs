@@ -60,6 +60,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (9, "polling", include_str!("../migrations/0009_polling.sql")),
     (10, "counts", include_str!("../migrations/0010_counts.sql")),
+    (
+        11,
+        "chunk counts",
+        include_str!("../migrations/0011_chunk_counts.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

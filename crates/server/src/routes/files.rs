@@ -86,11 +86,8 @@ pub(crate) fn file_query(filters: &FileFilters) -> ApiResult<Option<store::FileQ
 }
 
 /// A file's status as callers see it: READY only once it is searchable.
-pub(crate) fn visible_status(
-    file: &store::ApiFile,
-    pending: &std::collections::HashSet<i64>,
-) -> String {
-    if file.status == "READY" && pending.contains(&file.id) {
+pub(crate) fn visible_status(file: &store::ApiFile) -> String {
+    if file.status == "READY" && file.pending_index {
         "SYNCING".into()
     } else {
         file.status.clone()
@@ -183,29 +180,33 @@ pub(crate) fn user_file(
     organisation: &Organisation,
     user: &EndUser,
 ) -> UserFile {
+    // A listing builds a hundred of these: each field is moved out of the
+    // file, and copied only where Carbon's shape says it twice.
+    let file_format = file_format(&file.kind, file.media_type.as_deref(), &file.title);
     UserFile {
         id: file.id,
-        source: "CONFLUENCE".into(),
+        source: "CONFLUENCE",
         organization_id: organisation.number,
         organization_user_id: Some(user.number),
         organization_supplied_user_id: user.customer_id.clone(),
         organization_user_data_source_id: Some(file.data_source_id),
-        external_file_id: file.external_id.clone(),
-        external_url: file.url.clone(),
+        external_file_id: file.external_id,
+        external_url: file.url,
         sync_status: status,
-        sync_error_message: file.error.clone(),
+        sync_error_message: file.error,
         last_sync: Some(file.updated_at.clone()),
-        tags: Some(file.tags.clone()),
+        tags: Some(file.tags),
         file_statistics: Some(FileStatistics {
-            file_format: file_format(&file.kind, file.media_type.as_deref(), &file.title),
+            file_format,
             file_size: file.size_bytes.unwrap_or(file.characters),
             num_characters: file.characters,
             num_embeddings: file.chunks,
             mime_type: file.media_type.clone(),
         }),
+        name: Some(file.title.clone()),
         file_metadata: Some(FileMetadata {
             kind: file.kind,
-            title: file.title.clone(),
+            title: file.title,
             version: file.version,
             media_type: file.media_type,
         }),
@@ -215,7 +216,6 @@ pub(crate) fn user_file(
         chunk_properties: None,
         ocr_properties: json!({}),
         ocr_job_started_at: None,
-        name: Some(file.title.clone()),
         parent_id: file.parent_file_id,
         enable_auto_sync: Some(true),
         presigned_url: None,
@@ -231,11 +231,8 @@ pub(crate) fn user_file(
         file_contents_deleted: false,
         supports_cold_storage: false,
         hot_storage_time_to_live: None,
-        embedding_storage_status: "HOT_STORAGE".into(),
-        created_at: file
-            .created_at
-            .clone()
-            .unwrap_or_else(|| file.updated_at.clone()),
+        embedding_storage_status: "HOT_STORAGE",
+        created_at: file.created_at.unwrap_or_else(|| file.updated_at.clone()),
         updated_at: file.updated_at,
     }
 }
@@ -267,19 +264,15 @@ pub async fn user_files_v2(
     query.descending = request.order_dir == OrderDir::Desc;
     query.limit = limit;
     query.offset = offset;
+    query.pending_after = Some(app.index.applied_position());
     let (files, count) = app
         .store
         .api_files(&caller.organisation.id, &user.id, &query)
         .await?;
-    let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
-    let pending = app
-        .store
-        .pending_index(&ids, app.index.applied_position())
-        .await?;
     let results: Vec<UserFile> = files
         .into_iter()
         .map(|file| {
-            let status = visible_status(&file, &pending);
+            let status = visible_status(&file);
             user_file(file, status, &caller.organisation, &user)
         })
         .collect();

@@ -927,7 +927,7 @@ impl Store {
         // The page's files, with what they hold (their parent, chunks),
         // joined to the page's ids alone: one statement, one snapshot.
         let mut b = QueryBuilder::<Db>::new("SELECT ");
-        push_file_columns(&mut b);
+        push_file_columns(&mut b, query.pending_after);
         b.push(" FROM (");
         if let [connection] = connections.as_slice() {
             push_filtered(
@@ -1002,36 +1002,10 @@ impl Store {
                 chunk_overlap: connection.chunk_overlap,
                 characters: row.characters,
                 chunks: row.n_chunks,
+                pending_index: row.pending != 0,
             });
         }
         Ok((files, count))
-    }
-
-    /// Which of these files have changes the index has not applied (log
-    /// entries after `applied`).
-    pub async fn pending_index(
-        &self,
-        file_ids: &[i64],
-        applied: LogPosition,
-    ) -> Result<std::collections::HashSet<i64>> {
-        if file_ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let mut b = QueryBuilder::<Db>::new("SELECT DISTINCT file_id FROM index_log WHERE ");
-        if PG {
-            b.push("(tx, seq) > (");
-            b.push_bind(applied.tx);
-            b.push(", ");
-            b.push_bind(applied.seq);
-            b.push(")");
-        } else {
-            b.push("seq > ");
-            b.push_bind(applied.seq);
-        }
-        b.push(" AND file_id IN ");
-        push_in(&mut b, file_ids);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| r.col::<i64>("file_id")).collect())
     }
 
     /// The connection holding a customer's file; `None` for anyone else's.
@@ -1661,10 +1635,7 @@ const FILE_COLUMNS: &[(&str, &str)] = &[
     ("created_at", "f.created_at"),
     ("updated_at", "f.updated_at"),
     ("characters", "CAST(COALESCE(f.characters, 0) AS BIGINT)"),
-    (
-        "n_chunks",
-        "(SELECT COUNT(*) FROM chunks ch WHERE ch.file_id = f.id)",
-    ),
+    ("n_chunks", "CAST(f.chunk_count AS BIGINT)"),
 ];
 
 /// A listed file's row (`FILE_COLUMNS`).
@@ -1689,35 +1660,59 @@ struct FileRow<'r> {
     updated_at: String,
     characters: i64,
     n_chunks: i64,
+    /// 1 when the index has a change to the file it has not applied.
+    pending: i64,
 }
 
 /// The select list of a listing's rows. On SQLite a row is one JSON
 /// object that SQLite builds (`json_object`), read with serde: sqlx copies
 /// each SQLite value out of its statement with two allocations (the value
-/// and an `Arc` for it), which for 17 values a file cost more than SQLite's
-/// own work on the page. PostgreSQL's rows arrive as one buffer each, read
-/// in place, so there the columns stay columns.
-fn push_file_columns(b: &mut QueryBuilder<'_, Db>) {
-    if PG {
-        for (i, (name, expr)) in FILE_COLUMNS.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.push(format_args!("{expr} AS {name}"));
-        }
-    } else {
+/// and an `Arc` for it), which for 18 values a file cost more than SQLite's
+/// own work on the page. (One array for the whole page, one row, measured
+/// the same.) PostgreSQL's rows arrive as one buffer each, read in place,
+/// so there the columns stay columns.
+fn push_file_columns(b: &mut QueryBuilder<'_, Db>, pending_after: Option<LogPosition>) {
+    if !PG {
         b.push("json_object(");
-        for (i, (name, expr)) in FILE_COLUMNS.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
+    }
+    for (i, (name, expr)) in FILE_COLUMNS.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        if PG {
+            b.push(format_args!("{expr} AS {name}"));
+        } else {
             b.push(format_args!("'{name}', {expr}"));
         }
-        b.push(") AS file");
     }
+    // Whether the index has yet to apply a change to the file: the log's
+    // unapplied tail, read once for the page (a subquery without
+    // correlation), in the page's own statement and snapshot.
+    b.push(if PG { ", " } else { ", 'pending', " });
+    match pending_after {
+        Some(after) => {
+            b.push("CAST(CASE WHEN f.id IN (SELECT file_id FROM index_log WHERE ");
+            if PG {
+                b.push("(tx, seq) > (");
+                b.push_bind(after.tx);
+                b.push(", ");
+                b.push_bind(after.seq);
+                b.push(")");
+            } else {
+                b.push("seq > ");
+                b.push_bind(after.seq);
+            }
+            b.push(") THEN 1 ELSE 0 END AS BIGINT)");
+        }
+        None => {
+            b.push("CAST(0 AS BIGINT)");
+        }
+    }
+    b.push(if PG { " AS pending" } else { ") AS file" });
 }
 
-/// A listing's row as `push_file_columns` selected it.
+/// A listing's row as `push_file_columns` selected it. A row that does
+/// not decode is a store error, not a panic.
 fn file_row(r: &DbRow) -> Result<FileRow<'_>> {
     if PG {
         Ok(FileRow {
@@ -1740,6 +1735,7 @@ fn file_row(r: &DbRow) -> Result<FileRow<'_>> {
             updated_at: r.col("updated_at"),
             characters: r.col("characters"),
             n_chunks: r.col("n_chunks"),
+            pending: r.col("pending"),
         })
     } else {
         serde_json::from_str(r.col::<&str>("file"))

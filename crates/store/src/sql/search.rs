@@ -47,6 +47,18 @@ pub(crate) async fn replace_chunks(tx: &mut Tx<'_>, files: &[(i64, &[NewChunk])]
         });
         b.build().execute(&mut **tx).await?;
     }
+    // Each file's count, kept on its row for listings: counted from the
+    // chunks just written, in the same transaction.
+    for group in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut b = QueryBuilder::<Db>::new(
+            "UPDATE files SET chunk_count = \
+             (SELECT COUNT(*) FROM chunks WHERE chunks.file_id = files.id) WHERE id IN ",
+        );
+        b.push_tuples(group, |mut t, id| {
+            t.push_bind(*id);
+        });
+        b.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
