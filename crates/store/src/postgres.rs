@@ -161,6 +161,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "chunk counts",
         include_str!("../migrations/postgres/0006_chunk_counts.sql"),
     ),
+    (
+        7,
+        "parents",
+        include_str!("../migrations/postgres/0007_parents.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

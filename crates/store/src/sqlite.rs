@@ -65,6 +65,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "chunk counts",
         include_str!("../migrations/0011_chunk_counts.sql"),
     ),
+    (
+        12,
+        "parents",
+        include_str!("../migrations/0012_parents.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

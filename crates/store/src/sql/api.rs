@@ -732,15 +732,6 @@ impl Store {
             if let Scope::Customer { .. } = scope {
                 b.push("JOIN connections c ON c.id = f.connection_id ");
             }
-            // The parent is joined only where it is asked for: counting and
-            // ordering need only the file.
-            if !query.parent_file_ids.is_empty() {
-                b.push(
-                    "LEFT JOIN files p ON p.connection_id = f.connection_id \
-                     AND p.external_id = COALESCE(f.container_id, f.parent_id) \
-                     AND p.kind IN ('page', 'blogpost') ",
-                );
-            }
             match scope {
                 Scope::Customer {
                     organisation_id,
@@ -774,7 +765,7 @@ impl Store {
                 push_in(b, &query.statuses);
             }
             if !query.parent_file_ids.is_empty() {
-                b.push(" AND p.id IN ");
+                b.push(" AND f.parent_file_id IN ");
                 push_in(b, &query.parent_file_ids);
             }
             if let Some(name) = name {
@@ -855,9 +846,10 @@ impl Store {
         // all of the customer's: the customer's connections (their data
         // sources, with how many files each holds, kept by the store's
         // triggers); then the page's ids from the files' own index, the
-        // innermost part of a statement that joins what those files hold
-        // (their parent, chunks) to the page alone. Joined before the
-        // limit, the database computed every file's before sorting.
+        // innermost part of a statement that reads those files' rows (their
+        // parent and chunk count are kept on them) and what the index has
+        // not applied for the page alone. Joined before the limit, the
+        // database computed every file's before sorting.
         let mut b = QueryBuilder::<Db>::new(
             "SELECT id, file_count, data_source_id, chunk_size, chunk_overlap \
              FROM connections WHERE organisation_id = ",
@@ -924,8 +916,8 @@ impl Store {
         // connections one index cannot give the order.
         let direction = if query.descending { "DESC" } else { "ASC" };
         let depth = query.offset.saturating_add(query.limit);
-        // The page's files, with what they hold (their parent, chunks),
-        // joined to the page's ids alone: one statement, one snapshot.
+        // The page's files, read for the page's ids alone: one statement,
+        // one snapshot.
         let mut b = QueryBuilder::<Db>::new("SELECT ");
         push_file_columns(&mut b, query.pending_after);
         b.push(" FROM (");
@@ -966,12 +958,7 @@ impl Store {
             b.push(" OFFSET ");
             b.push_bind(query.offset);
         }
-        b.push(
-            ") AS page JOIN files f ON f.id = page.id \
-             LEFT JOIN files p ON p.connection_id = f.connection_id \
-             AND p.external_id = COALESCE(f.container_id, f.parent_id) \
-             AND p.kind IN ('page', 'blogpost') ORDER BY ",
-        );
+        b.push(") AS page JOIN files f ON f.id = page.id ORDER BY ");
         b.push(&order);
         let rows = b.build().fetch_all(&self.pool).await?;
         let mut files = Vec::with_capacity(rows.len());
@@ -1617,7 +1604,7 @@ pub(crate) async fn upsert_source_items(
 }
 
 /// What a listed file's row holds, as `api_files` reads it: the columns of
-/// `files f` (with its parent `p`), by name, and the expression for each.
+/// `files f`, by name, and the expression for each.
 const FILE_COLUMNS: &[(&str, &str)] = &[
     ("id", "f.id"),
     ("connection_id", "f.connection_id"),
@@ -1627,7 +1614,7 @@ const FILE_COLUMNS: &[(&str, &str)] = &[
     ("status", "f.status"),
     ("error", "f.error"),
     ("title", "f.title"),
-    ("parent_file_id", "p.id"),
+    ("parent_file_id", "f.parent_file_id"),
     ("tags", "f.tags"),
     ("version", "f.version"),
     ("media_type", "f.media_type"),

@@ -69,6 +69,7 @@ conformance! {
     crate::suite::counts_and_pages_span_a_customers_connections => counts_and_merged_pages,
     crate::suite::concurrent_writers_lose_nothing => concurrent_writers,
     crate::suite::times_and_json_read_back_as_written => round_trips,
+    crate::suite::listings_read_parents_and_chunk_counts_as_written => parents_and_chunk_counts,
 }
 
 /// The same store opened twice (a restart) keeps everything; and a second

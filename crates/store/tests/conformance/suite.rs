@@ -664,3 +664,110 @@ pub async fn counts_and_pages_span_a_customers_connections(store: &Store) {
         total
     );
 }
+
+/// What a listing shows of a file's parent and chunks is kept on the file's
+/// row as things are written: a child stored before its page finds it when
+/// the page comes, a moved file follows its new parent, a deleted page
+/// leaves its children without one, and a file's chunk count is the count
+/// of its latest chunks.
+pub async fn listings_read_parents_and_chunk_counts_as_written(store: &Store) {
+    let (org, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    let end_user = c.end_user_id.clone().unwrap();
+    let listed = || async {
+        let query = FileQuery {
+            order_by: store::FileOrder::Id,
+            limit: 100,
+            ..Default::default()
+        };
+        let (files, _) = store.api_files(&org, &end_user, &query).await.unwrap();
+        files
+            .into_iter()
+            .map(|f| (f.external_id, (f.id, f.parent_file_id, f.chunks)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let chunks = |n: usize| {
+        (0..n)
+            .map(|i| store::NewChunk {
+                text: format!("chunk {i}"),
+                heading_path: Vec::new(),
+                start: i * 10,
+                end: i * 10 + 7,
+                tokens: 2,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Children first: a page under "1", a comment on it, an attachment
+    // in "2" (its container wins over its parent).
+    let child = FileUpsert {
+        parent_id: Some("1".into()),
+        chunks: Some(chunks(3)),
+        ..page("3", "Child", "S")
+    };
+    let comment = FileUpsert {
+        kind: kind::COMMENT,
+        container_id: Some("1".into()),
+        ..page("4", "A comment", "S")
+    };
+    let attachment = FileUpsert {
+        kind: kind::ATTACHMENT,
+        parent_id: Some("1".into()),
+        container_id: Some("2".into()),
+        ..page("5", "file.pdf", "S")
+    };
+    store
+        .write_batch(&c.id, 1, &[child.clone(), comment, attachment], &[], None)
+        .await
+        .unwrap();
+    let files = listed().await;
+    assert!(files.values().all(|(_, parent, _)| parent.is_none()));
+    assert_eq!(files["3"].2, 3);
+    store
+        .write_batch(
+            &c.id,
+            1,
+            &[page("1", "One", "S"), page("2", "Two", "S")],
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let files = listed().await;
+    let (one, two) = (files["1"].0, files["2"].0);
+    assert_eq!(files["3"].1, Some(one));
+    assert_eq!(files["4"].1, Some(one));
+    assert_eq!(files["5"].1, Some(two), "the container is the parent");
+    assert_eq!(files["1"].1, None);
+    // The parent filter reads the same parent.
+    let under_one = FileQuery {
+        parent_file_ids: vec![one],
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        files_of(store, &org, &end_user, under_one.clone()).await,
+        (vec!["3".to_string(), "4".to_string()], 2)
+    );
+    // Moved under "2", with new chunks: the row follows.
+    let moved = FileUpsert {
+        parent_id: Some("2".into()),
+        version: 2,
+        chunks: Some(chunks(1)),
+        ..child
+    };
+    store
+        .write_batch(&c.id, 2, &[moved], &[], None)
+        .await
+        .unwrap();
+    let files = listed().await;
+    assert_eq!(files["3"].1, Some(two));
+    assert_eq!(files["3"].2, 1);
+    assert_eq!(files_of(store, &org, &end_user, under_one).await.1, 1);
+    // Page "2" deleted: what it held has no parent; "1"'s keep theirs.
+    store.delete_files(&c.id, &[two]).await.unwrap();
+    let files = listed().await;
+    assert!(!files.contains_key("2"));
+    assert_eq!(files["3"].1, None);
+    assert_eq!(files["5"].1, None);
+    assert_eq!(files["4"].1, Some(one));
+}
