@@ -264,6 +264,7 @@ enum Credential {
     ApiKey {
         organisation: store::Organisation,
         customer_id: Option<String>,
+        end_user: Option<store::EndUser>,
     },
     /// `Token <customer token>`: one customer, and the viewer the
     /// organisation gave when it minted the token.
@@ -271,6 +272,7 @@ enum Credential {
         organisation: store::Organisation,
         customer_id: String,
         viewer: index::Viewer,
+        end_user: Option<store::EndUser>,
     },
 }
 
@@ -303,6 +305,9 @@ pub struct CustomerCaller {
     /// token sees at most what this viewer may see. `None` for an API key,
     /// whose caller (the organisation) says who the viewer is.
     pub token_viewer: Option<index::Viewer>,
+    /// The customer's end user as the credential was checked, read in the
+    /// same statement (`None`: none then). `routes::end_user` reads it.
+    pub end_user: Option<store::EndUser>,
 }
 
 fn customer_required() -> ApiError {
@@ -332,6 +337,7 @@ impl FromRequestParts<AppState> for OrgCaller {
             Credential::ApiKey {
                 organisation,
                 customer_id,
+                ..
             } => Ok(OrgCaller {
                 organisation,
                 customer_id,
@@ -356,19 +362,23 @@ impl FromRequestParts<AppState> for CustomerCaller {
             Credential::ApiKey {
                 organisation,
                 customer_id,
+                end_user,
             } => Ok(CustomerCaller {
                 organisation,
                 customer_id: customer_id.ok_or_else(customer_required)?,
                 token_viewer: None,
+                end_user,
             }),
             Credential::Token {
                 organisation,
                 customer_id,
                 viewer,
+                end_user,
             } => Ok(CustomerCaller {
                 organisation,
                 customer_id,
                 token_viewer: Some(viewer),
+                end_user,
             }),
         }
     }
@@ -390,33 +400,36 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Credential, Api
     }
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" => {
-            let organisation = state
+            // The customer's end user is read with the key (one statement);
+            // a customer-id that is not valid is refused once the key is
+            // known good, as before.
+            let customer_id = match parts.headers.get("customer-id") {
+                None => Ok(None),
+                Some(value) => value
+                    .to_str()
+                    .ok()
+                    .filter(|id| valid_customer_id(id))
+                    .map(|id| Some(id.to_string()))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_customer_id",
+                            format!(
+                                "customer-id must be 1 to {MAX_CUSTOMER_ID} printable characters"
+                            ),
+                        )
+                    }),
+            };
+            let named = customer_id.as_ref().ok().and_then(|id| id.as_deref());
+            let (organisation, end_user) = state
                 .store
-                .organisation_by_key(&hash_secret(credential))
+                .caller_by_key(&hash_secret(credential), named)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
             state.admit(&organisation.id)?;
-            let customer_id = match parts.headers.get("customer-id") {
-                None => None,
-                Some(value) => {
-                    let id = value
-                        .to_str()
-                        .ok()
-                        .filter(|id| valid_customer_id(id))
-                        .ok_or_else(|| {
-                            ApiError::bad_request(
-                                "invalid_customer_id",
-                                format!(
-                                    "customer-id must be 1 to {MAX_CUSTOMER_ID} printable characters"
-                                ),
-                            )
-                        })?;
-                    Some(id.to_string())
-                }
-            };
             Ok(Credential::ApiKey {
                 organisation,
-                customer_id,
+                customer_id: customer_id?,
+                end_user,
             })
         }
         "token" => {
@@ -438,6 +451,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Credential, Api
                 organisation: token.organisation,
                 customer_id: token.customer_id,
                 viewer,
+                end_user: token.end_user,
             })
         }
         _ => Err(ApiError::unauthorized(

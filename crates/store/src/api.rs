@@ -28,6 +28,8 @@ pub struct CustomerToken {
     pub customer_id: String,
     /// The viewer the token was minted for, as JSON (`None`: the narrowest).
     pub viewer: Option<String>,
+    /// The customer's end user, read with the token (`None`: not one yet).
+    pub end_user: Option<EndUser>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -400,8 +400,12 @@ delegate! {
     /// Records an API key by its hash.
     async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()>;
     async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>>;
+    /// The organisation of an API key, with its end user for `customer_id`
+    /// if it has one: what a request authenticates, in one statement.
+    async fn caller_by_key(&self, key_hash: &str, customer_id: Option<&str>) -> Result<Option<(Organisation, Option<EndUser>)>>;
     async fn add_customer_token(&self, token_hash: &str, organisation_id: &str, customer_id: &str, kind: &str, expires_at: &str, viewer: Option<&str>) -> Result<()>;
-    /// The organisation, customer and viewer of an unexpired token.
+    /// The organisation, customer (with their end user, if any) and viewer
+    /// of an unexpired token.
     async fn customer_token(&self, token_hash: &str, kind: &str) -> Result<Option<CustomerToken>>;
     async fn save_oauth_state(&self, nonce: &str, organisation_id: &str, customer_id: &str, request: &serde_json::Value, expires_at: &str) -> Result<()>;
     /// Consumes a state: the first caller gets it, every later one `Used`.

@@ -86,11 +86,7 @@ pub async fn embeddings(
             "hybrid search needs an embedding provider (the server has none configured) or a query_vector",
         ));
     }
-    let Some(user) = app
-        .store
-        .end_user(&caller.organisation.id, &customer)
-        .await?
-    else {
+    let Some(user) = super::end_user(&app, &caller).await? else {
         return Ok(Json(EmbeddingsResponse {
             documents: Vec::new(),
         }));

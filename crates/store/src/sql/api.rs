@@ -3,19 +3,43 @@ use sqlx::{QueryBuilder, Row};
 use std::collections::BTreeMap;
 
 fn end_user_from(row: &DbRow) -> EndUser {
+    end_user_named(row, "")
+}
+
+/// An end user joined to another row (`user_columns!`), `None` where the
+/// join found none.
+fn joined_end_user(row: &DbRow) -> Option<EndUser> {
+    row.col::<Option<&str>>("user_id")?;
+    Some(end_user_named(row, "user_"))
+}
+
+/// The end user's columns selected with the prefix `user_` (the names of
+/// `end_user_from`'s), for a statement's text (`concat!`).
+macro_rules! user_columns {
+    () => {
+        "u.id AS user_id, u.number AS user_number, \
+         u.organisation_id AS user_organisation_id, u.customer_id AS user_customer_id, \
+         u.created_at AS user_created_at, u.updated_at AS user_updated_at, \
+         u.auto_sync_sources AS user_auto_sync_sources, \
+         u.auto_sync_interval AS user_auto_sync_interval"
+    };
+}
+
+fn end_user_named(row: &DbRow, prefix: &str) -> EndUser {
+    let name = |column: &str| format!("{prefix}{column}");
     EndUser {
-        id: row.col("id"),
-        number: row.col::<Option<i64>>("number").unwrap_or(0),
-        organisation_id: row.col("organisation_id"),
-        customer_id: row.col("customer_id"),
-        created_at: row.col("created_at"),
+        id: row.col(&name("id")),
+        number: row.col::<Option<i64>>(&name("number")).unwrap_or(0),
+        organisation_id: row.col(&name("organisation_id")),
+        customer_id: row.col(&name("customer_id")),
+        created_at: row.col(&name("created_at")),
         updated_at: row
-            .col::<Option<String>>("updated_at")
-            .unwrap_or_else(|| row.col("created_at")),
+            .col::<Option<String>>(&name("updated_at"))
+            .unwrap_or_else(|| row.col(&name("created_at"))),
         auto_sync_sources: row
-            .col::<Option<&str>>("auto_sync_sources")
+            .col::<Option<&str>>(&name("auto_sync_sources"))
             .and_then(|s| serde_json::from_str(s).ok()),
-        auto_sync_interval: row.col("auto_sync_interval"),
+        auto_sync_interval: row.col(&name("auto_sync_interval")),
     }
 }
 
@@ -204,6 +228,27 @@ impl Store {
         Ok(row.as_ref().map(organisation_from))
     }
 
+    pub async fn caller_by_key(
+        &self,
+        key_hash: &str,
+        customer_id: Option<&str>,
+    ) -> Result<Option<(Organisation, Option<EndUser>)>> {
+        let row = query(concat!(
+            "SELECT o.*, ",
+            user_columns!(),
+            " FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
+             LEFT JOIN end_users u ON u.organisation_id = o.id AND u.customer_id = ? \
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL"
+        ))
+        .bind(customer_id)
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .as_ref()
+            .map(|r| (organisation_from(r), joined_end_user(r))))
+    }
+
     pub async fn add_customer_token(
         &self,
         token_hash: &str,
@@ -239,11 +284,13 @@ impl Store {
         token_hash: &str,
         kind: &str,
     ) -> Result<Option<CustomerToken>> {
-        let row = query(
-            "SELECT o.*, t.customer_id AS token_customer, t.viewer AS token_viewer \
-             FROM customer_tokens t JOIN organisations o ON o.id = t.organisation_id \
-             WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?::timestamptz",
-        )
+        let row = query(concat!(
+            "SELECT o.*, t.customer_id AS token_customer, t.viewer AS token_viewer, ",
+            user_columns!(),
+            " FROM customer_tokens t JOIN organisations o ON o.id = t.organisation_id \
+             LEFT JOIN end_users u ON u.organisation_id = o.id AND u.customer_id = t.customer_id \
+             WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?::timestamptz"
+        ))
         .bind(token_hash)
         .bind(kind)
         .bind(now())
@@ -253,6 +300,7 @@ impl Store {
             organisation: organisation_from(&r),
             customer_id: r.col("token_customer"),
             viewer: r.col("token_viewer"),
+            end_user: joined_end_user(&r),
         }))
     }
 
