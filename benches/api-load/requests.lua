@@ -10,6 +10,16 @@ for w in string.gmatch(os.getenv("CONFSYNC_QUERIES") or "", "[^,]+") do
   table.insert(words, w)
 end
 local n = 0
+-- CONFSYNC_THINK_MS: each connection waits this long, on average, before
+-- each request (a random wait, exponential, as of clients that poll), so
+-- that 200 connections offer a rate rather than all they can.
+local think = tonumber(os.getenv("CONFSYNC_THINK_MS") or "")
+if think then
+  math.randomseed(os.time())
+  delay = function()
+    return -think * math.log(1 - math.random())
+  end
+end
 
 request = function()
   n = n + 1
