@@ -399,7 +399,6 @@ delegate! {
     async fn organisation(&self, id: &str) -> Result<Organisation>;
     /// Records an API key by its hash.
     async fn add_api_key(&self, organisation_id: &str, key_hash: &str) -> Result<()>;
-    async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>>;
     /// The organisation of an API key, with its end user for `customer_id`
     /// if it has one: what a request authenticates, in one statement.
     async fn caller_by_key(&self, key_hash: &str, customer_id: Option<&str>) -> Result<Option<(Organisation, Option<EndUser>)>>;

@@ -197,10 +197,11 @@ async fn customers_and_organisations_are_kept_apart() {
                     organisation_id: running
                         .app
                         .store
-                        .organisation_by_key(&server::hash_secret(&org1.key))
+                        .caller_by_key(&server::hash_secret(&org1.key), None)
                         .await
                         .unwrap()
                         .unwrap()
+                        .0
                         .id,
                     query: files_b[0]["name"].as_str().unwrap().into(),
                     k: 100,

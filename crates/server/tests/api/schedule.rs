@@ -39,8 +39,8 @@ async fn scheduled_syncs_survive_restarts() {
     let source = api.connect(&sim, true).await;
     let files = api.wait_ready(source).await;
     let store = running.app.store.clone();
-    let organisation = store
-        .organisation_by_key(&server::hash_secret(&org.key))
+    let (organisation, _) = store
+        .caller_by_key(&server::hash_secret(&org.key), None)
         .await
         .unwrap()
         .unwrap();

@@ -217,17 +217,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn organisation_by_key(&self, key_hash: &str) -> Result<Option<Organisation>> {
-        let row = query(
-            "SELECT o.* FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
-             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(organisation_from))
-    }
-
+    /// The organisation of an API key, with its end user for `customer_id`
+    /// if it has one: what a request authenticates, in one statement.
     pub async fn caller_by_key(
         &self,
         key_hash: &str,
