@@ -26,7 +26,15 @@ macro_rules! user_columns {
 }
 
 fn end_user_named(row: &DbRow, prefix: &str) -> EndUser {
-    let name = |column: &str| format!("{prefix}{column}");
+    // Unprefixed names are used as they are: `end_user_from` allocates
+    // nothing for its names.
+    let name = |column: &'static str| -> std::borrow::Cow<'static, str> {
+        if prefix.is_empty() {
+            column.into()
+        } else {
+            format!("{prefix}{column}").into()
+        }
+    };
     EndUser {
         id: row.col(&name("id")),
         number: row.col::<Option<i64>>(&name("number")).unwrap_or(0),
@@ -1027,7 +1035,7 @@ impl Store {
                 chunk_size: connection.chunk_size,
                 chunk_overlap: connection.chunk_overlap,
                 characters: row.characters,
-                chunks: row.n_chunks,
+                chunks: row.chunk_count,
                 pending_index: row.pending != 0,
             });
         }
@@ -1661,7 +1669,7 @@ const FILE_COLUMNS: &[(&str, &str)] = &[
     ("created_at", "f.created_at"),
     ("updated_at", "f.updated_at"),
     ("characters", "CAST(COALESCE(f.characters, 0) AS BIGINT)"),
-    ("n_chunks", "CAST(f.chunk_count AS BIGINT)"),
+    ("chunk_count", "CAST(f.chunk_count AS BIGINT)"),
 ];
 
 /// A listed file's row (`FILE_COLUMNS`).
@@ -1685,7 +1693,7 @@ struct FileRow<'r> {
     created_at: Option<String>,
     updated_at: String,
     characters: i64,
-    n_chunks: i64,
+    chunk_count: i64,
     /// 1 when the index has a change to the file it has not applied.
     pending: i64,
 }
@@ -1760,7 +1768,7 @@ fn file_row(r: &DbRow) -> Result<FileRow<'_>> {
             created_at: r.col("created_at"),
             updated_at: r.col("updated_at"),
             characters: r.col("characters"),
-            n_chunks: r.col("n_chunks"),
+            chunk_count: r.col("chunk_count"),
             pending: r.col("pending"),
         })
     } else {
