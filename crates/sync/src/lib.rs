@@ -2,11 +2,14 @@
 //! the store, and keeps it equal to Confluence.
 //!
 //! One algorithm serves the first sync and every later one. Each run lists
-//! the chosen spaces, then each space's pages and blog posts (with bodies on
-//! a first sync; metadata only afterwards, fetching bodies in batches of up
+//! the chosen spaces, then their pages and blog posts (with bodies on a
+//! first sync; metadata only afterwards, fetching bodies in batches of up
 //! to 250 for just the pages whose version changed), then attachments and
-//! footer comments. What a completed listing did not return is deleted;
-//! a listing that failed or ended early deletes nothing.
+//! footer comments. Spaces are listed in groups (`space-id=a,b,...`), as
+//! many page listings as spaces are synced at once and one for blog posts,
+//! so that small spaces do not each pay a partial page and a label lookup.
+//! What a completed listing did not return is deleted; a listing that
+//! failed or ended early deletes nothing.
 //!
 //! Every listing page is written in one transaction with the checkpoint that
 //! says where to resume, so a process killed at any point starts again where
@@ -23,7 +26,7 @@ use confluence::model::{
 };
 use confluence::Client;
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -294,6 +297,39 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// Called after every transaction that changed what search shows, so that
 /// an index can follow the store as the sync commits.
 pub type CommitFn = Arc<dyn Fn() + Send + Sync>;
+
+/// Spaces by id: those a listing covers.
+type SpaceMap = HashMap<String, SpaceRow>;
+
+/// Spaces whose pages (or blog posts) one listing covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Group {
+    /// Space ids, at most [`SPACES_A_LISTING`].
+    spaces: Vec<String>,
+    /// No space of the group held this kind when the run planned it: the
+    /// listing carries bodies.
+    first: bool,
+}
+
+/// The v2 documents' cap on `space-id` values in one listing.
+const SPACES_A_LISTING: usize = 100;
+
+/// Spaces dealt into as few groups as `streams` listings at once allow,
+/// each within [`SPACES_A_LISTING`].
+fn split_spaces(ids: Vec<String>, streams: usize) -> Vec<Vec<String>> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let n = streams
+        .max(1)
+        .min(ids.len())
+        .max(ids.len().div_ceil(SPACES_A_LISTING));
+    let mut groups = vec![Vec::new(); n];
+    for (i, id) in ids.into_iter().enumerate() {
+        groups[i % n].push(id);
+    }
+    groups
+}
 
 /// Generic over its store: anything that keeps [`SyncState`] (the
 /// whole [`Store`] by default).
@@ -584,7 +620,7 @@ impl<S: SyncState> Engine<S> {
             return Ok(out);
         }
         self.load_settings().await?;
-        let spaces: HashMap<String, SpaceRow> = self
+        let spaces: SpaceMap = self
             .store
             .spaces(conn)
             .await?
@@ -611,7 +647,7 @@ impl<S: SyncState> Engine<S> {
             let known = self.store.file_states(conn, file_kind, &ids).await?;
             let parents: Vec<String> = fetched.iter().filter_map(|c| c.parent_id.clone()).collect();
             let held_parents = self.store.file_states(conn, kind::PAGE, &parents).await?;
-            let mut by_space: HashMap<String, Vec<Content>> = HashMap::new();
+            let mut writes: Vec<Content> = Vec::new();
             for item in fetched {
                 // Outside the spaces held: the full sync decides.
                 let Some(space) = spaces.get(&item.space_id) else {
@@ -624,17 +660,13 @@ impl<S: SyncState> Engine<S> {
                     .as_ref()
                     .is_some_and(|p| held_parents.contains_key(p));
                 if whole || known.contains_key(&item.id) || under_held {
-                    by_space
-                        .entry(item.space_id.clone())
-                        .or_default()
-                        .push(item);
+                    writes.push(item);
                 }
             }
-            for (space_id, items) in by_space {
-                out.changed += items.len();
-                self.write_content(run, &spaces[&space_id], file_kind, items, None, &mut report)
-                    .await?;
-            }
+            // One write for all spaces: one label lookup per 250 items.
+            out.changed += writes.len();
+            self.write_content(run, &spaces, file_kind, writes, None, &mut report)
+                .await?;
         }
         out.requests += self.client.requests() - requests_before;
         out.report = report;
@@ -713,49 +745,125 @@ impl<S: SyncState> Engine<S> {
             p.spaces_total = Some(spaces.len());
         });
         self.learn_group_names().await?;
-        // Spaces are independent: several at a time, so that latency to
-        // Confluence is paid in parallel. Each writes its own checkpoints.
-        // (The futures are collected first: a stream that maps with a
-        // closure makes the whole run !Send for a spawned task.)
-        let jobs: Vec<_> = spaces
+        let by_id: SpaceMap = spaces
             .iter()
-            .map(|space| self.sync_space(run, space, roots.as_ref()))
+            .map(|s| (s.space_id.clone(), s.clone()))
             .collect();
-        let mut per_space =
-            futures::stream::iter(jobs).buffer_unordered(self.options.space_concurrency.max(1));
-        while let Some(space_report) = per_space.next().await {
-            report.add(&space_report?);
-            self.tell(|p| p.spaces_done += 1);
+        // Chosen spaces are synced whole; other spaces only hold the
+        // chosen pages' subtrees (and no blog posts).
+        let (whole, scoped): (Vec<&SpaceRow>, Vec<&SpaceRow>) = spaces
+            .iter()
+            .partition(|s| roots.is_none() || self.options.spaces.contains(&s.key));
+        let mut jobs: Vec<futures::future::BoxFuture<'_, Result<(Report, usize)>>> = Vec::new();
+        for (blog, wanted) in [
+            (false, self.options.content.pages),
+            (true, self.options.content.blogposts),
+        ] {
+            let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
+            if !wanted {
+                for space in &spaces {
+                    let mut dropped = Report::default();
+                    let step = format!("step:{file_kind}:{}", space.space_id);
+                    self.drop_kind(run, file_kind, Some(space), &step, &mut dropped)
+                        .await?;
+                    report.add(&dropped);
+                }
+                continue;
+            }
+            for group in self.plan(file_kind, &whole).await? {
+                let done = if blog { 0 } else { group.spaces.len() };
+                let by_id = &by_id;
+                jobs.push(Box::pin(async move {
+                    let mut out = Report::default();
+                    self.sync_content(run, &group, blog, None, by_id, &mut out)
+                        .await?;
+                    Ok((out, done))
+                }));
+            }
         }
+        if let Some(roots) = roots.as_ref().filter(|_| self.options.content.pages) {
+            for space in scoped {
+                let by_id = &by_id;
+                jobs.push(Box::pin(async move {
+                    let mut out = Report::default();
+                    let allowed = self.descendants(space, roots).await?;
+                    let group = Group {
+                        spaces: vec![space.space_id.clone()],
+                        first: false,
+                    };
+                    self.sync_content(run, &group, false, Some(&allowed), by_id, &mut out)
+                        .await?;
+                    Ok((out, 1))
+                }));
+            }
+        }
+        // Groups are independent: several at a time, so that latency to
+        // Confluence is paid in parallel. Each writes its own checkpoints.
+        let mut running =
+            futures::stream::iter(jobs).buffer_unordered(self.options.space_concurrency.max(1));
+        while let Some(done) = running.next().await {
+            let (group_report, spaces_done) = done?;
+            report.add(&group_report);
+            self.tell(|p| p.spaces_done += spaces_done);
+        }
+        drop(running);
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
         Ok(())
     }
 
-    /// One space's pages and blog posts: chosen spaces whole, other spaces
-    /// only the chosen pages' subtrees.
-    async fn sync_space(
-        &self,
-        run: i64,
-        space: &SpaceRow,
-        roots: Option<&HashMap<String, String>>,
-    ) -> Result<Report> {
-        let mut report = Report::default();
-        let whole = roots.is_none() || self.options.spaces.contains(&space.key);
-        match roots.filter(|_| !whole) {
-            None => {
-                self.sync_content(run, space, false, None, &mut report)
-                    .await?;
-                self.sync_content(run, space, true, None, &mut report)
-                    .await?;
-            }
-            Some(roots) => {
-                let allowed = self.descendants(space, roots).await?;
-                self.sync_content(run, space, false, Some(&allowed), &mut report)
-                    .await?;
+    /// How a run lists one kind of content of the whole spaces: in groups
+    /// of spaces, each group one listing (`space-id=...`), so that a
+    /// space's partial last page of 250, and its label lookup, are not
+    /// paid for every small space. Pages make as many groups as spaces
+    /// are synced at once (the listings run in parallel); blog posts,
+    /// fewer, make one. Spaces that hold nothing of the kind yet (their
+    /// listing carries bodies) are grouped apart from those that do
+    /// (their listing carries metadata, and bodies are fetched for what
+    /// changed). The plan is kept in a checkpoint: a resumed run lists
+    /// the same groups, whose steps are named after them.
+    async fn plan(&self, file_kind: &str, spaces: &[&SpaceRow]) -> Result<Vec<Group>> {
+        let conn = self.connection_id.as_str();
+        let name = format!("groups:{file_kind}");
+        if let Some(text) = self.store.checkpoint(conn, &name).await? {
+            if let Ok(groups) = serde_json::from_str::<Vec<Group>>(&text) {
+                return Ok(groups);
             }
         }
-        Ok(report)
+        let mut new = Vec::new();
+        let mut known = Vec::new();
+        for space in spaces {
+            if self
+                .store
+                .has_files(conn, file_kind, &space.space_id)
+                .await?
+            {
+                known.push(space.space_id.clone());
+            } else {
+                new.push(space.space_id.clone());
+            }
+        }
+        let streams = if file_kind == kind::BLOG_POST {
+            1
+        } else {
+            self.options.space_concurrency.max(1)
+        };
+        let mut groups = Vec::new();
+        for (ids, first) in [(new, true), (known, false)] {
+            groups.extend(
+                split_spaces(ids, streams)
+                    .into_iter()
+                    .map(|spaces| Group { spaces, first }),
+            );
+        }
+        self.store
+            .set_checkpoint(
+                conn,
+                &name,
+                &serde_json::to_string(&groups).unwrap_or_default(),
+            )
+            .await?;
+        Ok(groups)
     }
 
     /// The chosen pages and their spaces, when the sync is scoped to pages.
@@ -912,14 +1020,15 @@ impl<S: SyncState> Engine<S> {
         Ok(principals)
     }
 
-    /// Reads the restrictions of every page or blog post of a space (a
-    /// restriction change makes no new version, so listings do not show
-    /// it) and stores those that changed.
-    async fn sweep_restrictions(&self, space: &SpaceRow, file_kind: &str) -> Result<u64> {
-        let cql = format!(
-            "space = \"{}\" and type = {file_kind}",
-            space.key.replace('"', "")
-        );
+    /// Reads the restrictions of every page or blog post of some spaces
+    /// (a restriction change makes no new version, so listings do not
+    /// show it) and stores those that changed.
+    async fn sweep_restrictions(&self, space_keys: &[&str], file_kind: &str) -> Result<u64> {
+        let keys: Vec<String> = space_keys
+            .iter()
+            .map(|k| format!("\"{}\"", k.replace('"', "")))
+            .collect();
+        let cql = format!("space in ({}) and type = {file_kind}", keys.join(","));
         let mut url = Some(self.client.cql_restrictions_url(&cql));
         let mut changed = 0;
         while let Some(current) = url {
@@ -948,30 +1057,26 @@ impl<S: SyncState> Engine<S> {
         })
     }
 
-    /// Pages or blog posts of one space (only `allowed` ones when given).
+    /// Pages or blog posts of a group of spaces, in one listing (only
+    /// `allowed` ones when given).
     async fn sync_content(
         &self,
         run: i64,
-        space: &SpaceRow,
+        group: &Group,
         blog: bool,
         allowed: Option<&HashSet<String>>,
+        spaces: &SpaceMap,
         report: &mut Report,
     ) -> Result<()> {
         let conn = self.connection_id.as_str();
         let file_kind = if blog { kind::BLOG_POST } else { kind::PAGE };
-        let step = format!("step:{file_kind}:{}", space.space_id);
-        let wanted = if blog {
-            self.options.content.blogposts
-        } else {
-            self.options.content.pages
+        let Some(first_space) = group.spaces.first() else {
+            return Ok(());
         };
-        if !wanted {
-            return self
-                .drop_kind(run, file_kind, Some(space), &step, report)
-                .await;
-        }
+        // A space is in one group of a kind: the first names the step.
+        let step = format!("step:{file_kind}:{first_space}");
         // Restrictions of unchanged content are swept unless this is the
-        // space's first sync (which read every restriction with its labels).
+        // spaces' first sync (which read every restriction with its labels).
         let mut sweep = true;
         let mut url = match self.store.checkpoint(conn, &step).await?.as_deref() {
             Some(DONE) => return Ok(()),
@@ -980,15 +1085,15 @@ impl<S: SyncState> Engine<S> {
             None => {
                 // A first sync lists bodies with the pages; later syncs list
                 // metadata and fetch only what changed.
-                let first = !self
-                    .store
-                    .has_files(conn, file_kind, &space.space_id)
-                    .await?;
+                let first = group.first;
                 sweep = !first;
-                Some(if blog {
-                    self.client.space_blogposts_url(&space.space_id, first)
-                } else {
-                    self.client.space_pages_url(&space.space_id, first)
+                Some(match group.spaces.as_slice() {
+                    [one] if blog => self.client.space_blogposts_url(one, first),
+                    [one] => self.client.space_pages_url(one, first),
+                    many => {
+                        let ids: Vec<&str> = many.iter().map(String::as_str).collect();
+                        self.client.content_in_spaces_url(blog, &ids, first)
+                    }
                 })
             }
         };
@@ -998,11 +1103,13 @@ impl<S: SyncState> Engine<S> {
             let (items, next) = match self.client.listing::<Content>(&current).await {
                 Ok(page) => page,
                 // The space went away since the run listed spaces (a run
-                // resumed much later): it and its content are gone.
-                Err(confluence::Error::NotFound(_)) => {
+                // resumed much later): it and its content are gone. (A
+                // listing of several spaces just returns nothing of it,
+                // and its content goes as unseen.)
+                Err(confluence::Error::NotFound(_)) if group.spaces.len() == 1 => {
                     let removed = self
                         .store
-                        .delete_space(conn, &space.space_id, Some((&step, DONE)))
+                        .delete_space(conn, first_space, Some((&step, DONE)))
                         .await?;
                     self.committed();
                     for (file_kind, n) in removed {
@@ -1022,7 +1129,7 @@ impl<S: SyncState> Engine<S> {
                     .collect(),
                 None => items,
             };
-            self.write_content(run, space, file_kind, items, Some((&step, mark)), report)
+            self.write_content(run, spaces, file_kind, items, Some((&step, mark)), report)
                 .await?;
             let listed = processed - std::mem::replace(&mut told, processed);
             self.tell(|p| {
@@ -1035,33 +1142,44 @@ impl<S: SyncState> Engine<S> {
             url = next;
         }
         if sweep && self.settings.lock().enforce_permissions {
-            self.sweep_restrictions(space, file_kind).await?;
+            let keys: Vec<&str> = group
+                .spaces
+                .iter()
+                .filter_map(|id| spaces.get(id))
+                .map(|s| s.key.as_str())
+                .collect();
+            self.sweep_restrictions(&keys, file_kind).await?;
         }
-        let deleted = self
-            .store
-            .delete_unseen_files(
-                conn,
-                file_kind,
-                Some(&space.space_id),
-                run,
-                Some((&step, DONE)),
-            )
-            .await?;
+        // What the completed listing did not return is gone, space by
+        // space; the step is done with the last space's deletion.
+        for (i, space_id) in group.spaces.iter().enumerate() {
+            let done = (i + 1 == group.spaces.len()).then_some((step.as_str(), DONE));
+            let deleted = self
+                .store
+                .delete_unseen_files(conn, file_kind, Some(space_id), run, done)
+                .await?;
+            report.counts(file_kind).deleted += deleted;
+        }
         self.committed();
-        report.counts(file_kind).deleted += deleted;
         Ok(())
     }
 
+    /// Writes a listing page of content of the `spaces` (content of
+    /// other spaces is left out, so not seen).
     async fn write_content(
         &self,
         run: i64,
-        space: &SpaceRow,
+        spaces: &SpaceMap,
         file_kind: &'static str,
         items: Vec<Content>,
         checkpoint: Option<(&str, &str)>,
         report: &mut Report,
     ) -> Result<()> {
         let conn = self.connection_id.as_str();
+        let items: Vec<Content> = items
+            .into_iter()
+            .filter(|c| spaces.contains_key(&c.space_id))
+            .collect();
         let ids: Vec<String> = items.iter().map(|c| c.id.clone()).collect();
         let known = self.store.file_states(conn, file_kind, &ids).await?;
         let mut upserts = Vec::new();
@@ -1074,6 +1192,7 @@ impl<S: SyncState> Engine<S> {
                 {
                     if moved_or_renamed(state, &item) {
                         report.counts(file_kind).updated += 1;
+                        let space = &spaces[&item.space_id];
                         upserts
                             .push(self.content_upsert(file_kind, &item, None, None, None, space));
                     } else {
@@ -1103,12 +1222,13 @@ impl<S: SyncState> Engine<S> {
             }
             let (bodies, mut converted) = match bodies {
                 Ok(bodies) => {
-                    let (bodies, converted) = self.convert_all(bodies, &space.key).await;
+                    let (bodies, converted) = self.convert_all(bodies, spaces).await;
                     (Ok(bodies), converted)
                 }
                 Err(error) => (Err(error), HashMap::new()),
             };
             for item in &changed {
+                let space = &spaces[&item.space_id];
                 let is_new = !known.contains_key(&item.id);
                 // Labels not read keep what is stored; a restriction not
                 // read is Unknown, which denies everyone until a sync reads it.
@@ -1376,19 +1496,23 @@ impl<S: SyncState> Engine<S> {
     async fn convert_all(
         &self,
         bodies: HashMap<String, Content>,
-        space_key: &str,
+        spaces: &SpaceMap,
     ) -> (
         HashMap<String, Content>,
         HashMap<String, (String, Vec<NewChunk>)>,
     ) {
         let converter = self.converter();
-        let space_key = space_key.to_string();
+        let keys: HashMap<String, String> = spaces
+            .iter()
+            .map(|(id, s)| (id.clone(), s.key.clone()))
+            .collect();
         let converted = tokio::task::spawn_blocking(move || {
             let converted = bodies
                 .iter()
                 .filter_map(|(id, content)| {
                     let storage = content.storage()?;
-                    Some((id.clone(), converter.convert(storage, &space_key, id)))
+                    let space_key = keys.get(&content.space_id)?;
+                    Some((id.clone(), converter.convert(storage, space_key, id)))
                 })
                 .collect();
             (bodies, converted)

@@ -282,14 +282,14 @@ async fn full_sync_of_10000_pages_equals_the_truth_for_full_and_partial_accounts
         assert_eq!(again.pages, sync::Counts::default());
         assert_eq!(again.attachments, sync::Counts::default());
         let stats = sim.stats();
-        assert_eq!(
-            stats
-                .operations
-                .get("GET /wiki/api/v2/pages")
-                .copied()
-                .unwrap_or(0),
-            0,
-            "no body fetch"
+        // Pages are listed in groups of spaces (3 at once here), each
+        // paying at most one partial page; a body fetch by id would add
+        // a request per 250 pages.
+        let op = |name: &str| stats.operations.get(name).copied().unwrap_or(0);
+        let page_requests = op("GET /wiki/api/v2/pages") + op("GET /wiki/api/v2/spaces/{id}/pages");
+        assert!(
+            page_requests <= pages.div_ceil(250) + 3,
+            "{page_requests} page requests for {pages} unchanged pages: more than listings"
         );
         assert_eq!(
             stats
@@ -332,10 +332,14 @@ async fn stored_text(
 }
 
 /// Requests that list ids (to find deletions) rather than fetch changes.
-const LISTINGS: [&str; 5] = [
+/// (`/pages` and `/blogposts` list groups of spaces, and also fetch
+/// changed bodies by id: those count as listing here.)
+const LISTINGS: [&str; 7] = [
     "GET /wiki/api/v2/spaces",
     "GET /wiki/api/v2/spaces/{id}/pages",
     "GET /wiki/api/v2/spaces/{id}/blogposts",
+    "GET /wiki/api/v2/pages",
+    "GET /wiki/api/v2/blogposts",
     "GET /wiki/api/v2/attachments",
     "GET /wiki/api/v2/footer-comments",
 ];
@@ -378,6 +382,77 @@ async fn incremental_sync_after_changes_of_every_kind_equals_the_truth_and_costs
     assert!(
         (beyond as f64) < 0.02 * full_requests as f64,
         "10 changes cost {beyond} requests beyond the listing, full sync {full_requests}: {:?}",
+        stats.operations
+    );
+}
+
+/// Issue 18: spaces are listed in groups (`space-id=...`), so that 60
+/// spaces of about 50 pages cost what one space of 3,000 would: a request
+/// per 250 pages or blog posts and one label lookup per 250, not a partial
+/// page and a lookup for every space and kind (240 requests before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_spaces_cost_what_one_large_space_costs() {
+    let sim = simulator(14, 60, 3_000).await;
+    let email = "admin@example.com";
+    let fixture = fixture("small-spaces", email).await;
+    sim.reset_stats();
+    let report = engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.spaces, 60);
+    assert_equals_truth(&fixture, &sim, email).await;
+    let truth = sim.truth(email).unwrap();
+    let count = |kind: &str| truth.iter().filter(|t| t.kind == kind).count() as u64;
+    let (pages, blogposts) = (count("page"), count("blogpost"));
+    let stats = sim.stats();
+    let op = |name: &str| stats.operations.get(name).copied().unwrap_or(0);
+    let page_listings = op("GET /wiki/api/v2/pages") + op("GET /wiki/api/v2/spaces/{id}/pages");
+    let blog_listings =
+        op("GET /wiki/api/v2/blogposts") + op("GET /wiki/api/v2/spaces/{id}/blogposts");
+    // Three page listings run at once (space_concurrency), one for blog
+    // posts: each pays at most one partial page, and its lookups as much.
+    assert!(
+        page_listings <= pages.div_ceil(250) + 3,
+        "{page_listings} page listings for {pages} pages: {:?}",
+        stats.operations
+    );
+    assert!(
+        blog_listings <= blogposts.div_ceil(250) + 1,
+        "{blog_listings} blog post listings for {blogposts}: {:?}",
+        stats.operations
+    );
+    let lookups = op("GET /wiki/rest/api/content/search");
+    assert!(
+        lookups <= pages.div_ceil(250) + 3 + blogposts.div_ceil(250) + 1,
+        "{lookups} label lookups: {:?}",
+        stats.operations
+    );
+
+    // A second run, metadata only, lists the same groups.
+    sim.random_changes(3, 5);
+    sim.reset_stats();
+    engine(&fixture, api_client(&sim, email))
+        .run()
+        .await
+        .unwrap();
+    assert_equals_truth(&fixture, &sim, email).await;
+    let stats = sim.stats();
+    let op = |name: &str| stats.operations.get(name).copied().unwrap_or(0);
+    println!(
+        "second run: {} requests {:?}",
+        stats.total, stats.operations
+    );
+    assert_eq!(
+        op("GET /wiki/api/v2/spaces/{id}/pages"),
+        0,
+        "{:?}",
+        stats.operations
+    );
+    assert!(
+        stats.total < 40,
+        "{} requests for 5 changes in 60 spaces: {:?}",
+        stats.total,
         stats.operations
     );
 }

@@ -163,15 +163,18 @@ fn statuses(params: &Params, allowed: &[&str]) -> Result<Vec<Status>> {
     Ok(out)
 }
 
+/// A list of ids in a query parameter. The documents cap each list
+/// (`maxItems`): 250 content ids, 100 space ids.
 fn id_list(params: &Params, name: &str) -> Result<Option<Vec<u64>>> {
     let list = params.list(name);
     if list.is_empty() {
         return Ok(None);
     }
-    if list.len() > 250 {
+    let max = if name == "space-id" { 100 } else { 250 };
+    if list.len() > max {
         return Err(ApiError::bad_request(
             API,
-            format!("Too many values for '{name}' (at most 250)"),
+            format!("Too many values for '{name}' (at most {max})"),
         ));
     }
     list.iter()

@@ -94,6 +94,31 @@ async fn limits_default_clamp_and_reject() {
         );
         assert!(reply.body["errors"][0]["code"].is_string());
     }
+    // `space-id` takes at most 100 ids, `id` at most 250 (the documents'
+    // maxItems).
+    let ids = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        t.get(&format!("/wiki/api/v2/pages?space-id={}", ids(100)))
+            .await
+            .status,
+        200
+    );
+    let reply = t
+        .get(&format!("/wiki/api/v2/blogposts?space-id={}", ids(101)))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        t.get(&format!("/wiki/api/v2/pages?id={}", ids(250)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.get(&format!("/wiki/api/v2/pages?id={}", ids(251)))
+            .await
+            .status,
+        400
+    );
     // What clients send for "no body" and "every status" is understood.
     assert_eq!(
         t.get("/wiki/api/v2/pages?body-format=none").await.status,

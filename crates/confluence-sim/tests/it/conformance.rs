@@ -150,6 +150,7 @@ async fn every_implemented_operation_matches_the_documents() {
         v2("/pages/{id}/footer-comments", format!("/pages/{pc}/footer-comments?body-format=storage")),
         v2("/pages/{id}/labels", format!("/pages/{pl}/labels")),
         v2("/blogposts", "/blogposts?body-format=storage".into()),
+        v2("/blogposts", format!("/blogposts?space-id={space},1&limit=250")),
         v2("/blogposts/{id}", format!("/blogposts/{blog}?body-format=storage")),
         v2("/blogposts/{id}/attachments", format!("/blogposts/{blog}/attachments")),
         v2("/blogposts/{id}/footer-comments", format!("/blogposts/{blog}/footer-comments?body-format=storage")),
