@@ -314,6 +314,9 @@ struct Group {
 /// The v2 documents' cap on `space-id` values in one listing.
 const SPACES_A_LISTING: usize = 100;
 
+/// The v2 documents' cap on `keys` in one listing of spaces.
+const SPACE_KEYS_A_LISTING: usize = 250;
+
 /// Spaces dealt into as few groups as `streams` listings at once allow,
 /// each within [`SPACES_A_LISTING`].
 fn split_spaces(ids: Vec<String>, streams: usize) -> Vec<Vec<String>> {
@@ -941,7 +944,13 @@ impl<S: SyncState> Engine<S> {
         // With pages chosen, the spaces synced are the chosen spaces and
         // the spaces of the chosen pages.
         let by_pages = !self.options.pages.is_empty();
-        let keys: &[String] = if by_pages { &[] } else { &self.options.spaces };
+        // `keys` takes at most 250 keys (the documents' maxItems): more
+        // chosen spaces are found in the listing of all.
+        let keys: &[String] = if by_pages || self.options.spaces.len() > SPACE_KEYS_A_LISTING {
+            &[]
+        } else {
+            &self.options.spaces
+        };
         let listed: Vec<Space> = self
             .client
             .stream::<Space>(self.client.spaces_url(keys))

@@ -6,7 +6,7 @@
 use confluence::{Client, Credentials, RetryPolicy, SiteUrl};
 use confluence_sim::model::{ContentKind, Status};
 use confluence_sim::{RunningSimulator, SimConfig, Simulator, SiteConfig};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use store::SyncState;
 use store::{kind, Store};
@@ -455,6 +455,51 @@ async fn many_small_spaces_cost_what_one_large_space_costs() {
         stats.total,
         stats.operations
     );
+}
+
+/// More chosen spaces than one listing of spaces takes by key (250, the
+/// documents' maxItems): they are found in the listing of all spaces, and
+/// their pages are listed in groups of at most 100 space ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_250_chosen_spaces_sync() {
+    let sim = simulator(15, 300, 900).await;
+    let email = "admin@example.com";
+    let fixture = fixture("many-spaces", email).await;
+    let keys: Vec<String> =
+        sim.with_site(|site| site.spaces.values().map(|s| s.key.clone()).collect());
+    assert_eq!(keys.len(), 300);
+    // All but one: the one left out is not synced.
+    let chosen: Vec<String> = keys[1..].to_vec();
+    let report = Engine::new(
+        api_client(&sim, email),
+        fixture.store.clone(),
+        &fixture.connection,
+        SyncOptions {
+            spaces: chosen.clone(),
+            allow_personal_spaces: true,
+            space_concurrency: 3,
+            ..Default::default()
+        },
+    )
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(report.spaces, 299);
+    let stored: HashSet<String> = fixture
+        .store
+        .spaces(&fixture.connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(stored, chosen.into_iter().collect::<HashSet<_>>());
+    let truth = sim.truth(email).unwrap();
+    let pages = truth
+        .iter()
+        .filter(|t| t.kind == "page" && t.space_key != keys[0])
+        .count() as u64;
+    assert_eq!(report.pages.added, pages);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -459,6 +459,12 @@ pub(crate) async fn spaces(
     let cursor = cursor(&params, &order)?;
     let ids = id_list(&params, "ids")?;
     let keys = params.list("keys");
+    if keys.len() > 250 {
+        return Err(ApiError::bad_request(
+            API,
+            "Too many values for 'keys' (at most 250)",
+        ));
+    }
     let space_type = match params.get("type") {
         None | Some("") => None,
         Some("global") => Some(SpaceType::Global),

@@ -119,6 +119,17 @@ async fn limits_default_clamp_and_reject() {
             .status,
         400
     );
+    let keys = (1..=251)
+        .map(|i| format!("K{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        t.get(&format!("/wiki/api/v2/spaces?keys={keys}"))
+            .await
+            .status,
+        400,
+        "at most 250 keys"
+    );
     // What clients send for "no body" and "every status" is understood.
     assert_eq!(
         t.get("/wiki/api/v2/pages?body-format=none").await.status,
