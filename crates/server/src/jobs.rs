@@ -309,9 +309,14 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
     Ok(())
 }
 
-/// Lists the site's spaces and pages (metadata only) into the item tree,
-/// a space at a time, so that a large site is never held whole. The
-/// tree is marked listed only once it is complete.
+/// Lists the site's spaces and pages (metadata only) into the item tree.
+/// Pages are listed for up to 100 spaces at once (`/pages?space-id=...`,
+/// the documents' cap) and written a listing page at a time, so that a
+/// large site is never held whole and a hundred small spaces cost what
+/// one space of as many pages does, not a request each. Which pages hang
+/// from their space (their parent is not a listed page) and which items
+/// have children is settled once the listing is complete
+/// (`finish_source_items`); the tree is marked listed only then.
 async fn list_items(app: &App, connection: &store::Connection) -> Result<bool, String> {
     use futures::TryStreamExt;
     let client = client_for(app, connection).await?;
@@ -321,41 +326,51 @@ async fn list_items(app: &App, connection: &store::Connection) -> Result<bool, S
         .try_collect()
         .await
         .map_err(|e| format!("listing the site's spaces failed: {e}"))?;
-    for space in spaces
+    let spaces: Vec<&confluence::model::Space> = spaces
         .iter()
         .filter(|s| connection.allow_personal_spaces || s.space_type != "personal")
-    {
-        let pages: Vec<confluence::model::Content> = client
-            .stream::<confluence::model::Content>(client.space_pages_url(&space.id, false))
-            .try_collect()
-            .await
-            .map_err(|e| format!("listing the pages of {} failed: {e}", space.key))?;
-        let parents: std::collections::HashSet<&str> = pages
-            .iter()
-            .filter_map(|p| p.parent_id.as_deref())
-            .collect();
-        let ids: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
-        let mut items = vec![space_item(connection, space, !pages.is_empty())];
-        for page in &pages {
-            let parent = page
-                .parent_id
-                .clone()
-                .filter(|p| ids.contains(p.as_str()))
-                .unwrap_or_else(|| space.key.clone());
-            items.push(store::NewSourceItem {
-                external_id: page.id.clone(),
-                item_type: "PAGE",
-                name: page.title.clone(),
-                parent_external_id: Some(parent),
-                root_external_id: Some(space.key.clone()),
-                external_url: web_link(connection, page.links.webui.as_deref()),
-                is_expandable: parents.contains(page.id.as_str()),
-            });
+        .collect();
+    let items: Vec<store::NewSourceItem> = spaces
+        .iter()
+        .map(|space| space_item(connection, space, false))
+        .collect();
+    app.store
+        .write_source_items(&connection.id, &listing, &items)
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys: std::collections::HashMap<&str, &str> = spaces
+        .iter()
+        .map(|s| (s.id.as_str(), s.key.as_str()))
+        .collect();
+    for group in spaces.chunks(100) {
+        let ids: Vec<&str> = group.iter().map(|s| s.id.as_str()).collect();
+        let mut url = Some(client.content_in_spaces_url(false, &ids, false));
+        while let Some(current) = url {
+            let (pages, next) = client
+                .listing::<confluence::model::Content>(&current)
+                .await
+                .map_err(|e| format!("listing the site's pages failed: {e}"))?;
+            let items: Vec<store::NewSourceItem> = pages
+                .into_iter()
+                .filter_map(|page| {
+                    let key = *keys.get(page.space_id.as_str())?;
+                    Some(store::NewSourceItem {
+                        external_url: web_link(connection, page.links.webui.as_deref()),
+                        external_id: page.id,
+                        item_type: "PAGE",
+                        name: page.title,
+                        parent_external_id: Some(page.parent_id.unwrap_or_else(|| key.to_string())),
+                        root_external_id: Some(key.to_string()),
+                        is_expandable: false,
+                    })
+                })
+                .collect();
+            app.store
+                .write_source_items(&connection.id, &listing, &items)
+                .await
+                .map_err(|e| e.to_string())?;
+            url = next;
         }
-        app.store
-            .write_source_items(&connection.id, &listing, &items)
-            .await
-            .map_err(|e| e.to_string())?;
     }
     app.store
         .finish_source_items(&connection.id, &listing)

@@ -774,7 +774,13 @@ impl<S: SyncState> Engine<S> {
                 continue;
             }
             for group in self.plan(file_kind, &whole).await? {
-                let done = if blog { 0 } else { group.spaces.len() };
+                // A space is done with its pages (with its blog posts when
+                // pages are not synced).
+                let done = if blog && self.options.content.pages {
+                    0
+                } else {
+                    group.spaces.len()
+                };
                 let by_id = &by_id;
                 jobs.push(Box::pin(async move {
                     let mut out = Report::default();
@@ -790,9 +796,13 @@ impl<S: SyncState> Engine<S> {
                 jobs.push(Box::pin(async move {
                     let mut out = Report::default();
                     let allowed = self.descendants(space, roots).await?;
+                    let first = !self
+                        .store
+                        .has_files(&self.connection_id, kind::PAGE, &space.space_id)
+                        .await?;
                     let group = Group {
                         spaces: vec![space.space_id.clone()],
-                        first: false,
+                        first,
                     };
                     self.sync_content(run, &group, false, Some(&allowed), by_id, &mut out)
                         .await?;
@@ -810,6 +820,8 @@ impl<S: SyncState> Engine<S> {
             self.tell(|p| p.spaces_done += spaces_done);
         }
         drop(running);
+        let total = spaces.len();
+        self.tell(|p| p.spaces_done = total);
         self.sync_attachments(run, report).await?;
         self.sync_comments(run, report).await?;
         Ok(())

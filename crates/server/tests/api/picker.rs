@@ -234,3 +234,106 @@ async fn items_are_listed_by_a_job_that_can_be_cancelled() {
     sim.set_faults(confluence_sim::FaultConfig::default());
     running.stop().await;
 }
+
+/// Issue 18: the item tree of 60 small spaces is listed 100 spaces a
+/// request (`/pages?space-id=...`), not a space a request, and has
+/// Confluence's shape: each readable page under its parent page, or under
+/// its space when its parent is not a readable page; an item expandable
+/// exactly when something hangs from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_item_tree_of_many_small_spaces_is_listed_a_request_per_250_pages() {
+    let sim = simulator(60, 600).await;
+    let dir = TempDir::new("items-many");
+    let running = start(config(&sim, &dir)).await;
+    let api = Api::new(&running, "org").await.customer("c");
+    let source = api.connect(&sim, false).await;
+    // The listing after the connect, then one counted.
+    api.list_items(source).await;
+    sim.reset_stats();
+    api.list_items(source).await;
+    let stats = sim.stats();
+
+    let connection = api.connection(&running, source).await;
+    let (items, count) = running
+        .app
+        .store
+        .source_items(
+            &connection.id,
+            &store::ItemQuery {
+                name: Some(String::new()),
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(count as usize, items.len());
+    // The spaces listed (personal ones too, if the connection takes them),
+    // and the readable pages of those spaces.
+    let spaces: std::collections::HashSet<&str> = items
+        .iter()
+        .filter(|i| i.item_type == "SPACE")
+        .map(|i| i.external_id.as_str())
+        .collect();
+    assert!(spaces.len() >= 48, "{spaces:?}");
+    let truth = sim.truth(&sim.credentials().email).unwrap();
+    let pages: Vec<_> = truth
+        .iter()
+        .filter(|t| t.kind == "page" && spaces.contains(t.space_key.as_str()))
+        .collect();
+    println!(
+        "{} spaces, {} pages: {} requests {:?}",
+        spaces.len(),
+        pages.len(),
+        stats.total,
+        stats.operations
+    );
+    let op = |name: &str| stats.operations.get(name).copied().unwrap_or(0);
+    assert_eq!(
+        op("GET /wiki/api/v2/spaces/{id}/pages"),
+        0,
+        "{:?}",
+        stats.operations
+    );
+    assert!(
+        op("GET /wiki/api/v2/pages") <= (pages.len() as u64).div_ceil(250),
+        "{} pages: {:?}",
+        pages.len(),
+        stats.operations
+    );
+    let readable: std::collections::HashSet<&str> = pages.iter().map(|p| p.id.as_str()).collect();
+    let expected: std::collections::BTreeMap<String, String> = pages
+        .iter()
+        .map(|p| {
+            let parent = p
+                .parent_id
+                .as_deref()
+                .filter(|id| readable.contains(id))
+                .unwrap_or(&p.space_key);
+            (p.id.clone(), parent.to_string())
+        })
+        .collect();
+    let listed: std::collections::BTreeMap<String, String> = items
+        .iter()
+        .filter(|i| i.item_type == "PAGE")
+        .map(|i| {
+            (
+                i.external_id.clone(),
+                i.parent_external_id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    let parents: std::collections::HashSet<&str> = expected.values().map(String::as_str).collect();
+    for item in &items {
+        assert_eq!(
+            item.is_expandable,
+            parents.contains(item.external_id.as_str()),
+            "{item:?}"
+        );
+    }
+    assert!(items
+        .iter()
+        .any(|i| i.item_type == "PAGE" && i.is_expandable));
+    running.stop().await;
+}

@@ -469,8 +469,10 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a complete item listing: what it did not see is removed, and
-    /// the connection says when its items were listed.
+    /// Ends a complete item listing: what it did not see is removed, a
+    /// page whose parent is not a listed page hangs from its space, each
+    /// item is expandable when something hangs from it, and the
+    /// connection says when its items were listed. One transaction.
     pub async fn finish_source_items(&self, connection_id: &str, listing: &str) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -479,6 +481,25 @@ impl Store {
             .bind(listing)
             .execute(&mut *tx)
             .await?;
+        query(
+            "UPDATE source_items SET parent_external_id = root_external_id \
+             WHERE connection_id = ? AND item_type = 'PAGE' \
+             AND parent_external_id <> root_external_id \
+             AND NOT EXISTS (SELECT 1 FROM source_items p WHERE p.connection_id = source_items.connection_id \
+             AND p.external_id = source_items.parent_external_id AND p.item_type = 'PAGE')",
+        )
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        query(
+            "UPDATE source_items SET is_expandable = EXISTS (SELECT 1 FROM source_items c \
+             WHERE c.connection_id = source_items.connection_id \
+             AND c.parent_external_id = source_items.external_id) \
+             WHERE connection_id = ?",
+        )
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
         query(
             "UPDATE connections SET source_items_synced_at = ?::timestamptz, updated_at = ?::timestamptz WHERE id = ?",
         )
