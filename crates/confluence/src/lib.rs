@@ -335,6 +335,19 @@ impl Client {
         ))
     }
 
+    /// Pages by id, with their bodies or not: at most 250 ids a request.
+    pub fn pages_by_ids_url(&self, ids: &[String], with_body: bool) -> String {
+        let body = if with_body {
+            "&body-format=storage"
+        } else {
+            ""
+        };
+        self.v2(&format!(
+            "/pages?limit=250{body}&id={}",
+            encode(&ids.join(","))
+        ))
+    }
+
     /// Pages (or blog posts) by id, with bodies: at most 250 ids a request.
     pub fn content_by_ids_url(&self, blog_posts: bool, ids: &[String]) -> String {
         let kind = if blog_posts { "blogposts" } else { "pages" };

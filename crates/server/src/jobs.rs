@@ -311,12 +311,12 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
 
 /// Lists the site's spaces and pages (metadata only) into the item tree.
 /// Pages are listed for up to 100 spaces at once (`/pages?space-id=...`,
-/// the documents' cap) and written a listing page at a time, so that a
+/// the documents' cap) and staged a listing page at a time, so that a
 /// large site is never held whole and a hundred small spaces cost what
-/// one space of as many pages does, not a request each. Which pages hang
-/// from their space (their parent is not a listed page) and which items
-/// have children is settled once the listing is complete
-/// (`finish_source_items`); the tree is marked listed only then.
+/// one space of as many pages does, not a request each. The complete
+/// listing replaces the tree in one transaction (`finish_source_items`,
+/// which settles which pages hang from their space and which items have
+/// children): readers see the last complete tree until then.
 async fn list_items(app: &App, connection: &store::Connection) -> Result<bool, String> {
     use futures::TryStreamExt;
     let client = client_for(app, connection).await?;

@@ -517,12 +517,14 @@ delegate! {
     /// Cancels a connection's item listing: a queued one is dropped; the
     /// running one's id is returned, for its worker to stop.
     async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>>;
-    /// Writes one part of an item listing (a space and its pages), marked
-    /// with the listing's start so that `finish_source_items` can tell what
-    /// it did not see.
+    /// Writes one part of an item listing (spaces, or a listing page of
+    /// pages) to staging, marked with the listing's start: the tree that
+    /// readers see does not change until `finish_source_items`.
     async fn write_source_items(&self, connection_id: &str, listing: &str, items: &[crate::NewSourceItem]) -> Result<()>;
-    /// Ends a complete item listing: what it did not see is removed, and
-    /// the connection says when its items were listed.
+    /// Ends a complete item listing in one transaction: pages whose parent
+    /// was not listed hang from their space, the listing replaces the tree
+    /// (each item expandable when something hangs from it), and the
+    /// connection says when its items were listed.
     async fn finish_source_items(&self, connection_id: &str, listing: &str) -> Result<()>;
     /// Sets customers' auto-sync settings (creating customers not seen
     /// yet) and moves each of their connections' next run where

@@ -166,6 +166,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "parents",
         include_str!("../migrations/postgres/0007_parents.sql"),
     ),
+    (
+        8,
+        "item staging",
+        include_str!("../migrations/postgres/0008_item_staging.sql"),
+    ),
 ];
 
 /// Connects to the database at `url` and brings its schema up to this

@@ -70,6 +70,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "parents",
         include_str!("../migrations/0012_parents.sql"),
     ),
+    (
+        13,
+        "item staging",
+        include_str!("../migrations/0013_item_staging.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) `confsync.db` under `data_dir`, with the key

@@ -784,7 +784,7 @@ impl<S: SyncState> Engine<S> {
                 let by_id = &by_id;
                 jobs.push(Box::pin(async move {
                     let mut out = Report::default();
-                    self.sync_content(run, &group, blog, None, by_id, &mut out)
+                    self.sync_content(run, &group, blog, by_id, &mut out)
                         .await?;
                     Ok((out, done))
                 }));
@@ -795,16 +795,7 @@ impl<S: SyncState> Engine<S> {
                 let by_id = &by_id;
                 jobs.push(Box::pin(async move {
                     let mut out = Report::default();
-                    let allowed = self.descendants(space, roots).await?;
-                    let first = !self
-                        .store
-                        .has_files(&self.connection_id, kind::PAGE, &space.space_id)
-                        .await?;
-                    let group = Group {
-                        spaces: vec![space.space_id.clone()],
-                        first,
-                    };
-                    self.sync_content(run, &group, false, Some(&allowed), by_id, &mut out)
+                    self.sync_subtrees(run, space, roots, by_id, &mut out)
                         .await?;
                     Ok((out, 1))
                 }));
@@ -897,6 +888,58 @@ impl<S: SyncState> Engine<S> {
             }
         }
         Ok(Some(roots))
+    }
+
+    /// A space that holds only chosen pages' subtrees: the subtrees come
+    /// from one metadata listing of the space (`descendants`), and their
+    /// pages are then read by id, 250 a request (with bodies on the
+    /// space's first sync; metadata afterwards, and bodies of what
+    /// changed), instead of listing the whole space again. A page outside
+    /// them is not seen, so removed if held.
+    async fn sync_subtrees(
+        &self,
+        run: i64,
+        space: &SpaceRow,
+        roots: &HashMap<String, String>,
+        spaces: &SpaceMap,
+        report: &mut Report,
+    ) -> Result<()> {
+        let conn = self.connection_id.as_str();
+        let step = format!("step:{}:{}", kind::PAGE, space.space_id);
+        if self.store.checkpoint(conn, &step).await?.as_deref() == Some(DONE) {
+            return Ok(());
+        }
+        let first = !self
+            .store
+            .has_files(conn, kind::PAGE, &space.space_id)
+            .await?;
+        let mut ids: Vec<String> = self.descendants(space, roots).await?.into_iter().collect();
+        ids.sort();
+        for chunk in ids.chunks(250) {
+            let url = self.client.pages_by_ids_url(chunk, first);
+            let (items, _) = self.client.listing::<Content>(&url).await?;
+            let listed = items.len() as u64;
+            self.write_content(run, spaces, kind::PAGE, items, None, report)
+                .await?;
+            self.tell(|p| p.pages += listed);
+        }
+        if !first && self.settings.lock().enforce_permissions {
+            self.sweep_restrictions(&[space.key.as_str()], kind::PAGE)
+                .await?;
+        }
+        let deleted = self
+            .store
+            .delete_unseen_files(
+                conn,
+                kind::PAGE,
+                Some(&space.space_id),
+                run,
+                Some((&step, DONE)),
+            )
+            .await?;
+        self.committed();
+        report.counts(kind::PAGE).deleted += deleted;
+        Ok(())
     }
 
     /// The chosen pages of a space with all their descendants, from one
@@ -1078,14 +1121,12 @@ impl<S: SyncState> Engine<S> {
         })
     }
 
-    /// Pages or blog posts of a group of spaces, in one listing (only
-    /// `allowed` ones when given).
+    /// Pages or blog posts of a group of spaces, in one listing.
     async fn sync_content(
         &self,
         run: i64,
         group: &Group,
         blog: bool,
-        allowed: Option<&HashSet<String>>,
         spaces: &SpaceMap,
         report: &mut Report,
     ) -> Result<()> {
@@ -1142,14 +1183,6 @@ impl<S: SyncState> Engine<S> {
             };
             processed += items.len() as u64;
             let mark = next.as_deref().unwrap_or(LISTED);
-            // Outside the chosen pages: not seen, so removed if held.
-            let items = match allowed {
-                Some(allowed) => items
-                    .into_iter()
-                    .filter(|c| allowed.contains(&c.id))
-                    .collect(),
-                None => items,
-            };
             self.write_content(run, spaces, file_kind, items, Some((&step, mark)), report)
                 .await?;
             let listed = processed - std::mem::replace(&mut told, processed);

@@ -779,7 +779,29 @@ async fn chosen_pages_sync_with_their_descendants_only() {
             ..Default::default()
         },
     );
+    sim.reset_stats();
     engine.run().await.unwrap();
+    // The root's space is listed once (metadata: the subtree), and the
+    // subtree's pages are read by id with their bodies, 250 a request.
+    let stats = sim.stats();
+    let op = |name: &str| stats.operations.get(name).copied().unwrap_or(0);
+    let space_key = &truth.iter().find(|t| t.id == root).unwrap().space_key;
+    let space_pages = truth
+        .iter()
+        .filter(|t| t.kind == "page" && &t.space_key == space_key)
+        .count() as u64;
+    assert_eq!(
+        op("GET /wiki/api/v2/spaces/{id}/pages"),
+        space_pages.div_ceil(250),
+        "{:?}",
+        stats.operations
+    );
+    assert_eq!(
+        op("GET /wiki/api/v2/pages"),
+        1 + (expected.len() as u64).div_ceil(250),
+        "the chosen page, then its subtree by id: {:?}",
+        stats.operations
+    );
     let stored: BTreeSet<String> = fixture
         .store
         .files(&fixture.connection)
@@ -796,6 +818,38 @@ async fn chosen_pages_sync_with_their_descendants_only() {
             assert!(expected.contains(container), "{file:?}");
         }
     }
+    // After changes, the next run ends equal to the subtree again.
+    sim.random_changes(4, 10);
+    engine.run().await.unwrap();
+    let truth = sim.truth(email).unwrap();
+    let stored: BTreeMap<String, i64> = fixture
+        .store
+        .files(&fixture.connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind == kind::PAGE)
+        .map(|f| (f.external_id, f.version))
+        .collect();
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for entry in truth.iter().filter(|t| t.kind == "page") {
+        if let Some(parent) = &entry.parent_id {
+            children.entry(parent.as_str()).or_default().push(&entry.id);
+        }
+    }
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let mut queue = vec![root.as_str()];
+    while let Some(id) = queue.pop() {
+        if let Some(entry) = truth.iter().find(|t| t.id == id && t.kind == "page") {
+            if expected
+                .insert(id.to_string(), entry.version as i64)
+                .is_none()
+            {
+                queue.extend(children.get(id).cloned().unwrap_or_default());
+            }
+        }
+    }
+    assert_eq!(stored, expected);
 }
 
 /// Issue 16: mentions read as the person's name, asked of Confluence's

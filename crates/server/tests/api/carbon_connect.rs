@@ -78,9 +78,11 @@ async fn carbon_connect_is_the_file_picker() {
     while let Some(ask) = script.next_ask().await {
         match ask.split_once(' ').unwrap_or((ask.as_str(), "")) {
             // Confluence answers slowly, so that a listing is still running
-            // when the user cancels it.
+            // when the user cancels it (some 8 s after it starts: a listing
+            // is a request for the spaces and one per 250 pages of up to
+            // 100 spaces, so each request must take longer than that).
             ("slow-on", _) => sim.set_faults(confluence_sim::FaultConfig {
-                latency_ms: 2000,
+                latency_ms: 8000,
                 ..Default::default()
             }),
             // An item listing is running.

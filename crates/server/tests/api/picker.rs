@@ -247,13 +247,27 @@ async fn the_item_tree_of_many_small_spaces_is_listed_a_request_per_250_pages() 
     let running = start(config(&sim, &dir)).await;
     let api = Api::new(&running, "org").await.customer("c");
     let source = api.connect(&sim, false).await;
-    // The listing after the connect, then one counted.
+    // The listing after the connect, then one counted once no other is
+    // queued or running.
     api.list_items(source).await;
+    let connection = api.connection(&running, source).await;
+    let started = Instant::now();
+    while running
+        .app
+        .store
+        .sync_jobs(&connection.id, 10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(_, status)| status == "QUEUED" || status == "RUNNING")
+    {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     sim.reset_stats();
     api.list_items(source).await;
     let stats = sim.stats();
 
-    let connection = api.connection(&running, source).await;
     let (items, count) = running
         .app
         .store

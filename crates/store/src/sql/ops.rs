@@ -453,9 +453,9 @@ impl Store {
         Ok(running)
     }
 
-    /// Writes one part of an item listing (a space and its pages), marked
-    /// with the listing's start so that `finish_source_items` can tell what
-    /// it did not see.
+    /// Writes one part of an item listing (spaces, or a listing page of
+    /// pages) to the listing's staging rows, marked with the listing's
+    /// start; `finish_source_items` moves a complete listing into the tree.
     pub async fn write_source_items(
         &self,
         connection_id: &str,
@@ -464,42 +464,80 @@ impl Store {
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        super::api::upsert_source_items(&mut tx, connection_id, listing, items).await?;
+        for item in items {
+            query(
+                "INSERT INTO source_item_staging (connection_id, listing, external_id, item_type, name, \
+                 parent_external_id, root_external_id, external_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection_id, external_id) DO UPDATE SET listing = excluded.listing, \
+                 item_type = excluded.item_type, name = excluded.name, \
+                 parent_external_id = excluded.parent_external_id, \
+                 root_external_id = excluded.root_external_id, external_url = excluded.external_url",
+            )
+            .bind(connection_id)
+            .bind(listing)
+            .bind(&item.external_id)
+            .bind(item.item_type)
+            .bind(&item.name)
+            .bind(&item.parent_external_id)
+            .bind(&item.root_external_id)
+            .bind(&item.external_url)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Ends a complete item listing: what it did not see is removed, a
-    /// page whose parent is not a listed page hangs from its space, each
-    /// item is expandable when something hangs from it, and the
-    /// connection says when its items were listed. One transaction.
+    /// Ends a complete item listing, in one transaction: a page whose
+    /// parent is not a listed page hangs from its space; the listing's
+    /// items replace the tree, each expandable when something hangs from
+    /// it; what the listing did not see is removed, and so are the staging
+    /// rows (an abandoned listing's with them); the connection says when
+    /// its items were listed.
     pub async fn finish_source_items(&self, connection_id: &str, listing: &str) -> Result<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
+        query(
+            "UPDATE source_item_staging SET parent_external_id = root_external_id \
+             WHERE connection_id = ? AND listing = ? AND item_type = 'PAGE' \
+             AND parent_external_id <> root_external_id \
+             AND NOT EXISTS (SELECT 1 FROM source_item_staging p \
+             WHERE p.connection_id = source_item_staging.connection_id \
+             AND p.external_id = source_item_staging.parent_external_id \
+             AND p.listing = source_item_staging.listing AND p.item_type = 'PAGE')",
+        )
+        .bind(connection_id)
+        .bind(listing)
+        .execute(&mut *tx)
+        .await?;
+        query(
+            "INSERT INTO source_items (connection_id, external_id, item_type, name, parent_external_id, \
+             root_external_id, external_url, is_expandable, synced_at, created_at) \
+             SELECT s.connection_id, s.external_id, s.item_type, s.name, s.parent_external_id, \
+             s.root_external_id, s.external_url, EXISTS (SELECT 1 FROM source_item_staging c \
+             WHERE c.connection_id = s.connection_id AND c.parent_external_id = s.external_id \
+             AND c.listing = s.listing), ?::timestamptz, ?::timestamptz \
+             FROM source_item_staging s WHERE s.connection_id = ? AND s.listing = ? \
+             ON CONFLICT (connection_id, external_id) DO UPDATE SET item_type = excluded.item_type, \
+             name = excluded.name, parent_external_id = excluded.parent_external_id, \
+             root_external_id = excluded.root_external_id, external_url = excluded.external_url, \
+             is_expandable = excluded.is_expandable, synced_at = excluded.synced_at",
+        )
+        .bind(listing)
+        .bind(listing)
+        .bind(connection_id)
+        .bind(listing)
+        .execute(&mut *tx)
+        .await?;
         query("DELETE FROM source_items WHERE connection_id = ? AND synced_at <> ?::timestamptz")
             .bind(connection_id)
             .bind(listing)
             .execute(&mut *tx)
             .await?;
-        query(
-            "UPDATE source_items SET parent_external_id = root_external_id \
-             WHERE connection_id = ? AND item_type = 'PAGE' \
-             AND parent_external_id <> root_external_id \
-             AND NOT EXISTS (SELECT 1 FROM source_items p WHERE p.connection_id = source_items.connection_id \
-             AND p.external_id = source_items.parent_external_id AND p.item_type = 'PAGE')",
-        )
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
-        query(
-            "UPDATE source_items SET is_expandable = EXISTS (SELECT 1 FROM source_items c \
-             WHERE c.connection_id = source_items.connection_id \
-             AND c.parent_external_id = source_items.external_id) \
-             WHERE connection_id = ?",
-        )
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
+        query("DELETE FROM source_item_staging WHERE connection_id = ?")
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
         query(
             "UPDATE connections SET source_items_synced_at = ?::timestamptz, updated_at = ?::timestamptz WHERE id = ?",
         )
