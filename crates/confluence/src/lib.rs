@@ -297,20 +297,12 @@ impl Client {
     }
 
     pub fn space_pages_url(&self, space_id: &str, with_body: bool) -> String {
-        let body = if with_body {
-            "&body-format=storage"
-        } else {
-            ""
-        };
+        let body = body_format(with_body);
         self.v2(&format!("/spaces/{space_id}/pages?limit=250{body}"))
     }
 
     pub fn space_blogposts_url(&self, space_id: &str, with_body: bool) -> String {
-        let body = if with_body {
-            "&body-format=storage"
-        } else {
-            ""
-        };
+        let body = body_format(with_body);
         self.v2(&format!("/spaces/{space_id}/blogposts?limit=250{body}"))
     }
 
@@ -324,35 +316,20 @@ impl Client {
         with_body: bool,
     ) -> String {
         let kind = if blog_posts { "blogposts" } else { "pages" };
-        let body = if with_body {
-            "&body-format=storage"
-        } else {
-            ""
-        };
+        let body = body_format(with_body);
         self.v2(&format!(
             "/{kind}?limit=250{body}&space-id={}",
             encode(&space_ids.join(","))
         ))
     }
 
-    /// Pages by id, with their bodies or not: at most 250 ids a request.
-    pub fn pages_by_ids_url(&self, ids: &[String], with_body: bool) -> String {
-        let body = if with_body {
-            "&body-format=storage"
-        } else {
-            ""
-        };
-        self.v2(&format!(
-            "/pages?limit=250{body}&id={}",
-            encode(&ids.join(","))
-        ))
-    }
-
-    /// Pages (or blog posts) by id, with bodies: at most 250 ids a request.
-    pub fn content_by_ids_url(&self, blog_posts: bool, ids: &[String]) -> String {
+    /// Pages (or blog posts) by id, with their bodies or not: at most 250
+    /// ids a request.
+    pub fn content_by_ids_url(&self, blog_posts: bool, ids: &[String], with_body: bool) -> String {
         let kind = if blog_posts { "blogposts" } else { "pages" };
+        let body = body_format(with_body);
         self.v2(&format!(
-            "/{kind}?limit=250&body-format=storage&id={}",
+            "/{kind}?limit=250{body}&id={}",
             encode(&ids.join(","))
         ))
     }
@@ -391,6 +368,15 @@ impl Client {
 
     pub fn space_permissions_url(&self, space_id: &str) -> String {
         self.v2(&format!("/spaces/{space_id}/permissions?limit=250"))
+    }
+}
+
+/// The query parameter that asks a v2 listing for storage-format bodies.
+fn body_format(with_body: bool) -> &'static str {
+    if with_body {
+        "&body-format=storage"
+    } else {
+        ""
     }
 }
 

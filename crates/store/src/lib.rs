@@ -519,7 +519,8 @@ delegate! {
     async fn cancel_items(&self, connection_id: &str) -> Result<Option<i64>>;
     /// Writes one part of an item listing (spaces, or a listing page of
     /// pages) to staging, marked with the listing's start: the tree that
-    /// readers see does not change until `finish_source_items`.
+    /// readers see does not change until `finish_source_items`, which
+    /// settles each item's `is_expandable` (the value given is not kept).
     async fn write_source_items(&self, connection_id: &str, listing: &str, items: &[crate::NewSourceItem]) -> Result<()>;
     /// Ends a complete item listing in one transaction: pages whose parent
     /// was not listed hang from their space, the listing replaces the tree

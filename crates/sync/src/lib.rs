@@ -642,7 +642,7 @@ impl<S: SyncState> Engine<S> {
             for chunk in changed.chunks(250) {
                 let (items, _) = self
                     .client
-                    .listing::<Content>(&self.client.content_by_ids_url(blog, chunk))
+                    .listing::<Content>(&self.client.content_by_ids_url(blog, chunk, true))
                     .await?;
                 fetched.extend(items);
             }
@@ -767,7 +767,7 @@ impl<S: SyncState> Engine<S> {
                 for space in &spaces {
                     let mut dropped = Report::default();
                     let step = format!("step:{file_kind}:{}", space.space_id);
-                    self.drop_kind(run, file_kind, Some(space), &step, &mut dropped)
+                    self.delete_unseen(run, file_kind, Some(space), &step, &mut dropped)
                         .await?;
                     report.add(&dropped);
                 }
@@ -916,7 +916,7 @@ impl<S: SyncState> Engine<S> {
         let mut ids: Vec<String> = self.descendants(space, roots).await?.into_iter().collect();
         ids.sort();
         for chunk in ids.chunks(250) {
-            let url = self.client.pages_by_ids_url(chunk, first);
+            let url = self.client.content_by_ids_url(false, chunk, first);
             let (items, _) = self.client.listing::<Content>(&url).await?;
             let listed = items.len() as u64;
             self.write_content(run, spaces, kind::PAGE, items, None, report)
@@ -927,19 +927,8 @@ impl<S: SyncState> Engine<S> {
             self.sweep_restrictions(&[space.key.as_str()], kind::PAGE)
                 .await?;
         }
-        let deleted = self
-            .store
-            .delete_unseen_files(
-                conn,
-                kind::PAGE,
-                Some(&space.space_id),
-                run,
-                Some((&step, DONE)),
-            )
-            .await?;
-        self.committed();
-        report.counts(kind::PAGE).deleted += deleted;
-        Ok(())
+        self.delete_unseen(run, kind::PAGE, Some(space), &step, report)
+            .await
     }
 
     /// The chosen pages of a space with all their descendants, from one
@@ -1350,7 +1339,7 @@ impl<S: SyncState> Engine<S> {
             }
         }
         for chunk in missing.chunks(250) {
-            let url = self.client.content_by_ids_url(blog, chunk);
+            let url = self.client.content_by_ids_url(blog, chunk, true);
             let (fetched, _) = self.client.listing::<Content>(&url).await?;
             for content in fetched {
                 out.insert(content.id.clone(), content);
@@ -1599,9 +1588,11 @@ impl<S: SyncState> Engine<S> {
         Ok(out)
     }
 
-    /// A kind of content the connection does not sync: nothing is
-    /// listed, and what the store holds of it is removed.
-    async fn drop_kind(
+    /// Removes what this run did not see of a kind (in a space, or in
+    /// all) and marks the step done, in one transaction: the end of a
+    /// complete listing, or a kind the connection does not sync (nothing
+    /// was listed, so all it held goes).
+    async fn delete_unseen(
         &self,
         run: i64,
         file_kind: &'static str,
@@ -1629,7 +1620,7 @@ impl<S: SyncState> Engine<S> {
         let step = "step:attachments";
         if !self.options.content.attachments {
             return self
-                .drop_kind(run, kind::ATTACHMENT, None, step, report)
+                .delete_unseen(run, kind::ATTACHMENT, None, step, report)
                 .await;
         }
         let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
@@ -1744,13 +1735,8 @@ impl<S: SyncState> Engine<S> {
             });
             url = next;
         }
-        let deleted = self
-            .store
-            .delete_unseen_files(conn, kind::ATTACHMENT, None, run, Some((step, DONE)))
-            .await?;
-        self.committed();
-        report.attachments.deleted += deleted;
-        Ok(())
+        self.delete_unseen(run, kind::ATTACHMENT, None, step, report)
+            .await
     }
 
     /// Downloads an attachment, keeping what the caller needs with it.
@@ -1830,7 +1816,9 @@ impl<S: SyncState> Engine<S> {
         let conn = self.connection_id.as_str();
         let step = "step:comments";
         if !self.options.content.comments {
-            return self.drop_kind(run, kind::COMMENT, None, step, report).await;
+            return self
+                .delete_unseen(run, kind::COMMENT, None, step, report)
+                .await;
         }
         let mut url = match self.store.checkpoint(conn, step).await?.as_deref() {
             Some(DONE) => return Ok(()),
@@ -1931,13 +1919,8 @@ impl<S: SyncState> Engine<S> {
             });
             url = next;
         }
-        let deleted = self
-            .store
-            .delete_unseen_files(conn, kind::COMMENT, None, run, Some((step, DONE)))
-            .await?;
-        self.committed();
-        report.comments.deleted += deleted;
-        Ok(())
+        self.delete_unseen(run, kind::COMMENT, None, step, report)
+            .await
     }
 }
 
