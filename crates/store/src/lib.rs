@@ -16,6 +16,7 @@ mod console;
 mod dialect;
 mod ops;
 mod postgres;
+mod readers;
 mod search;
 mod secret;
 mod sqlite;
@@ -42,6 +43,9 @@ pub enum Error {
     Database(sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read on the embedded store's own connections (`readers`).
+    #[error("database: {0}")]
+    Read(String),
     #[error("database unreachable: {0}")]
     Unreachable(String),
     #[error("io: {0}")]

@@ -195,7 +195,7 @@ pub(crate) async fn open_with(url: &str, cipher: Cipher) -> Result<imp::Store> {
         .await
         .map_err(|e| Error::Unreachable(format!("{}: {e}", redact(url))))?;
     crate::migrator(MIGRATIONS).run(&pool).await?;
-    Ok(imp::Store::new(pool, cipher))
+    Ok(imp::Store::new(pool, cipher, None))
 }
 
 /// A database URL without its password, for messages.

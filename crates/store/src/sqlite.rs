@@ -106,7 +106,9 @@ pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
         .connect_with(options)
         .await?;
     crate::migrator(MIGRATIONS).run(&pool).await?;
-    Ok(imp::Store::new(pool, cipher))
+    // Opened after the migrations: they read the schema as it is now.
+    let readers = crate::readers::Readers::open(&data_dir.join("confsync.db"))?;
+    Ok(imp::Store::new(pool, cipher, Some(readers)))
 }
 
 #[cfg(test)]

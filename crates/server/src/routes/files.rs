@@ -433,3 +433,77 @@ pub(crate) async fn searchable_now(app: &App) -> ApiResult<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page of files is written by sonic-rs (`SizedJson`), every other
+    /// answer by serde_json: the same JSON, whatever a page's text holds.
+    #[tokio::test]
+    async fn a_page_of_files_is_the_json_serde_json_writes() {
+        let tricky = "quote \" backslash \\ slash / tab \t newline \n nul \u{0} \
+                      bell \u{7} del \u{7f} é ☃ 😀 </script> \u{2028}";
+        let file = store::ApiFile {
+            id: 7,
+            data_source_id: 3,
+            kind: "attachment".into(),
+            external_id: format!("att{tricky}"),
+            url: Some(format!("https://x.test/{tricky}")),
+            status: "READY".into(),
+            error: Some(tricky.into()),
+            title: format!("{tricky}.pdf"),
+            parent_file_id: Some(-1),
+            tags: json!({"k": tricky, "n": [1, -2, 3.5, 1e300, null, true]}),
+            version: i64::MAX,
+            media_type: Some("application/pdf".into()),
+            size_bytes: Some(i64::MIN),
+            created_at: None,
+            updated_at: "2024-01-02T03:04:05.678Z".into(),
+            chunk_size: 1500,
+            chunk_overlap: 20,
+            characters: 0,
+            chunks: 12,
+            pending_index: true,
+        };
+        let organisation = store::Organisation {
+            id: "org".into(),
+            number: 1,
+            name: tricky.into(),
+            created_at: "2024-01-01T00:00:00.000Z".into(),
+            remove_branding: false,
+        };
+        let user = store::EndUser {
+            id: "u".into(),
+            number: 2,
+            organisation_id: "org".into(),
+            customer_id: tricky.into(),
+            created_at: "2024-01-01T00:00:00.000Z".into(),
+            updated_at: "2024-01-01T00:00:00.000Z".into(),
+            auto_sync_sources: None,
+            auto_sync_interval: None,
+        };
+        let page = || UserFilesResponse {
+            results: vec![user_file(
+                file.clone(),
+                visible_status(&file),
+                &organisation,
+                &user,
+            )],
+            count: 1,
+        };
+        let expected = serde_json::to_value(page()).unwrap();
+        let response = axum::response::IntoResponse::into_response(SizedJson(page(), 10));
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let written: Value = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(written, expected);
+        assert_eq!(
+            written["results"][0]["name"],
+            json!(format!("{tricky}.pdf"))
+        );
+        assert_eq!(written["results"][0]["sync_status"], json!("SYNCING"));
+    }
+}

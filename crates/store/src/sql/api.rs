@@ -6,10 +6,61 @@ fn end_user_from(row: &DbRow) -> EndUser {
     end_user_named(row, "")
 }
 
+/// A row's columns by name, as the organisation and end user are read:
+/// from sqlx's rows, or from the embedded store's read connections
+/// (`crate::readers`, the request's own thread).
+trait Named {
+    fn text(&self, name: &str) -> String;
+    fn text_or_null(&self, name: &str) -> Option<String>;
+    fn int_or_null(&self, name: &str) -> Option<i64>;
+    fn bool_or_null(&self, name: &str) -> Option<bool>;
+}
+
+impl<R: RowExt> Named for R {
+    fn text(&self, name: &str) -> String {
+        self.col(name)
+    }
+    fn text_or_null(&self, name: &str) -> Option<String> {
+        self.col(name)
+    }
+    fn int_or_null(&self, name: &str) -> Option<i64> {
+        self.col(name)
+    }
+    fn bool_or_null(&self, name: &str) -> Option<bool> {
+        self.col(name)
+    }
+}
+
+/// SQLite's values as they are stored (text for times, integers for
+/// booleans); a column missing or of another type reads as null (as
+/// text: empty), never a panic.
+struct ReadRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl Named for ReadRow<'_, '_> {
+    fn text(&self, name: &str) -> String {
+        self.text_or_null(name).unwrap_or_default()
+    }
+    fn text_or_null(&self, name: &str) -> Option<String> {
+        use rusqlite::types::ValueRef;
+        match self.0.get_ref(name).ok()? {
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(r) => Some(r.to_string()),
+            ValueRef::Null | ValueRef::Blob(_) => None,
+        }
+    }
+    fn int_or_null(&self, name: &str) -> Option<i64> {
+        self.0.get_ref(name).ok()?.as_i64().ok()
+    }
+    fn bool_or_null(&self, name: &str) -> Option<bool> {
+        self.int_or_null(name).map(|i| i != 0)
+    }
+}
+
 /// An end user joined to another row (`user_columns!`), `None` where the
 /// join found none.
-fn joined_end_user(row: &DbRow) -> Option<EndUser> {
-    row.col::<Option<&str>>("user_id")?;
+fn joined_end_user(row: &impl Named) -> Option<EndUser> {
+    row.text_or_null("user_id")?;
     Some(end_user_named(row, "user_"))
 }
 
@@ -25,7 +76,7 @@ macro_rules! user_columns {
     };
 }
 
-fn end_user_named(row: &DbRow, prefix: &str) -> EndUser {
+fn end_user_named(row: &impl Named, prefix: &str) -> EndUser {
     // Unprefixed names are used as they are: `end_user_from` allocates
     // nothing for its names.
     let name = |column: &'static str| -> std::borrow::Cow<'static, str> {
@@ -36,28 +87,28 @@ fn end_user_named(row: &DbRow, prefix: &str) -> EndUser {
         }
     };
     EndUser {
-        id: row.col(&name("id")),
-        number: row.col::<Option<i64>>(&name("number")).unwrap_or(0),
-        organisation_id: row.col(&name("organisation_id")),
-        customer_id: row.col(&name("customer_id")),
-        created_at: row.col(&name("created_at")),
+        id: row.text(&name("id")),
+        number: row.int_or_null(&name("number")).unwrap_or(0),
+        organisation_id: row.text(&name("organisation_id")),
+        customer_id: row.text(&name("customer_id")),
+        created_at: row.text(&name("created_at")),
         updated_at: row
-            .col::<Option<String>>(&name("updated_at"))
-            .unwrap_or_else(|| row.col(&name("created_at"))),
+            .text_or_null(&name("updated_at"))
+            .unwrap_or_else(|| row.text(&name("created_at"))),
         auto_sync_sources: row
-            .col::<Option<&str>>(&name("auto_sync_sources"))
-            .and_then(|s| serde_json::from_str(s).ok()),
-        auto_sync_interval: row.col(&name("auto_sync_interval")),
+            .text_or_null(&name("auto_sync_sources"))
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        auto_sync_interval: row.int_or_null(&name("auto_sync_interval")),
     }
 }
 
-fn organisation_from(row: &DbRow) -> Organisation {
+fn organisation_from(row: &impl Named) -> Organisation {
     Organisation {
-        id: row.col("id"),
-        number: row.col::<Option<i64>>("number").unwrap_or(0),
-        name: row.col("name"),
-        created_at: row.col("created_at"),
-        remove_branding: row.col::<Option<bool>>("remove_branding").unwrap_or(false),
+        id: row.text("id"),
+        number: row.int_or_null("number").unwrap_or(0),
+        name: row.text("name"),
+        created_at: row.text("created_at"),
+        remove_branding: row.bool_or_null("remove_branding").unwrap_or(false),
     }
 }
 
@@ -99,6 +150,16 @@ fn item_from(row: &DbRow) -> SourceItem {
         synced_at: row.col("synced_at"),
         created_at: row.col("created_at"),
     }
+}
+
+/// A LIKE pattern (with `ESCAPE '\\'`) matching text that contains `text`.
+pub(super) fn contains_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 /// `(a, b, c)` of binds, for `IN`.
@@ -232,17 +293,30 @@ impl Store {
         key_hash: &str,
         customer_id: Option<&str>,
     ) -> Result<Option<(Organisation, Option<EndUser>)>> {
-        let row = query(concat!(
+        const SQL: &str = concat!(
             "SELECT o.*, ",
             user_columns!(),
             " FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
              LEFT JOIN end_users u ON u.organisation_id = o.id AND u.customer_id = ? \
              WHERE k.key_hash = ? AND k.revoked_at IS NULL"
-        ))
-        .bind(customer_id)
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        // Every request with a key asks this: on SQLite, one indexed
+        // lookup read on the request's thread.
+        if let Some(readers) = &self.readers {
+            return readers.read(|c| {
+                let mut statement = c.prepare_cached(SQL)?;
+                let mut rows = statement.query(rusqlite::params![customer_id, key_hash])?;
+                Ok(rows.next()?.map(|r| {
+                    let r = ReadRow(r);
+                    (organisation_from(&r), joined_end_user(&r))
+                }))
+            });
+        }
+        let row = query(SQL)
+            .bind(customer_id)
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row
             .as_ref()
             .map(|r| (organisation_from(r), joined_end_user(r))))
@@ -283,18 +357,37 @@ impl Store {
         token_hash: &str,
         kind: &str,
     ) -> Result<Option<CustomerToken>> {
-        let row = query(concat!(
+        const SQL: &str = concat!(
             "SELECT o.*, t.customer_id AS token_customer, t.viewer AS token_viewer, ",
             user_columns!(),
             " FROM customer_tokens t JOIN organisations o ON o.id = t.organisation_id \
              LEFT JOIN end_users u ON u.organisation_id = o.id AND u.customer_id = t.customer_id \
              WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?::timestamptz"
-        ))
-        .bind(token_hash)
-        .bind(kind)
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        // Every request with a customer token asks this: on SQLite, one
+        // indexed lookup read on the request's thread (as `caller_by_key`).
+        if let Some(readers) = &self.readers {
+            let at = now().to_string();
+            return readers.read(|c| {
+                let mut statement = c.prepare_cached(self::statement(SQL))?;
+                let mut rows = statement.query(rusqlite::params![token_hash, kind, at])?;
+                Ok(rows.next()?.map(|r| {
+                    let r = ReadRow(r);
+                    CustomerToken {
+                        organisation: organisation_from(&r),
+                        customer_id: r.text("token_customer"),
+                        viewer: r.text_or_null("token_viewer"),
+                        end_user: joined_end_user(&r),
+                    }
+                }))
+            });
+        }
+        let row = query(SQL)
+            .bind(token_hash)
+            .bind(kind)
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| CustomerToken {
             organisation: organisation_from(&r),
             customer_id: r.col("token_customer"),
@@ -745,301 +838,6 @@ impl Store {
             .iter()
             .map(|r| (r.col("id"), r.col("version"), r.col("status")))
             .collect())
-    }
-
-    // Files as the API lists them.
-
-    pub async fn api_files(
-        &self,
-        organisation_id: &str,
-        end_user_id: &str,
-        query: &FileQuery,
-    ) -> Result<(Vec<ApiFile>, i64)> {
-        /// Whose files a statement reads: the customer's (through their
-        /// connections), or one connection's, already known to be theirs
-        /// (no join: a walk of the files' own index).
-        #[derive(Clone, Copy)]
-        enum Scope<'a> {
-            Customer {
-                organisation_id: &'a str,
-                end_user_id: &'a str,
-            },
-            Connection(&'a str),
-        }
-        fn push_filtered<'a>(
-            b: &mut QueryBuilder<'a, Db>,
-            select: &str,
-            scope: Scope<'a>,
-            query: &'a FileQuery,
-            tags: &'a [(String, Vec<String>)],
-            name: &'a Option<String>,
-        ) {
-            b.push(select);
-            b.push(" FROM files f ");
-            if let Scope::Customer { .. } = scope {
-                b.push("JOIN connections c ON c.id = f.connection_id ");
-            }
-            match scope {
-                Scope::Customer {
-                    organisation_id,
-                    end_user_id,
-                } => {
-                    b.push("WHERE c.organisation_id = ");
-                    b.push_bind(organisation_id);
-                    b.push(" AND c.end_user_id = ");
-                    b.push_bind(end_user_id);
-                    if !query.data_source_ids.is_empty() {
-                        b.push(" AND c.data_source_id IN ");
-                        push_in(b, &query.data_source_ids);
-                    }
-                }
-                // The connection was chosen by the data source filter.
-                Scope::Connection(connection_id) => {
-                    b.push("WHERE f.connection_id = ");
-                    b.push_bind(connection_id);
-                }
-            }
-            if !query.ids.is_empty() {
-                b.push(" AND f.id IN ");
-                push_in(b, &query.ids);
-            }
-            if !query.external_ids.is_empty() {
-                b.push(" AND f.external_id IN ");
-                push_in(b, &query.external_ids);
-            }
-            if !query.statuses.is_empty() {
-                b.push(" AND f.status IN ");
-                push_in(b, &query.statuses);
-            }
-            if !query.parent_file_ids.is_empty() {
-                b.push(" AND f.parent_file_id IN ");
-                push_in(b, &query.parent_file_ids);
-            }
-            if let Some(name) = name {
-                b.push(" AND LOWER(f.title) LIKE LOWER(");
-                b.push_bind(name);
-                b.push(")");
-                b.push(" ESCAPE '\\'");
-            }
-            for (key, values) in tags {
-                // The stored value, or any element of a stored list (as
-                // the index matches them), as JSON text.
-                if PG {
-                    b.push(" AND f.tags -> ");
-                    b.push_bind(key);
-                    b.push(" IS NOT NULL AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(f.tags -> ");
-                    b.push_bind(key);
-                    b.push(") WHEN 'array' THEN f.tags -> ");
-                    b.push_bind(key);
-                    b.push(" ELSE jsonb_build_array(f.tags -> ");
-                    b.push_bind(key);
-                    b.push(") END) j(v) WHERE j.v::text IN ");
-                } else {
-                    b.push(" AND EXISTS (SELECT 1 FROM json_each(f.tags, ");
-                    b.push_bind(key);
-                    b.push(
-                        ") j WHERE (CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                         WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(j.value) \
-                         ELSE CAST(j.value AS TEXT) END) IN ",
-                    );
-                }
-                push_in(b, values);
-                b.push(")");
-            }
-        }
-        // Tag values are compared as JSON texts, so that a string, a number
-        // and a boolean each match only their like; a stored list matches
-        // any of its elements; keys are JSON paths built here, never taken
-        // raw from the caller.
-        let tags: Vec<(String, Vec<String>)> = query
-            .tags
-            .iter()
-            .map(|(key, value)| {
-                // SQLite reads a JSON path; PostgreSQL takes the key itself.
-                let path = if PG {
-                    key.clone()
-                } else {
-                    format!("$.\"{}\"", key.replace(['"', '\\'], ""))
-                };
-                let values = match value {
-                    serde_json::Value::Array(items) => {
-                        items.iter().map(ToString::to_string).collect()
-                    }
-                    other => vec![other.to_string()],
-                };
-                (path, values)
-            })
-            .collect();
-        let name = query.name.as_ref().map(|n| {
-            format!(
-                "%{}%",
-                n.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        let column = match query.order_by {
-            FileOrder::CreatedAt => "f.created_at",
-            FileOrder::UpdatedAt => "f.updated_at",
-            FileOrder::Name => "f.title",
-            FileOrder::FileSize => "f.size_bytes",
-            FileOrder::Id => "f.id",
-        };
-        let order = format!(
-            "{column} {}, f.id ASC",
-            if query.descending { "DESC" } else { "ASC" }
-        );
-        // Two statements, so that a page costs its own files' work and not
-        // all of the customer's: the customer's connections (their data
-        // sources, with how many files each holds, kept by the store's
-        // triggers); then the page's ids from the files' own index, the
-        // innermost part of a statement that reads those files' rows (their
-        // parent and chunk count are kept on them) and what the index has
-        // not applied for the page alone. Joined before the limit, the
-        // database computed every file's before sorting.
-        let mut b = QueryBuilder::<Db>::new(
-            "SELECT id, file_count, data_source_id, chunk_size, chunk_overlap \
-             FROM connections WHERE organisation_id = ",
-        );
-        b.push_bind(organisation_id)
-            .push(" AND end_user_id = ")
-            .push_bind(end_user_id);
-        if !query.data_source_ids.is_empty() {
-            b.push(" AND data_source_id IN ");
-            push_in(&mut b, &query.data_source_ids);
-        }
-        b.push(" ORDER BY id");
-        struct Chosen {
-            id: String,
-            file_count: i64,
-            data_source_id: i64,
-            chunk_size: i64,
-            chunk_overlap: i64,
-        }
-        let connections: Vec<Chosen> = b
-            .build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Chosen {
-                id: r.col("id"),
-                file_count: r.col("file_count"),
-                data_source_id: r.col::<Option<i64>>("data_source_id").unwrap_or(0),
-                chunk_size: r.col("chunk_size"),
-                chunk_overlap: r.col("chunk_overlap"),
-            })
-            .collect();
-        if connections.is_empty() {
-            return Ok((Vec::new(), 0));
-        }
-        // Without filters on the files the count is the connections' own:
-        // it costs the same at 1,000 files and at 1,000,000.
-        let unfiltered = query.ids.is_empty()
-            && query.external_ids.is_empty()
-            && query.statuses.is_empty()
-            && query.parent_file_ids.is_empty()
-            && name.is_none()
-            && tags.is_empty();
-        let count: i64 = if unfiltered {
-            connections.iter().map(|c| c.file_count).sum()
-        } else {
-            let mut b = QueryBuilder::new("");
-            push_filtered(
-                &mut b,
-                "SELECT COUNT(*)",
-                Scope::Customer {
-                    organisation_id,
-                    end_user_id,
-                },
-                query,
-                &tags,
-                &name,
-            );
-            b.build().fetch_one(&self.pool).await?.get(0)
-        };
-        // The page's ids: each connection's first offset + limit files in
-        // order (for the date orders a walk of an index on the connection
-        // and the date, not a sort of all its files), merged. Across
-        // connections one index cannot give the order.
-        let direction = if query.descending { "DESC" } else { "ASC" };
-        let depth = query.offset.saturating_add(query.limit);
-        // The page's files, read for the page's ids alone: one statement,
-        // one snapshot.
-        let mut b = QueryBuilder::<Db>::new("SELECT ");
-        push_file_columns(&mut b, query.pending_after);
-        b.push(" FROM (");
-        if let [connection] = connections.as_slice() {
-            push_filtered(
-                &mut b,
-                "SELECT f.id AS id",
-                Scope::Connection(&connection.id),
-                query,
-                &tags,
-                &name,
-            );
-            b.push(format!(" ORDER BY {order} LIMIT "));
-            b.push_bind(query.limit);
-            b.push(" OFFSET ");
-            b.push_bind(query.offset);
-        } else {
-            b.push("SELECT id FROM (");
-            for (i, connection) in connections.iter().enumerate() {
-                if i > 0 {
-                    b.push(" UNION ALL ");
-                }
-                b.push("SELECT * FROM (");
-                push_filtered(
-                    &mut b,
-                    &format!("SELECT f.id AS id, {column} AS k"),
-                    Scope::Connection(&connection.id),
-                    query,
-                    &tags,
-                    &name,
-                );
-                b.push(format!(" ORDER BY {order} LIMIT "));
-                b.push_bind(depth);
-                b.push(format!(") AS s{i}"));
-            }
-            b.push(format!(") AS u ORDER BY k {direction}, id ASC LIMIT "));
-            b.push_bind(query.limit);
-            b.push(" OFFSET ");
-            b.push_bind(query.offset);
-        }
-        b.push(") AS page JOIN files f ON f.id = page.id ORDER BY ");
-        b.push(&order);
-        let rows = b.build().fetch_all(&self.pool).await?;
-        let mut files = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let row = file_row(r)?;
-            // The statement keeps to these connections; a row from any
-            // other is never another customer's file in this answer.
-            let Some(connection) = connections.iter().find(|c| c.id == row.connection_id) else {
-                continue;
-            };
-            files.push(ApiFile {
-                id: row.id,
-                data_source_id: connection.data_source_id,
-                kind: row.kind,
-                external_id: row.external_id,
-                url: row.url,
-                status: row.status,
-                error: row.error,
-                title: row.title,
-                parent_file_id: row.parent_file_id,
-                tags: serde_json::from_str(row.tags.as_deref().unwrap_or("{}")).unwrap_or_default(),
-                version: row.version,
-                media_type: row.media_type,
-                size_bytes: row.size_bytes,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-                chunk_size: connection.chunk_size,
-                chunk_overlap: connection.chunk_overlap,
-                characters: row.characters,
-                chunks: row.chunk_count,
-                pending_index: row.pending != 0,
-            });
-        }
-        Ok((files, count))
     }
 
     /// The connection holding a customer's file; `None` for anyone else's.
@@ -1513,14 +1311,7 @@ impl Store {
             }
             b
         }
-        let name = query.name.as_ref().map(|n| {
-            format!(
-                "%{}%",
-                n.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
+        let name = query.name.as_deref().map(contains_pattern);
         self.page_of(
             |select| filtered(select, connection_id, query, &name),
             "*",
@@ -1648,131 +1439,4 @@ pub(crate) async fn upsert_source_items(
         .await?;
     }
     Ok(())
-}
-
-/// What a listed file's row holds, as `api_files` reads it: the columns of
-/// `files f`, by name, and the expression for each.
-const FILE_COLUMNS: &[(&str, &str)] = &[
-    ("id", "f.id"),
-    ("connection_id", "f.connection_id"),
-    ("kind", "f.kind"),
-    ("external_id", "f.external_id"),
-    ("url", "f.url"),
-    ("status", "f.status"),
-    ("error", "f.error"),
-    ("title", "f.title"),
-    ("parent_file_id", "f.parent_file_id"),
-    ("tags", "f.tags"),
-    ("version", "f.version"),
-    ("media_type", "f.media_type"),
-    ("size_bytes", "f.size_bytes"),
-    ("created_at", "f.created_at"),
-    ("updated_at", "f.updated_at"),
-    ("characters", "CAST(COALESCE(f.characters, 0) AS BIGINT)"),
-    ("chunk_count", "CAST(f.chunk_count AS BIGINT)"),
-];
-
-/// A listed file's row (`FILE_COLUMNS`).
-#[derive(serde::Deserialize)]
-struct FileRow<'r> {
-    id: i64,
-    #[serde(borrow)]
-    connection_id: std::borrow::Cow<'r, str>,
-    kind: String,
-    external_id: String,
-    url: Option<String>,
-    status: String,
-    error: Option<String>,
-    title: String,
-    parent_file_id: Option<i64>,
-    #[serde(borrow)]
-    tags: Option<std::borrow::Cow<'r, str>>,
-    version: i64,
-    media_type: Option<String>,
-    size_bytes: Option<i64>,
-    created_at: Option<String>,
-    updated_at: String,
-    characters: i64,
-    chunk_count: i64,
-    /// 1 when the index has a change to the file it has not applied.
-    pending: i64,
-}
-
-/// The select list of a listing's rows. On SQLite a row is one JSON
-/// object that SQLite builds (`json_object`), read with serde: sqlx copies
-/// each SQLite value out of its statement with two allocations (the value
-/// and an `Arc` for it), which for 18 values a file cost more than SQLite's
-/// own work on the page. (One array for the whole page, one row, measured
-/// the same.) PostgreSQL's rows arrive as one buffer each, read in place,
-/// so there the columns stay columns.
-fn push_file_columns(b: &mut QueryBuilder<'_, Db>, pending_after: Option<LogPosition>) {
-    if !PG {
-        b.push("json_object(");
-    }
-    for (i, (name, expr)) in FILE_COLUMNS.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        if PG {
-            b.push(format_args!("{expr} AS {name}"));
-        } else {
-            b.push(format_args!("'{name}', {expr}"));
-        }
-    }
-    // Whether the index has yet to apply a change to the file: the log's
-    // unapplied tail, read once for the page (a subquery without
-    // correlation), in the page's own statement and snapshot.
-    b.push(if PG { ", " } else { ", 'pending', " });
-    match pending_after {
-        Some(after) => {
-            b.push("CAST(CASE WHEN f.id IN (SELECT file_id FROM index_log WHERE ");
-            if PG {
-                b.push("(tx, seq) > (");
-                b.push_bind(after.tx);
-                b.push(", ");
-                b.push_bind(after.seq);
-                b.push(")");
-            } else {
-                b.push("seq > ");
-                b.push_bind(after.seq);
-            }
-            b.push(") THEN 1 ELSE 0 END AS BIGINT)");
-        }
-        None => {
-            b.push("CAST(0 AS BIGINT)");
-        }
-    }
-    b.push(if PG { " AS pending" } else { ") AS file" });
-}
-
-/// A listing's row as `push_file_columns` selected it. A row that does
-/// not decode is a store error, not a panic.
-fn file_row(r: &DbRow) -> Result<FileRow<'_>> {
-    if PG {
-        Ok(FileRow {
-            id: r.col("id"),
-            connection_id: std::borrow::Cow::Borrowed(r.col("connection_id")),
-            kind: r.col("kind"),
-            external_id: r.col("external_id"),
-            url: r.col("url"),
-            status: r.col("status"),
-            error: r.col("error"),
-            title: r.col("title"),
-            parent_file_id: r.col("parent_file_id"),
-            tags: r
-                .col::<Option<&str>>("tags")
-                .map(std::borrow::Cow::Borrowed),
-            version: r.col("version"),
-            media_type: r.col("media_type"),
-            size_bytes: r.col("size_bytes"),
-            created_at: r.col("created_at"),
-            updated_at: r.col("updated_at"),
-            characters: r.col("characters"),
-            chunk_count: r.col("chunk_count"),
-            pending: r.col("pending"),
-        })
-    } else {
-        serde_json::from_str(r.col::<&str>("file"))
-            .map_err(|e| Error::Database(sqlx::Error::Decode(Box::new(e))))
-    }
 }

@@ -14,6 +14,7 @@
 mod api;
 mod console;
 mod core;
+mod files;
 mod ops;
 mod search;
 
@@ -39,14 +40,22 @@ pub struct Store {
     /// index log's sequence among them); several processes on one
     /// database are the multi-node work's.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The embedded store's connections for reads on the caller's thread
+    /// (`crate::readers`); `None` on PostgreSQL.
+    readers: Option<Arc<crate::readers::Readers>>,
 }
 
 impl Store {
-    pub(crate) fn new(pool: sqlx::Pool<Db>, cipher: Cipher) -> Store {
+    pub(crate) fn new(
+        pool: sqlx::Pool<Db>,
+        cipher: Cipher,
+        readers: Option<crate::readers::Readers>,
+    ) -> Store {
         Store {
             pool,
             cipher,
             writer: Default::default(),
+            readers: readers.map(Arc::new),
         }
     }
 
