@@ -82,8 +82,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
     std::fs::create_dir_all(data_dir)?;
     let cipher = Cipher::load_or_create(data_dir).map_err(Error::Secret)?;
+    let path = data_dir.join("confsync.db");
     let options = SqliteConnectOptions::from_str("sqlite://")?
-        .filename(data_dir.join("confsync.db"))
+        .filename(&path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // WAL with NORMAL survives a killed process (not a power cut
@@ -107,7 +108,7 @@ pub(crate) async fn open(data_dir: &Path) -> Result<imp::Store> {
         .await?;
     crate::migrator(MIGRATIONS).run(&pool).await?;
     // Opened after the migrations: they read the schema as it is now.
-    let readers = crate::readers::Readers::open(&data_dir.join("confsync.db"))?;
+    let readers = crate::readers::Readers::open(&path)?;
     Ok(imp::Store::new(pool, cipher, Some(readers)))
 }
 

@@ -1,6 +1,6 @@
 //! Files as the API lists them (`/user_files_v2`, and the deletes and
 //! searches that find files by the same filters): the statements are
-//! built once, as text with `?` placeholders and their arguments
+//! built once, as text with the backend's placeholders and their arguments
 //! (`Statement`), and run through sqlx on PostgreSQL or on the embedded
 //! store's read connections on SQLite (`crate::readers`), on the
 //! request's own thread when the listing's cost is bounded.
@@ -14,7 +14,8 @@ use rusqlite::types::{ToSql, ToSqlOutput};
 /// Anything else reads on a blocking thread.
 const INLINE_DEPTH: i64 = 10_000;
 
-/// One statement's text, with `?` placeholders, and its arguments.
+/// One statement's text, with the backend's placeholders, and its
+/// arguments.
 #[derive(Default)]
 struct Statement {
     text: String,
@@ -42,14 +43,24 @@ impl Statement {
     }
 
     fn int(&mut self, value: i64) -> &mut Self {
-        self.text.push('?');
-        self.args.push(Arg::Int(value));
-        self
+        self.bind(Arg::Int(value))
     }
 
     fn text(&mut self, value: &str) -> &mut Self {
-        self.text.push('?');
-        self.args.push(Arg::Text(value.to_string()));
+        self.bind(Arg::Text(value.to_string()))
+    }
+
+    /// The argument's placeholder in the backend's own form (`$n` on
+    /// PostgreSQL, `?` on SQLite), written as the text is built: no pass
+    /// over the statement to translate it afterwards.
+    fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        if PG {
+            use std::fmt::Write;
+            let _ = write!(self.text, "${}", self.args.len());
+        } else {
+            self.text.push('?');
+        }
         self
     }
 
@@ -81,10 +92,9 @@ impl Statement {
         self.push(")")
     }
 
-    /// The statement through sqlx (placeholders numbered on PostgreSQL).
+    /// The statement through sqlx.
     async fn fetch_all(&self, pool: &sqlx::Pool<Db>) -> Result<Vec<DbRow>> {
-        let sql = crate::dialect::translate(&self.text, PG);
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&self.text);
         for arg in &self.args {
             q = match arg {
                 Arg::Int(i) => q.bind(*i),
