@@ -146,7 +146,13 @@ async function toast(dialog, text, dismiss = true) {
 async function syncedStatus(dialog, title, status) {
   for (let attempt = 0; attempt < 60; attempt++) {
     const row = await syncedRow(dialog, title);
-    const shown = (await row.first().locator("td").first().textContent()).trim();
+    // The component re-renders its list as it polls: a row found a moment
+    // ago can be gone when it is read (CI, 2026-12-01: 20 s waiting on a
+    // row replaced under it). Then it is looked for again.
+    let shown = null;
+    try {
+      shown = (await row.first().locator("td").first().textContent({ timeout: 2000 })).trim();
+    } catch {}
     if (shown === status) return;
     await page.waitForTimeout(1000);
   }
