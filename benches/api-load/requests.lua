@@ -10,6 +10,9 @@ for w in string.gmatch(os.getenv("CONFSYNC_QUERIES") or "", "[^,]+") do
   table.insert(words, w)
 end
 local n = 0
+-- CONFSYNC_FILES_PAGES: how many pages of files are walked (50: offsets 0
+-- to 4,900; 1: the first page only).
+local pages = tonumber(os.getenv("CONFSYNC_FILES_PAGES") or "") or 50
 -- CONFSYNC_THINK_MS: each connection waits this long, on average, before
 -- each request (a random wait, exponential, as of clients that poll), so
 -- that 200 connections offer a rate rather than all they can.
@@ -26,7 +29,7 @@ request = function()
   local body
   if kind == "files" then
     body = string.format(
-      '{"pagination": {"limit": 100, "offset": %d}, "order_by": "created_at"}', (n % 50) * 100)
+      '{"pagination": {"limit": 100, "offset": %d}, "order_by": "created_at"}', (n % pages) * 100)
   else
     body = string.format('{"query": "%s", "k": 10}', words[(n % #words) + 1])
   end

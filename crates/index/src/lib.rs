@@ -23,6 +23,7 @@ mod admit;
 pub mod embed;
 mod follow;
 mod grams;
+mod stem;
 mod vectors;
 
 pub use acl::Viewer;
@@ -43,7 +44,7 @@ use tantivy::schema::{
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
     TokenizerManager,
 };
 use tantivy::{
@@ -182,7 +183,7 @@ fn analyzer_with<G: tantivy::tokenizer::TokenFilter>(grams: G) -> TextAnalyzer {
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .filter(grams)
-        .filter(Stemmer::default())
+        .filter(stem::MemoStemmer)
         .build()
 }
 

@@ -61,6 +61,24 @@ impl Readers {
         }
         result
     }
+
+    /// Every row of `sql` with `params`, each mapped by `map`.
+    pub(crate) fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut map: impl FnMut(&rusqlite::Row<'_>) -> T,
+    ) -> Result<Vec<T>> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached(sql)?;
+            let mut rows = statement.query(params)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(map(row));
+            }
+            Ok(out)
+        })
+    }
 }
 
 fn connect(path: &Path) -> Result<rusqlite::Connection> {

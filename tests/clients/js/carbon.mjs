@@ -159,6 +159,25 @@ async function syncedStatus(dialog, title, status) {
   throw new Error(`${title} never showed ${status}`);
 }
 
+// Ticks the checkbox of the item named `name` in the picker's list, once.
+// The list re-renders as the component polls: under a loaded machine (the
+// whole suite on PostgreSQL, 2026-12-01) a row's checkbox was detached again
+// at each attempt for 20 s. Each try finds the row again and reads its state
+// first, so a click that landed is never undone by the next.
+async function choose(dialog, name) {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const box = dialog
+      .locator(`li:has(p:text-is(${JSON.stringify(name)}))`)
+      .first()
+      .locator("button[role=checkbox]");
+    try {
+      if ((await box.getAttribute("aria-checked", { timeout: 2000 })) === "true") return;
+      await box.click({ timeout: 2000 });
+    } catch {}
+  }
+  throw new Error(`${name} could not be chosen`);
+}
+
 try {
   // The developer's page, the picker open on Confluence.
   // (Not waiting for "load": the component also asks Google for a font,
@@ -216,6 +235,10 @@ try {
   );
   await step("type-ahead");
   await search.fill("");
+  // The whole list back (no pages found by the search left) before a
+  // space is opened: otherwise the cleared search's answer can arrive
+  // after the space's and show the spaces again under its breadcrumb.
+  await dialog.locator('li:has(p:text-is("PAGE"))').first().waitFor({ state: "detached" });
 
   // Open the space; choose two of its pages; sync them.
   await dialog.locator(`li:has(p:text-is("${plan.space}")) p:first-child`).click();
@@ -227,13 +250,7 @@ try {
   const chosen = await pageRows.evaluateAll((rows) =>
     rows.slice(0, 2).map((row) => row.querySelector("p").textContent.trim()),
   );
-  for (const name of chosen) {
-    await dialog
-      .locator(`li:has(p:text-is(${JSON.stringify(name)}))`)
-      .first()
-      .locator("button[role=checkbox]")
-      .click();
-  }
+  for (const name of chosen) await choose(dialog, name);
   console.log(`CHOSEN ${JSON.stringify(chosen)}`);
   await step("pages-chosen");
   await dialog.locator("button:has-text('Upload 2 file(s)')").click();

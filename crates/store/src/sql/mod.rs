@@ -65,6 +65,58 @@ impl Store {
     }
 }
 
+/// A row's columns by name, as the reads that run on either driver see
+/// them: sqlx's rows, or the embedded store's read connections
+/// (`crate::readers`, the request's own thread). One mapping from a row
+/// to a value serves both.
+trait Named {
+    fn text(&self, name: &str) -> String;
+    fn text_or_null(&self, name: &str) -> Option<String>;
+    fn int_or_null(&self, name: &str) -> Option<i64>;
+    fn bool_or_null(&self, name: &str) -> Option<bool>;
+}
+
+impl<R: RowExt> Named for R {
+    fn text(&self, name: &str) -> String {
+        self.col(name)
+    }
+    fn text_or_null(&self, name: &str) -> Option<String> {
+        self.col(name)
+    }
+    fn int_or_null(&self, name: &str) -> Option<i64> {
+        self.col(name)
+    }
+    fn bool_or_null(&self, name: &str) -> Option<bool> {
+        self.col(name)
+    }
+}
+
+/// SQLite's values as they are stored (text for times, integers for
+/// booleans); a column missing or of another type reads as null (as
+/// text: empty), never a panic.
+struct ReadRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl Named for ReadRow<'_, '_> {
+    fn text(&self, name: &str) -> String {
+        self.text_or_null(name).unwrap_or_default()
+    }
+    fn text_or_null(&self, name: &str) -> Option<String> {
+        use rusqlite::types::ValueRef;
+        match self.0.get_ref(name).ok()? {
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(r) => Some(r.to_string()),
+            ValueRef::Null | ValueRef::Blob(_) => None,
+        }
+    }
+    fn int_or_null(&self, name: &str) -> Option<i64> {
+        self.0.get_ref(name).ok()?.as_i64().ok()
+    }
+    fn bool_or_null(&self, name: &str) -> Option<bool> {
+        self.int_or_null(name).map(|i| i != 0)
+    }
+}
+
 /// A statement of this backend's dialect: `?` placeholders numbered for
 /// PostgreSQL, casts dropped for SQLite. Each distinct statement is
 /// translated once and kept for the life of the process (there are as

@@ -147,6 +147,61 @@ fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// A viewer segment as stored. A condition that does not read would
+/// otherwise be "no condition" (everyone passes it): the segment admits
+/// nobody instead.
+fn segment_from(r: &impl Named) -> Segment {
+    let list = |column: &str| {
+        r.text_or_null(column)
+            .and_then(|text| serde_json::from_str::<Vec<String>>(&text).ok())
+    };
+    let lists = (
+        list("tags"),
+        list("or_tags"),
+        list("organization_ids"),
+        list("group_ids"),
+    );
+    match lists {
+        (Some(tags), Some(or_tags), Some(organization_ids), Some(group_ids)) => Segment {
+            id: r.text("id"),
+            name: r.text("name"),
+            user_type: r.text("user_type"),
+            tags,
+            or_tags,
+            organization_ids,
+            group_ids,
+        },
+        _ => Segment {
+            id: r.text("id"),
+            name: r.text("name"),
+            user_type: "unreadable".into(),
+            tags: Vec::new(),
+            or_tags: Vec::new(),
+            organization_ids: Vec::new(),
+            group_ids: Vec::new(),
+        },
+    }
+}
+
+/// A space with what decides who may read it (`Store::scopes`).
+fn scope_from(r: &impl Named) -> ScopeRow {
+    ScopeRow {
+        connection_id: r.text("connection_id"),
+        space_id: r.text("space_id"),
+        space_key: r.text("space_key"),
+        enforce_permissions: r.bool_or_null("enforce_permissions").unwrap_or(false),
+        read_principals: r
+            .text_or_null("read_principals")
+            .and_then(|p| serde_json::from_str(&p).ok()),
+        visibility: match r.text("visibility").as_str() {
+            "everyone" => Visibility::Everyone,
+            _ => Visibility::Segments {
+                segment_ids: json_list(&r.text("segment_ids")),
+            },
+        },
+    }
+}
+
 /// How deep an ancestor chain is followed before it counts as broken.
 const MAX_DEPTH: i64 = 1_000;
 
@@ -832,48 +887,17 @@ impl Store {
     }
 
     pub async fn segments(&self, organisation_id: &str) -> Result<Vec<Segment>> {
-        let rows =
-            query("SELECT * FROM segments WHERE organisation_id = ? ORDER BY created_at, id")
-                .bind(organisation_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let list = |column: &str| serde_json::from_str::<Vec<String>>(r.col(column)).ok();
-                let lists = (
-                    list("tags"),
-                    list("or_tags"),
-                    list("organization_ids"),
-                    list("group_ids"),
-                );
-                match lists {
-                    (Some(tags), Some(or_tags), Some(organization_ids), Some(group_ids)) => {
-                        Segment {
-                            id: r.col("id"),
-                            name: r.col("name"),
-                            user_type: r.col("user_type"),
-                            tags,
-                            or_tags,
-                            organization_ids,
-                            group_ids,
-                        }
-                    }
-                    // A condition that does not read would otherwise be
-                    // "no condition" (everyone passes it): the segment
-                    // admits nobody instead.
-                    _ => Segment {
-                        id: r.col("id"),
-                        name: r.col("name"),
-                        user_type: "unreadable".into(),
-                        tags: Vec::new(),
-                        or_tags: Vec::new(),
-                        organization_ids: Vec::new(),
-                        group_ids: Vec::new(),
-                    },
-                }
-            })
-            .collect())
+        const SQL: &str =
+            "SELECT * FROM segments WHERE organisation_id = ? ORDER BY created_at, id";
+        // Every search asks this: on SQLite, read on the request's thread.
+        if let Some(readers) = &self.readers {
+            return readers.rows(SQL, [organisation_id], |r| segment_from(&ReadRow(r)));
+        }
+        let rows = query(SQL)
+            .bind(organisation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(segment_from).collect())
     }
 
     /// The spaces of an organisation's connections (one customer's only,
@@ -883,35 +907,22 @@ impl Store {
         organisation_id: &str,
         customer_id: Option<&str>,
     ) -> Result<Vec<ScopeRow>> {
-        let rows = query(
-            "SELECT s.connection_id, s.space_id, s.space_key, s.read_principals, s.visibility, s.segment_ids, \
+        const SQL: &str = "SELECT s.connection_id, s.space_id, s.space_key, s.read_principals, s.visibility, s.segment_ids, \
              c.enforce_permissions FROM spaces s JOIN connections c ON c.id = s.connection_id \
              LEFT JOIN end_users u ON u.id = c.end_user_id \
-             WHERE c.organisation_id = ? AND (? IS NULL OR u.customer_id = ?)",
-        )
-        .bind(organisation_id)
-        .bind(customer_id)
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ScopeRow {
-                connection_id: r.col("connection_id"),
-                space_id: r.col("space_id"),
-                space_key: r.col("space_key"),
-                enforce_permissions: r.col("enforce_permissions"),
-                read_principals: r
-                    .col::<Option<&str>>("read_principals")
-                    .and_then(|p| serde_json::from_str(p).ok()),
-                visibility: match r.col::<&str>("visibility") {
-                    "everyone" => Visibility::Everyone,
-                    _ => Visibility::Segments {
-                        segment_ids: json_list(r.col("segment_ids")),
-                    },
-                },
-            })
-            .collect())
+             WHERE c.organisation_id = ? AND (? IS NULL OR u.customer_id = ?)";
+        // Every search asks this: on SQLite, read on the request's thread.
+        if let Some(readers) = &self.readers {
+            let params = rusqlite::params![organisation_id, customer_id, customer_id];
+            return readers.rows(SQL, params, |r| scope_from(&ReadRow(r)));
+        }
+        let rows = query(SQL)
+            .bind(organisation_id)
+            .bind(customer_id)
+            .bind(customer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(scope_from).collect())
     }
 
     /// The end user (Carbon's customer) of an organisation, created if new.
