@@ -189,7 +189,8 @@ fn scope_from(r: &impl Named) -> ScopeRow {
         connection_id: r.text("connection_id"),
         space_id: r.text("space_id"),
         space_key: r.text("space_key"),
-        enforce_permissions: r.bool_or_null("enforce_permissions").unwrap_or(false),
+        // A value that does not read enforces: fail closed.
+        enforce_permissions: r.bool_or_null("enforce_permissions").unwrap_or(true),
         read_principals: r
             .text_or_null("read_principals")
             .and_then(|p| serde_json::from_str(&p).ok()),
