@@ -325,6 +325,49 @@ pub async fn the_outbox_delivers_and_retries(store: &Store) {
     );
 }
 
+/// Many events at once (a first sync's FILE_READY for each file): every
+/// active webhook of the organisation gets each, in the events' order,
+/// across the statements they are written in; another organisation's
+/// webhook gets none, and an organisation without webhooks writes nothing.
+pub async fn many_events_reach_each_webhook_in_order(store: &Store) {
+    let org = store.create_organisation("many").await.unwrap();
+    let first = store
+        .add_webhook(&org.id, "https://hooks.example.com/1", b"one")
+        .await
+        .unwrap();
+    let second = store
+        .add_webhook(&org.id, "https://hooks.example.com/2", b"two")
+        .await
+        .unwrap();
+    let other = store.create_organisation("other").await.unwrap();
+    let theirs = store
+        .add_webhook(&other.id, "https://hooks.example.com/other", b"three")
+        .await
+        .unwrap();
+    let quiet = store.create_organisation("quiet").await.unwrap();
+    let events: Vec<_> = (0..1203)
+        .map(|i| event(EventKind::Add, &format!("file {i}")))
+        .collect();
+    store.emit_events(&quiet.id, &events).await.unwrap();
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        0,
+        "no webhook, no rows"
+    );
+    store.emit_events(&org.id, &events).await.unwrap();
+    let due = store.claim_deliveries("test", 10_000, LEASE).await.unwrap();
+    assert_eq!(due.len(), 2 * events.len());
+    assert!(due.iter().all(|d| d.webhook_id != theirs.id));
+    for (i, pair) in due.chunks(2).enumerate() {
+        assert_eq!(pair[0].body, events[i].body, "event {i} in its place");
+        assert_eq!(pair[1].body, events[i].body);
+        let mut hooks = [pair[0].webhook_id, pair[1].webhook_id];
+        hooks.sort();
+        assert_eq!(hooks, [first.id, second.id], "event {i} to both webhooks");
+    }
+    assert!(due.windows(2).all(|w| w[0].id < w[1].id));
+}
+
 pub async fn lists_page_in_order_and_names_match_any_case(store: &Store) {
     let (org, connected) = tenant(store, "a", "alice").await;
     let c = &connected.connection;
