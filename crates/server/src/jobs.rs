@@ -111,17 +111,18 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
                 (JobStatus::Failed, Some(error), Vec::new())
             }
         };
+        let any = !bodies.is_empty();
         store
             .finish_sync_job(
                 &job,
                 status,
                 error.as_deref(),
                 &organisation_id,
-                &bodies,
+                &mut bodies.into_iter(),
                 None,
             )
             .await?;
-        if !bodies.is_empty() {
+        if any {
             app.outbox_ready.notify_one();
         }
         return Ok(());
@@ -150,14 +151,28 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             }
         };
         return store
-            .finish_sync_job(&job, status, error.as_deref(), &organisation_id, &[], None)
+            .finish_sync_job(
+                &job,
+                status,
+                error.as_deref(),
+                &organisation_id,
+                &mut std::iter::empty(),
+                None,
+            )
             .await;
     }
     let organisation = store.organisation(&connection.organisation_id).await?;
     let customer = customer_of(store, &connection).await?;
     if connection.revoked {
         return store
-            .finish_sync_job(&job, JobStatus::Done, None, &organisation.id, &[], None)
+            .finish_sync_job(
+                &job,
+                JobStatus::Done,
+                None,
+                &organisation.id,
+                &mut std::iter::empty(),
+                None,
+            )
             .await;
     }
     let before: Snapshot = match job
@@ -271,16 +286,17 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
         tracing::warn!(%error, "index not caught up after a sync; the next change retries");
     }
     let after = snapshot(store, &connection.id).await?;
-    let mut bodies = file_events(&before, &after, &customer, connection.data_source_id);
-    if outcome.is_ok() {
-        bodies.push(events::body(
+    let ready = outcome.is_ok().then(|| {
+        events::body(
             events::EventKind::DataSourceReady,
             &customer,
             "DATA_SOURCE",
             json!(connection.data_source_id),
             &[],
-        ));
-    }
+        )
+    });
+    let mut bodies =
+        file_events(&before, &after, &customer, connection.data_source_id).chain(ready);
     let next_sync_at = if connection.auto_sync {
         // Read again: the customer's interval may have changed meanwhile.
         let user = match &connection.end_user_id {
@@ -301,7 +317,7 @@ async fn run_job(app: &Arc<App>, job: SyncJob) -> Result<(), store::Error> {
             status,
             error,
             &organisation.id,
-            &bodies,
+            &mut bodies,
             next_sync_at.as_deref(),
         )
         .await?;
@@ -397,49 +413,54 @@ pub(crate) fn space_item(
 }
 
 /// What changed between two snapshots, as Carbon's events.
-fn file_events(
-    before: &Snapshot,
-    after: &Snapshot,
-    customer: &str,
+fn file_events<'a>(
+    before: &'a Snapshot,
+    after: &'a Snapshot,
+    customer: &'a str,
     data_source_id: i64,
-) -> Vec<store::Event> {
-    let info = || vec![("data_source_id", data_source_id.to_string())];
+) -> impl Iterator<Item = store::Event> + Send + 'a {
+    let info = move || vec![("data_source_id", data_source_id.to_string())];
     let created: Vec<i64> = after
         .keys()
         .filter(|id| !before.contains_key(id))
         .copied()
         .collect();
-    let mut out = Vec::new();
-    if !created.is_empty() {
-        out.push(events::body(
+    let created = (!created.is_empty()).then(|| {
+        events::body(
             events::EventKind::FilesCreated,
             customer,
             "FILE_LIST",
             json!(created),
             &info(),
-        ));
-    }
-    for (id, state) in after {
+        )
+    });
+    // Each body is built when it is taken: a first sync of a million
+    // files has a million FILE_READY events, written as they come (and
+    // not built at all when no webhook is active).
+    let changed = after.iter().filter_map(move |(id, state)| {
         if before.get(id) == Some(state) {
-            continue;
+            return None;
         }
         let kind = match state.1.as_str() {
             "READY" => events::EventKind::FileReady,
             "SYNC_ERROR" => events::EventKind::FileError,
-            _ => continue,
+            _ => return None,
         };
-        out.push(events::body(kind, customer, "FILE", json!(id), &info()));
-    }
-    for id in before.keys().filter(|id| !after.contains_key(id)) {
-        out.push(events::body(
-            events::EventKind::FileDeleted,
-            customer,
-            "FILE",
-            json!(id),
-            &info(),
-        ));
-    }
-    out
+        Some(events::body(kind, customer, "FILE", json!(id), &info()))
+    });
+    let deleted = before
+        .keys()
+        .filter(move |id| !after.contains_key(id))
+        .map(move |id| {
+            events::body(
+                events::EventKind::FileDeleted,
+                customer,
+                "FILE",
+                json!(id),
+                &info(),
+            )
+        });
+    created.into_iter().chain(changed).chain(deleted)
 }
 
 /// When the next scheduled sync is due: the interval, less up to a tenth
@@ -597,12 +618,7 @@ async fn poll(app: &Arc<App>, connection: &store::Connection) -> Result<Vec<stor
         tracing::warn!(%error, "index not caught up after a poll; the next change retries");
     }
     let after = snapshot(store, &connection.id).await.map_err(fail)?;
-    Ok(file_events(
-        &before,
-        &after,
-        &customer,
-        connection.data_source_id,
-    ))
+    Ok(file_events(&before, &after, &customer, connection.data_source_id).collect())
 }
 
 /// Queues a poll of each connection that is due one, every
@@ -700,7 +716,6 @@ mod tests {
         .into_iter()
         .collect();
         let kinds: Vec<String> = file_events(&before, &after, "c", 9)
-            .iter()
             .map(|b| {
                 let outer: serde_json::Value = serde_json::from_str(&b.body).unwrap();
                 let inner: serde_json::Value =

@@ -437,8 +437,10 @@ delegate! {
     async fn start_sync_job(&self, job_id: i64, snapshot: &str, organisation_id: &str, events: &[crate::Event]) -> Result<()>;
     /// Finishes a job, writes its webhook events to the outbox and sets
     /// the connection's next scheduled sync, in one transaction: the events
-    /// are sent at least once, or the job runs again.
-    async fn finish_sync_job(&self, job: &SyncJob, status: crate::JobStatus, error: Option<&str>, organisation_id: &str, events: &[crate::Event], next_sync_at: Option<&str>) -> Result<()>;
+    /// are sent at least once, or the job runs again. The events are taken
+    /// as they are written (a first sync of a million files has a million),
+    /// and only the first when no webhook is active.
+    async fn finish_sync_job(&self, job: &SyncJob, status: crate::JobStatus, error: Option<&str>, organisation_id: &str, events: &mut (dyn Iterator<Item = crate::Event> + Send), next_sync_at: Option<&str>) -> Result<()>;
     /// A connection's sync jobs, newest first: (reason, status).
     async fn sync_jobs(&self, connection_id: &str, limit: i64) -> Result<Vec<(String, String)>>;
     /// Jobs this node (or a version without leases) left RUNNING when it

@@ -693,7 +693,7 @@ impl Store {
         status: crate::JobStatus,
         error: Option<&str>,
         organisation_id: &str,
-        events: &[crate::Event],
+        events: &mut (dyn Iterator<Item = crate::Event> + Send),
         next_sync_at: Option<&str>,
     ) -> Result<()> {
         let _writing = self.writer.lock().await;
@@ -776,13 +776,28 @@ impl Store {
         Ok((has("QUEUED"), has("RUNNING")))
     }
 
-    /// Each file of a connection: id, version and status.
+    /// Each file of a connection: id, version and status. On SQLite read
+    /// in place on a read connection, on a blocking thread: a million
+    /// files through sqlx held a million rows of its own at once.
     pub async fn file_versions(&self, connection_id: &str) -> Result<Vec<(i64, i64, String)>> {
-        let rows =
-            query("SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id")
-                .bind(connection_id)
-                .fetch_all(&self.pool)
-                .await?;
+        const SQL: &str =
+            "SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id";
+        if let Some(readers) = &self.readers {
+            let readers = readers.clone();
+            let connection_id = connection_id.to_string();
+            return tokio::task::spawn_blocking(move || {
+                readers
+                    .rows(SQL, [connection_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .into_iter()
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(|e| Error::Read(e.to_string()))
+            })
+            .await
+            .map_err(|e| Error::Read(e.to_string()))?;
+        }
+        let rows = query(SQL).bind(connection_id).fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|r| (r.col("id"), r.col("version"), r.col("status")))
@@ -1284,15 +1299,17 @@ impl Store {
 /// go in multi-row statements: a first sync of a million files has a
 /// million FILE_READY events, and a statement each held the store's one
 /// writer for 15 s with no webhook to send them to (docs/BENCHMARKS.md,
-/// "A million files").
-pub(crate) async fn emit(
+/// "Every target on one machine, and a million files").
+pub(crate) async fn emit<E: std::borrow::Borrow<crate::Event>>(
     tx: &mut Tx<'_>,
     organisation_id: &str,
-    events: &[crate::Event],
+    events: impl IntoIterator<Item = E, IntoIter: Send>,
 ) -> Result<()> {
-    let Some((first, rest)) = events.split_first() else {
+    let mut events = events.into_iter();
+    let Some(first) = events.next() else {
         return Ok(());
     };
+    let first = first.borrow();
     let at = now();
     let active = query(
         "INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) \
@@ -1311,7 +1328,11 @@ pub(crate) async fn emit(
     // Each event's position in a VALUES list (its first column; the body
     // is the second, `column2` on both backends), crossed with the
     // webhooks, in order: deliveries are claimed by id.
-    for group in rest.chunks(500) {
+    loop {
+        let group: Vec<E> = events.by_ref().take(500).collect();
+        if group.is_empty() {
+            break;
+        }
         let mut b = QueryBuilder::<Db>::new(
             "INSERT INTO webhook_outbox (webhook_id, body, next_attempt_at) SELECT w.id, e.column2, ",
         );
@@ -1325,7 +1346,7 @@ pub(crate) async fn emit(
                 b.push(", ");
             }
             b.push(format!("({i}, "))
-                .push_bind(event.body.as_str())
+                .push_bind(event.borrow().body.as_str())
                 .push(")");
         }
         b.push(") AS e, webhooks w WHERE w.organisation_id = ")

@@ -159,7 +159,7 @@ pub async fn each_operation_writes_its_change_events_and_job_together(store: &St
             JobStatus::Done,
             None,
             &org.id,
-            &[event(EventKind::DataSourceReady, "ready")],
+            &mut [event(EventKind::DataSourceReady, "ready")].into_iter(),
             Some("2099-02-01T00:00:00.000Z"),
         )
         .await
@@ -614,7 +614,14 @@ pub async fn polls_are_background_work(store: &Store) {
         (false, false)
     );
     store
-        .finish_sync_job(&job, JobStatus::Done, None, &org.id, &[], None)
+        .finish_sync_job(
+            &job,
+            JobStatus::Done,
+            None,
+            &org.id,
+            &mut std::iter::empty(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(

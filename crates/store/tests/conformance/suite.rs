@@ -228,7 +228,7 @@ pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
             JobStatus::Done,
             None,
             &org,
-            &[event(EventKind::FilesCreated, "done")],
+            &mut [event(EventKind::FilesCreated, "done")].into_iter(),
             Some("2099-01-02T03:04:05.000Z"),
         )
         .await
@@ -260,7 +260,7 @@ pub async fn the_queue_runs_one_job_per_connection(store: &Store) {
     assert_eq!((taken.id, taken.locked_by.as_deref()), (second, Some("b")));
     assert!(!store.renew_sync_job(second, "a", LEASE).await.unwrap());
     assert!(matches!(
-        store.finish_sync_job(&next, JobStatus::Done, None, &org, &[], None).await,
+        store.finish_sync_job(&next, JobStatus::Done, None, &org, &mut std::iter::empty(), None).await,
         Err(store::Error::LeaseLost(id)) if id == second
     ));
     // A node restarting gives back its own jobs only.
