@@ -437,76 +437,12 @@ impl Store {
         let at = now();
         let mut contents: Vec<(i64, &str, Option<&str>)> = Vec::with_capacity(files.len());
         let mut chunked: Vec<(i64, &[NewChunk])> = Vec::with_capacity(files.len());
-        for file in files {
-            let labels = file
-                .labels
-                .as_ref()
-                .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()));
-            // A new page or blog post without a known restriction is
-            // Unknown (nobody passes it); others are open on their own.
-            let restriction = match (&file.read_restriction, file.kind) {
-                (Some(r), _) => r.to_column(),
-                (None, kind::PAGE | kind::BLOG_POST) => ReadRestriction::Unknown.to_column(),
-                (None, _) => None,
-            };
-            let row = query(
-                "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
-                 version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
-                 read_restriction, characters) \
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?::jsonb, '[]'), ?, ?, ?, COALESCE(?::timestamptz, ?), ?, ?::jsonb, ? \
-                 WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = ? \
-                 AND d.kind = ? AND d.external_id = ?) \
-                 AND NOT EXISTS (SELECT 1 FROM removed_spaces r WHERE r.connection_id = ? AND r.space_id = ?) \
-                 ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET \
-                 read_restriction = CASE WHEN ? THEN excluded.read_restriction ELSE files.read_restriction END, \
-                 space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
-                 title = excluded.title, url = COALESCE(excluded.url, files.url), version = excluded.version, \
-                 content_hash = COALESCE(?, files.content_hash), media_type = COALESCE(excluded.media_type, files.media_type), \
-                 size_bytes = COALESCE(excluded.size_bytes, files.size_bytes), labels = COALESCE(?::jsonb, files.labels), \
-                 status = excluded.status, error = excluded.error, seen_run = excluded.seen_run, \
-                 updated_at = excluded.updated_at, characters = COALESCE(excluded.characters, files.characters) \
-                 RETURNING id",
-            )
-            .bind(connection_id)
-            .bind(file.kind)
-            .bind(&file.external_id)
-            .bind(&file.space_id)
-            .bind(&file.parent_id)
-            .bind(&file.container_id)
-            .bind(&file.title)
-            .bind(&file.url)
-            .bind(file.version)
-            .bind(&file.content_hash)
-            .bind(&file.media_type)
-            .bind(file.size_bytes)
-            .bind(&labels)
-            .bind(file.status)
-            .bind(&file.error)
-            .bind(run)
-            // Confluence's creation time, else when confsync first stored
-            // it: set once, never moved by a resync.
-            .bind(&file.created_at)
-            .bind(at)
-            .bind(at)
-            .bind(restriction)
-            // Characters as the API reports them, counted once here
-            // rather than by reading every Markdown on each listing.
-            .bind(file.markdown.as_ref().map(|m| m.chars().count() as i64))
-            .bind(connection_id)
-            .bind(file.kind)
-            .bind(&file.external_id)
-            .bind(connection_id)
-            .bind(&file.space_id)
-            .bind(file.read_restriction.is_some())
-            .bind(&file.content_hash)
-            .bind(&labels)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let ids = upsert_files(&mut tx, connection_id, run, at, files).await?;
+        for (file, id) in files.iter().zip(ids) {
             // Deleted by the caller: stays deleted until chosen again.
-            let Some(row) = row else {
+            let Some(file_id) = id else {
                 continue;
             };
-            let file_id: i64 = row.col("id");
             if let Some(body) = &file.body {
                 contents.push((file_id, body.as_str(), file.markdown.as_deref()));
             }
@@ -793,5 +729,183 @@ async fn set_checkpoint(
     .bind(value)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Files a multi-row statement upserts at most (20 binds each).
+const FILES_PER_STATEMENT: usize = 250;
+
+/// Inserts or updates files, a few statements a batch rather than one a
+/// file (each statement is a round trip to the database's thread or
+/// server), and returns each file's id in the order given: `None` for a
+/// file the caller deleted (in `deleted_files`, or of a removed space),
+/// which stays deleted until chosen again.
+///
+/// What an update keeps of the stored row depends on two things the file
+/// says or not (its read restriction, its labels), so files go in up to
+/// four statements, one for each case. A batch naming a file twice is
+/// written a file a statement, in order, as each would be alone.
+async fn upsert_files(
+    tx: &mut Tx<'_>,
+    connection_id: &str,
+    run: i64,
+    at: Ts,
+    files: &[FileUpsert],
+) -> Result<Vec<Option<i64>>> {
+    let mut keys = std::collections::HashSet::with_capacity(files.len());
+    let repeated = !files
+        .iter()
+        .all(|f| keys.insert((f.kind, f.external_id.as_str())));
+    let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(files.len());
+    let mut out = vec![None; files.len()];
+    if repeated {
+        for (i, file) in files.iter().enumerate() {
+            ids.clear();
+            upsert_group(tx, connection_id, run, at, &[file], &mut ids).await?;
+            out[i] = ids
+                .get(&(file.kind.to_string(), file.external_id.clone()))
+                .copied();
+        }
+        return Ok(out);
+    }
+    for restriction_known in [false, true] {
+        for labels_known in [false, true] {
+            let group: Vec<&FileUpsert> = files
+                .iter()
+                .filter(|f| {
+                    f.read_restriction.is_some() == restriction_known
+                        && f.labels.is_some() == labels_known
+                })
+                .collect();
+            for part in group.chunks(FILES_PER_STATEMENT) {
+                upsert_group(tx, connection_id, run, at, part, &mut ids).await?;
+            }
+        }
+    }
+    for (i, file) in files.iter().enumerate() {
+        out[i] = ids
+            .get(&(file.kind.to_string(), file.external_id.clone()))
+            .copied();
+    }
+    Ok(out)
+}
+
+/// One statement upserting files that agree on whether their read
+/// restriction and their labels are known (`upsert_files`); the ids
+/// written go into `ids` by kind and external id.
+async fn upsert_group(
+    tx: &mut Tx<'_>,
+    connection_id: &str,
+    run: i64,
+    at: Ts,
+    files: &[&FileUpsert],
+    ids: &mut HashMap<(String, String), i64>,
+) -> Result<()> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    let restriction_known = first.read_restriction.is_some();
+    let labels_known = first.labels.is_some();
+    let mut b = QueryBuilder::<Db>::new(
+        "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
+         version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
+         read_restriction, characters) SELECT * FROM (VALUES ",
+    );
+    for (i, file) in files.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        let labels = file
+            .labels
+            .as_ref()
+            .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
+            .unwrap_or_else(|| "[]".into());
+        // A new page or blog post without a known restriction is Unknown
+        // (nobody passes it); others are open on their own.
+        let restriction = match (&file.read_restriction, file.kind) {
+            (Some(r), _) => r.to_column(),
+            (None, kind::PAGE | kind::BLOG_POST) => ReadRestriction::Unknown.to_column(),
+            (None, _) => None,
+        };
+        let jsonb = if PG { "::jsonb" } else { "" };
+        let timestamptz = if PG { "::timestamptz" } else { "" };
+        b.push("(")
+            .push_bind(connection_id)
+            .push(", ")
+            .push_bind(file.kind)
+            .push(", ")
+            .push_bind(file.external_id.as_str())
+            .push(", ")
+            .push_bind(file.space_id.as_deref())
+            .push(", ")
+            .push_bind(file.parent_id.as_deref())
+            .push(", ")
+            .push_bind(file.container_id.as_deref())
+            .push(", ")
+            .push_bind(file.title.as_str())
+            .push(", ")
+            .push_bind(file.url.as_deref())
+            .push(", ")
+            .push_bind(file.version)
+            .push(", ")
+            .push_bind(file.content_hash.as_deref())
+            .push(", ")
+            .push_bind(file.media_type.as_deref())
+            .push(", ")
+            .push_bind(file.size_bytes)
+            .push(", ")
+            .push_bind(labels)
+            .push(jsonb)
+            .push(", ")
+            .push_bind(file.status)
+            .push(", ")
+            .push_bind(file.error.as_deref())
+            .push(", ")
+            .push_bind(run)
+            // Confluence's creation time, else when confsync first stored
+            // it: set once, never moved by a resync.
+            .push(", COALESCE(")
+            .push_bind(file.created_at.as_deref())
+            .push(format!("{timestamptz}, "))
+            .push_bind(at)
+            .push(format!("{timestamptz}), "))
+            .push_bind(at)
+            .push(timestamptz)
+            .push(", ")
+            .push_bind(restriction)
+            .push(jsonb)
+            .push(", ")
+            // Characters as the API reports them, counted once here
+            // rather than by reading every Markdown on each listing.
+            .push_bind(file.markdown.as_ref().map(|m| m.chars().count() as i64))
+            .push(")");
+    }
+    // The VALUES columns are column1.. in the order above.
+    b.push(
+        ") AS v WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = v.column1 \
+         AND d.kind = v.column2 AND d.external_id = v.column3) \
+         AND NOT EXISTS (SELECT 1 FROM removed_spaces r WHERE r.connection_id = v.column1 \
+         AND r.space_id = v.column4) \
+         ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET ",
+    );
+    if restriction_known {
+        b.push("read_restriction = excluded.read_restriction, ");
+    }
+    if labels_known {
+        b.push("labels = excluded.labels, ");
+    }
+    b.push(
+        "space_id = excluded.space_id, parent_id = excluded.parent_id, container_id = excluded.container_id, \
+         title = excluded.title, url = COALESCE(excluded.url, files.url), version = excluded.version, \
+         content_hash = COALESCE(excluded.content_hash, files.content_hash), \
+         media_type = COALESCE(excluded.media_type, files.media_type), \
+         size_bytes = COALESCE(excluded.size_bytes, files.size_bytes), \
+         status = excluded.status, error = excluded.error, seen_run = excluded.seen_run, \
+         updated_at = excluded.updated_at, characters = COALESCE(excluded.characters, files.characters) \
+         RETURNING id, kind, external_id",
+    );
+    for row in b.build().fetch_all(&mut **tx).await? {
+        ids.insert((row.col("kind"), row.col("external_id")), row.col("id"));
+    }
     Ok(())
 }

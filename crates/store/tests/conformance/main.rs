@@ -66,6 +66,7 @@ conformance! {
     crate::suite::the_queue_runs_one_job_per_connection => queue,
     crate::suite::the_outbox_delivers_and_retries => outbox,
     crate::suite::many_events_reach_each_webhook_in_order => many_events,
+    crate::suite::a_batch_writes_as_its_files_one_by_one => batch_upserts,
     crate::suite::lists_page_in_order_and_names_match_any_case => pagination_and_names,
     crate::suite::counts_and_pages_span_a_customers_connections => counts_and_merged_pages,
     crate::suite::concurrent_writers_lose_nothing => concurrent_writers,

@@ -368,6 +368,54 @@ pub async fn many_events_reach_each_webhook_in_order(store: &Store) {
     assert!(due.windows(2).all(|w| w[0].id < w[1].id));
 }
 
+/// A batch is written a few statements at a time (`upsert_files`), and
+/// each file ends as it would written alone, in order: labels not known
+/// this time keep the stored ones, a hash not known keeps the stored one,
+/// and a file named twice ends as its second.
+pub async fn a_batch_writes_as_its_files_one_by_one(store: &Store) {
+    let (_, connected) = tenant(store, "a", "alice").await;
+    let c = &connected.connection;
+    // 300 pages (two statements) and an attachment whose labels are not
+    // known (another statement).
+    let mut first: Vec<FileUpsert> = (0..300)
+        .map(|i| page(&format!("p{i}"), &format!("Page {i}"), "S"))
+        .collect();
+    first.push(FileUpsert {
+        kind: kind::ATTACHMENT,
+        external_id: "a1".into(),
+        container_id: Some("p0".into()),
+        title: "a.pdf".into(),
+        version: 1,
+        status: "READY",
+        ..Default::default()
+    });
+    store
+        .write_batch(&c.id, 1, &first, &[], None)
+        .await
+        .unwrap();
+    let mut unknown = page("p1", "Renamed", "S");
+    unknown.labels = None;
+    unknown.content_hash = None;
+    let once = page("p2", "First", "S");
+    let mut twice = page("p2", "Second", "S");
+    twice.labels = Some(vec!["new".into()]);
+    store
+        .write_batch(&c.id, 2, &[unknown, once, twice], &[], None)
+        .await
+        .unwrap();
+    let files = store.files(&c.id).await.unwrap();
+    assert_eq!(files.len(), 301);
+    let by = |id: &str| files.iter().find(|f| f.external_id == id).unwrap();
+    assert_eq!(by("p1").title, "Renamed");
+    assert_eq!(by("p1").labels, ["howto"]);
+    assert_eq!(by("p1").content_hash.as_deref(), Some("h-p1"));
+    assert_eq!(by("p2").title, "Second");
+    assert_eq!(by("p2").labels, ["new"]);
+    assert_eq!(by("p299").title, "Page 299");
+    assert_eq!(by("p299").version, 1);
+    assert!(by("a1").labels.is_empty());
+}
+
 pub async fn lists_page_in_order_and_names_match_any_case(store: &Store) {
     let (org, connected) = tenant(store, "a", "alice").await;
     let c = &connected.connection;
