@@ -62,6 +62,18 @@ impl Readers {
         result
     }
 
+    /// Runs `read` on a blocking thread, for reads whose cost is not
+    /// bounded (a runtime thread is never held for long).
+    pub(crate) async fn read_apart<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || readers.read(read))
+            .await
+            .map_err(|e| Error::Read(e.to_string()))?
+    }
+
     /// Every row of `sql` with `params`, each mapped by `map`.
     pub(crate) fn rows<T>(
         &self,

@@ -783,19 +783,14 @@ impl Store {
         const SQL: &str =
             "SELECT id, version, status FROM files WHERE connection_id = ? ORDER BY id";
         if let Some(readers) = &self.readers {
-            let readers = readers.clone();
             let connection_id = connection_id.to_string();
-            return tokio::task::spawn_blocking(move || {
-                readers
-                    .rows(SQL, [connection_id], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .into_iter()
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(|e| Error::Read(e.to_string()))
-            })
-            .await
-            .map_err(|e| Error::Read(e.to_string()))?;
+            return readers
+                .read_apart(move |c| {
+                    c.prepare_cached(SQL)?
+                        .query_map([connection_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .await;
         }
         let rows = query(SQL).bind(connection_id).fetch_all(&self.pool).await?;
         Ok(rows
@@ -1340,15 +1335,11 @@ pub(crate) async fn emit<E: std::borrow::Borrow<crate::Event>>(
         if PG {
             b.push("::timestamptz");
         }
-        b.push(" FROM (VALUES ");
-        for (i, event) in group.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.push(format!("({i}, "))
-                .push_bind(event.borrow().body.as_str())
-                .push(")");
-        }
+        b.push(" FROM (");
+        b.push_values(group.iter().enumerate(), |mut v, (i, event)| {
+            v.push(i.to_string())
+                .push_bind(event.borrow().body.as_str());
+        });
         b.push(") AS e, webhooks w WHERE w.organisation_id = ")
             .push_bind(organisation_id)
             .push(" AND w.status = 'ACTIVE' ORDER BY e.column1, w.id");

@@ -756,38 +756,35 @@ async fn upsert_files(
     let repeated = !files
         .iter()
         .all(|f| keys.insert((f.kind, f.external_id.as_str())));
+    let groups: Vec<Vec<&FileUpsert>> = if repeated {
+        files.iter().map(|f| vec![f]).collect()
+    } else {
+        [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .map(|(restriction, labels)| {
+                files
+                    .iter()
+                    .filter(|f| {
+                        f.read_restriction.is_some() == restriction && f.labels.is_some() == labels
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    // A file named twice is the same row: its id is the last write's.
     let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(files.len());
-    let mut out = vec![None; files.len()];
-    if repeated {
-        for (i, file) in files.iter().enumerate() {
-            ids.clear();
-            upsert_group(tx, connection_id, run, at, &[file], &mut ids).await?;
-            out[i] = ids
-                .get(&(file.kind.to_string(), file.external_id.clone()))
-                .copied();
-        }
-        return Ok(out);
-    }
-    for restriction_known in [false, true] {
-        for labels_known in [false, true] {
-            let group: Vec<&FileUpsert> = files
-                .iter()
-                .filter(|f| {
-                    f.read_restriction.is_some() == restriction_known
-                        && f.labels.is_some() == labels_known
-                })
-                .collect();
-            for part in group.chunks(FILES_PER_STATEMENT) {
-                upsert_group(tx, connection_id, run, at, part, &mut ids).await?;
-            }
+    for group in &groups {
+        for part in group.chunks(FILES_PER_STATEMENT) {
+            upsert_group(tx, connection_id, run, at, part, &mut ids).await?;
         }
     }
-    for (i, file) in files.iter().enumerate() {
-        out[i] = ids
-            .get(&(file.kind.to_string(), file.external_id.clone()))
-            .copied();
-    }
-    Ok(out)
+    Ok(files
+        .iter()
+        .map(|f| {
+            ids.get(&(f.kind.to_string(), f.external_id.clone()))
+                .copied()
+        })
+        .collect())
 }
 
 /// One statement upserting files that agree on whether their read
@@ -806,15 +803,14 @@ async fn upsert_group(
     };
     let restriction_known = first.read_restriction.is_some();
     let labels_known = first.labels.is_some();
+    let jsonb = if PG { "::jsonb" } else { "" };
+    let timestamptz = if PG { "::timestamptz" } else { "" };
     let mut b = QueryBuilder::<Db>::new(
         "INSERT INTO files (connection_id, kind, external_id, space_id, parent_id, container_id, title, url, \
          version, content_hash, media_type, size_bytes, labels, status, error, seen_run, created_at, updated_at, \
-         read_restriction, characters) SELECT * FROM (VALUES ",
+         read_restriction, characters) SELECT * FROM (",
     );
-    for (i, file) in files.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
+    b.push_values(files, |mut v, file| {
         let labels = file
             .labels
             .as_ref()
@@ -827,59 +823,38 @@ async fn upsert_group(
             (None, kind::PAGE | kind::BLOG_POST) => ReadRestriction::Unknown.to_column(),
             (None, _) => None,
         };
-        let jsonb = if PG { "::jsonb" } else { "" };
-        let timestamptz = if PG { "::timestamptz" } else { "" };
-        b.push("(")
-            .push_bind(connection_id)
-            .push(", ")
+        v.push_bind(connection_id)
             .push_bind(file.kind)
-            .push(", ")
             .push_bind(file.external_id.as_str())
-            .push(", ")
             .push_bind(file.space_id.as_deref())
-            .push(", ")
             .push_bind(file.parent_id.as_deref())
-            .push(", ")
             .push_bind(file.container_id.as_deref())
-            .push(", ")
             .push_bind(file.title.as_str())
-            .push(", ")
             .push_bind(file.url.as_deref())
-            .push(", ")
             .push_bind(file.version)
-            .push(", ")
             .push_bind(file.content_hash.as_deref())
-            .push(", ")
             .push_bind(file.media_type.as_deref())
-            .push(", ")
             .push_bind(file.size_bytes)
-            .push(", ")
             .push_bind(labels)
-            .push(jsonb)
-            .push(", ")
+            .push_unseparated(jsonb)
             .push_bind(file.status)
-            .push(", ")
             .push_bind(file.error.as_deref())
-            .push(", ")
             .push_bind(run)
             // Confluence's creation time, else when confsync first stored
             // it: set once, never moved by a resync.
-            .push(", COALESCE(")
-            .push_bind(file.created_at.as_deref())
-            .push(format!("{timestamptz}, "))
+            .push("COALESCE(")
+            .push_bind_unseparated(file.created_at.as_deref())
+            .push_unseparated(format!("{timestamptz}, "))
+            .push_bind_unseparated(at)
+            .push_unseparated(format!("{timestamptz})"))
             .push_bind(at)
-            .push(format!("{timestamptz}), "))
-            .push_bind(at)
-            .push(timestamptz)
-            .push(", ")
+            .push_unseparated(timestamptz)
             .push_bind(restriction)
-            .push(jsonb)
-            .push(", ")
+            .push_unseparated(jsonb)
             // Characters as the API reports them, counted once here
             // rather than by reading every Markdown on each listing.
-            .push_bind(file.markdown.as_ref().map(|m| m.chars().count() as i64))
-            .push(")");
-    }
+            .push_bind(file.markdown.as_ref().map(|m| m.chars().count() as i64));
+    });
     // The VALUES columns are column1.. in the order above.
     b.push(
         ") AS v WHERE NOT EXISTS (SELECT 1 FROM deleted_files d WHERE d.connection_id = v.column1 \

@@ -558,10 +558,7 @@ impl Store {
             if listing.bounded() {
                 return readers.read(|c| listing.read(c));
             }
-            let readers = readers.clone();
-            return tokio::task::spawn_blocking(move || readers.read(|c| listing.read(c)))
-                .await
-                .map_err(|e| Error::Read(e.to_string()))?;
+            return readers.read_apart(move |c| listing.read(c)).await;
         }
         let connections: Vec<Chosen> = listing
             .connections()
